@@ -1,0 +1,352 @@
+//! config.json: loading, validation (errors name the field), and the
+//! default configuration `hull spec` writes.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+
+/// The runtime-spec version hull implements.
+pub const OCI_VERSION: &str = "1.2.0";
+
+/// Read and validate `<bundle>/config.json`.
+pub fn load(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        let msg = if e.kind() == std::io::ErrorKind::NotFound {
+            "no config.json in the bundle (create one with `hull spec`)".to_string()
+        } else {
+            e.to_string()
+        };
+        Error::ConfigParse {
+            path: path.clone(),
+            msg,
+        }
+    })?;
+    let spec = parse(&text).map_err(|msg| Error::ConfigParse {
+        path: path.clone(),
+        msg,
+    })?;
+    validate(&spec)?;
+    Ok(spec)
+}
+
+/// Parse config.json text; the error names the line/column or the field.
+pub fn parse(text: &str) -> std::result::Result<Spec, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+    if !value.is_object() {
+        return Err("malformed config: the top level must be a JSON object".into());
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        format!("{field}: {}", e.inner())
+    })
+}
+
+/// Check what the runtime-spec requires and what hull needs, before anything
+/// is created. Every error names the offending field.
+pub fn validate(spec: &Spec) -> Result<()> {
+    let v = spec.version();
+    if !v.starts_with("1.") {
+        return Err(Error::config(
+            "ociVersion",
+            format!("unsupported version {v:?} (hull supports 1.x)"),
+        ));
+    }
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::config("root", "required"))?;
+    if root.path().as_os_str().is_empty() {
+        return Err(Error::config("root.path", "must not be empty"));
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process", "required"))?;
+    match process.args() {
+        Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+        _ => return Err(Error::config("process.args", "must not be empty")),
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::config(
+            "process.cwd",
+            format!("must be an absolute path, got {:?}", process.cwd()),
+        ));
+    }
+    if let Some(env) = process.env() {
+        for (i, e) in env.iter().enumerate() {
+            if !e.contains('=') {
+                return Err(Error::config(
+                    format!("process.env[{i}]"),
+                    format!("{e:?} is not of the form KEY=value"),
+                ));
+            }
+        }
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::config("linux", "required on Linux"))?;
+
+    let mut seen = HashSet::new();
+    let mut new_ns = HashSet::new();
+    for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(Error::config(
+                format!("linux.namespaces[{i}]"),
+                format!("duplicate namespace type {}", ns.typ()),
+            ));
+        }
+        if ns.path().is_none() {
+            new_ns.insert(ns.typ());
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return Err(Error::config(
+                    format!("linux.namespaces[{i}].path"),
+                    "must be an absolute path",
+                ));
+            }
+        }
+    }
+    let has_userns = seen.contains(&LinuxNamespaceType::User);
+    let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if has_maps && !has_userns {
+        return Err(Error::config(
+            "linux.uidMappings",
+            "id mappings need a user namespace in linux.namespaces",
+        ));
+    }
+    if new_ns.contains(&LinuxNamespaceType::User) && !has_maps {
+        return Err(Error::config(
+            "linux.uidMappings",
+            "a new user namespace needs uidMappings and gidMappings",
+        ));
+    }
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
+        && !seen.contains(&LinuxNamespaceType::Uts)
+    {
+        return Err(Error::config(
+            "hostname",
+            "cannot set the hostname without a UTS namespace in linux.namespaces",
+        ));
+    }
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty())
+        && !seen.contains(&LinuxNamespaceType::Uts)
+    {
+        return Err(Error::config(
+            "domainname",
+            "cannot set the domainname without a UTS namespace in linux.namespaces",
+        ));
+    }
+    for (key, _) in linux.sysctl().iter().flatten() {
+        if key.contains('/') || key.split('.').any(|p| p.is_empty() || p == "..") {
+            return Err(Error::config(
+                format!("linux.sysctl.{key}"),
+                "not a valid sysctl name",
+            ));
+        }
+        if key.starts_with("net.") && !seen.contains(&LinuxNamespaceType::Network) {
+            return Err(Error::config(
+                format!("linux.sysctl.{key}"),
+                "not allowed in the host network namespace (add a network namespace)",
+            ));
+        }
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let d = m.destination();
+        if !d.is_absolute() {
+            return Err(Error::config(
+                format!("mounts[{i}].destination"),
+                format!("must be an absolute path, got {d:?}"),
+            ));
+        }
+    }
+    if let Some(hooks) = spec.hooks() {
+        let all = [
+            ("prestart", hooks.prestart()),
+            ("createRuntime", hooks.create_runtime()),
+            ("createContainer", hooks.create_container()),
+            ("startContainer", hooks.start_container()),
+            ("poststart", hooks.poststart()),
+            ("poststop", hooks.poststop()),
+        ];
+        for (name, list) in all {
+            for (i, h) in list.iter().flatten().enumerate() {
+                if !h.path().is_absolute() {
+                    return Err(Error::config(
+                        format!("hooks.{name}[{i}].path"),
+                        "must be an absolute path",
+                    ));
+                }
+                if h.timeout().is_some_and(|t| t <= 0) {
+                    return Err(Error::config(
+                        format!("hooks.{name}[{i}].timeout"),
+                        "must be greater than zero",
+                    ));
+                }
+            }
+        }
+    }
+    if linux.seccomp().is_some() {
+        return Err(Error::config(
+            "linux.seccomp",
+            "seccomp filters are not supported by this build of hull yet",
+        ));
+    }
+    Ok(())
+}
+
+/// The bundle's rootfs as an absolute path.
+pub fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
+    let p = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_default();
+    if p.is_absolute() {
+        p
+    } else {
+        bundle.join(p)
+    }
+}
+
+/// The default config.json written by `hull spec`, shaped like runc's.
+pub fn default_spec(rootless: bool) -> Value {
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let mut devpts_opts = vec![
+        "nosuid",
+        "noexec",
+        "newinstance",
+        "ptmxmode=0666",
+        "mode=0620",
+    ];
+    if !rootless {
+        devpts_opts.push("gid=5");
+    }
+    let sys_mount = if rootless {
+        json!({"destination": "/sys", "type": "none", "source": "/sys",
+               "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    } else {
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+               "options": ["nosuid", "noexec", "nodev", "ro"]})
+    };
+    let mut linux = json!({
+        "namespaces": [
+            {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+            {"type": "uts"}, {"type": "mount"}
+        ],
+        "maskedPaths": [
+            "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+            "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+            "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+        ],
+        "readonlyPaths": [
+            "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+        ]
+    });
+    if rootless {
+        // SAFETY-free: getuid/getgid cannot fail.
+        let (uid, gid) = (
+            crate::process::user::current_uid(),
+            crate::process::user::current_gid(),
+        );
+        linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+        linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+        linux["namespaces"] = json!([
+            {"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+            {"type": "mount"}, {"type": "user"}
+        ]);
+    } else {
+        linux["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    }
+    json!({
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": true,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "TERM=xterm"
+            ],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "hull",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": devpts_opts},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            sys_mount,
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": linux
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_spec_is_valid() {
+        for rootless in [false, true] {
+            let text = serde_json::to_string(&default_spec(rootless)).unwrap();
+            let spec = parse(&text).unwrap();
+            validate(&spec).unwrap();
+        }
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let err = parse("{not json").unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let mut v = default_spec(false);
+        v["process"]["user"]["uid"] = json!("root");
+        let err = parse(&v.to_string()).unwrap_err();
+        assert!(err.starts_with("process.user.uid"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut v = default_spec(false);
+        v["process"]["args"] = json!([]);
+        let spec = parse(&v.to_string()).unwrap();
+        let err = validate(&spec).unwrap_err().to_string();
+        assert!(err.contains("process.args"), "{err}");
+
+        let mut v = default_spec(false);
+        v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}]);
+        let spec = parse(&v.to_string()).unwrap();
+        let err = validate(&spec).unwrap_err().to_string();
+        assert!(err.contains("hostname"), "{err}");
+
+        let mut v = default_spec(false);
+        v["mounts"][0]["destination"] = json!("proc");
+        let spec = parse(&v.to_string()).unwrap();
+        let err = validate(&spec).unwrap_err().to_string();
+        assert!(err.contains("mounts[0].destination"), "{err}");
+    }
+}

@@ -1,0 +1,549 @@
+//! `create`: validate, reserve the id, build the plan, fork the two stages,
+//! drive them through the handshake, record the state. Any failure undoes
+//! everything (processes, cgroup, state directory).
+
+use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use super::Container;
+use crate::cgroups::{self, Cgroup};
+use crate::config;
+use crate::error::{Error, Result};
+use crate::hooks::{self, ChildHook};
+use crate::init::channel::{self, Kind, Msg, HEADER};
+use crate::init::fail::Step;
+use crate::init::{self, InitPlan};
+use crate::namespaces::{self, cstring, NsPlan};
+use crate::process::ProcessPlan;
+use crate::rootfs::{MountKind, RootfsInputs, RootfsPlan};
+use crate::state::{self, ContainerState, LaterHooks, StateStore, Status};
+use crate::sys;
+
+/// How to create a container (the `create` and `run` flags).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// Extra fds (3..3+N) passed into the container.
+    pub preserve_fds: u32,
+    /// Keep the pty master for the caller (foreground `run` without a socket).
+    pub keep_pty: bool,
+}
+
+/// A freshly created container, and its pty master if the caller keeps it.
+#[derive(Debug)]
+pub struct Created {
+    pub container: Container,
+    pub pty: Option<OwnedFd>,
+}
+
+/// Undo a half-made container. Disarmed once create succeeds.
+struct Cleanup {
+    dir: PathBuf,
+    cgroup: Option<Cgroup>,
+    stage1: Option<libc::pid_t>,
+    init: Option<libc::pid_t>,
+    fds: Vec<RawFd>,
+    armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for &fd in &self.fds {
+            sys::close(fd);
+        }
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.init {
+            let _ = sys::kill(pid, libc::SIGKILL);
+        }
+        if let Some(pid) = self.stage1 {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let _ = sys::waitpid(pid, 0);
+        }
+        if let Some(pid) = self.init {
+            super::wait_gone(pid, 2000);
+        }
+        if let Some(cg) = &self.cgroup {
+            cg.signal_all(libc::SIGKILL);
+            let _ = cg.remove();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn check_single_threaded() -> Result<()> {
+    let n = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1);
+    if n > 1 {
+        return Err(Error::Usage(format!(
+            "create must run in a single-threaded process (this one has {n} threads)"
+        )));
+    }
+    Ok(())
+}
+
+pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
+    state::validate_id(&opts.id)?;
+    let id = opts.id.as_str();
+    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::io(&opts.bundle, e))?;
+    let spec = config::load(&bundle)?;
+    let rootfs = config::rootfs_path(&bundle, &spec);
+    let rootfs = match std::fs::canonicalize(&rootfs) {
+        Ok(p) if p.is_dir() => p,
+        Ok(p) => {
+            return Err(Error::config(
+                "root.path",
+                format!("{} is not a directory", p.display()),
+            ))
+        }
+        Err(e) => {
+            return Err(Error::config(
+                "root.path",
+                format!("rootfs {}: {e}", rootfs.display()),
+            ))
+        }
+    };
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process", "required"))?;
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && opts.console_socket.is_none() && !opts.keep_pty {
+        return Err(Error::Usage(
+            "process.terminal is true but no --console-socket was given to receive the pty".into(),
+        ));
+    }
+    if !terminal && opts.console_socket.is_some() {
+        return Err(Error::Usage(
+            "--console-socket was given but process.terminal is false".into(),
+        ));
+    }
+    // LISTEN_FDS (systemd socket activation) are passed on like runc does.
+    let listen_fds: u32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut extra_env = Vec::new();
+    if listen_fds > 0 {
+        extra_env.push(format!("LISTEN_FDS={listen_fds}"));
+        extra_env.push("LISTEN_PID=1".to_string());
+    }
+    let preserve = listen_fds + opts.preserve_fds;
+    for fd in 3..3 + preserve {
+        if !sys::fd_is_open(fd as RawFd) {
+            return Err(Error::Usage(format!(
+                "--preserve-fds {}: fd {fd} is not open",
+                opts.preserve_fds
+            )));
+        }
+    }
+    check_single_threaded()?;
+
+    // From here on, everything made is undone on failure.
+    let (dir, lock) = store.create(id)?;
+    let mut cleanup = Cleanup {
+        dir: dir.clone(),
+        cgroup: None,
+        stage1: None,
+        init: None,
+        fds: Vec::new(),
+        armed: true,
+    };
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::config("linux", "required"))?;
+    let cg_path = cgroups::resolve_path(linux.cgroups_path().as_deref(), id)?;
+    let cgroup = Cgroup::create(&cg_path)?;
+    cleanup.cgroup = Some(cgroup.clone());
+
+    let mut plan = build_plan(&spec, &bundle, &rootfs, &cgroup, opts, &extra_env, preserve)?;
+    cleanup.fds.extend(plan.ns.joins.iter().map(|j| j.fd));
+    if let namespaces::UserNs::Join(fd) = plan.ns.user {
+        cleanup.fds.push(fd);
+    }
+
+    // The exec fifo: the init blocks opening it for writing until `start`.
+    let fifo_path = dir.join(state::EXEC_FIFO);
+    let fifo_c = cstring(&fifo_path.to_string_lossy())?;
+    sys::mkfifo(&fifo_c, 0o622)
+        .map_err(|e| Error::sys(format!("creating {}", fifo_path.display()), e))?;
+    // Not subject to the umask: a non-root container user must open it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
+            .map_err(|e| Error::io(&fifo_path, e))?;
+    }
+    let fifo_fd = sys::open(&fifo_c, libc::O_PATH, 0)
+        .map_err(|e| Error::sys(format!("opening {}", fifo_path.display()), e))?;
+    cleanup.fds.push(fifo_fd);
+    let mut buf = [0u8; 64];
+    plan.fifo = CString::from(sys::proc_fd_path(&mut buf, fifo_fd));
+    plan.parent_fds.push(lock.fd());
+
+    let (parent_sock, child_sock) =
+        sys::seqpacket_pair().map_err(|e| Error::sys("creating the init socketpair", e))?;
+    cleanup.fds.push(parent_sock);
+    let pid = sys::fork().map_err(|e| Error::sys("forking the container process", e))?;
+    if pid == 0 {
+        sys::close(parent_sock);
+        init::stage1(&mut plan, child_sock);
+    }
+    sys::close(child_sock);
+    cleanup.stage1 = Some(pid);
+    cgroup.add(pid)?;
+    send(parent_sock, Msg::new(Kind::Placed))?;
+
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    let mut st = ContainerState {
+        id: id.to_string(),
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: crate::timefmt::now(true),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        cgroup: cgroup.clone(),
+        hooks: LaterHooks {
+            poststart: hooks.poststart().clone().unwrap_or_default(),
+            poststop: hooks.poststop().clone().unwrap_or_default(),
+        },
+        own_pid_ns: plan.ns.unshare_flags & libc::CLONE_NEWPID != 0,
+        started: false,
+    };
+    let mut pty = None;
+    let mut rbuf = vec![0u8; HEADER + 16];
+    loop {
+        let (msg, _, fd) = match channel::recv(parent_sock, &mut rbuf) {
+            Ok(m) => m,
+            Err(e) => {
+                return Err(Error::Init {
+                    id: id.to_string(),
+                    msg: format!("the container process exited during setup ({e})"),
+                })
+            }
+        };
+        match msg.kind {
+            Kind::UsernsReady => {
+                namespaces::write_id_maps(pid, &plan.ns)?;
+                send(parent_sock, Msg::new(Kind::MapsDone))?;
+            }
+            Kind::InitPid => {
+                let init_pid = msg.a;
+                cleanup.init = Some(init_pid);
+                let _ = sys::waitpid(pid, 0);
+                cleanup.stage1 = None;
+                st.pid = init_pid;
+                st.pid_start = state::proc_stat(init_pid).map(|s| s.1).unwrap_or(0);
+                store.save(&st)?;
+                let mut go = Msg::new(Kind::Go).encode().to_vec();
+                if !plan.start_hooks.is_empty() {
+                    let json = state_json(&st, Status::Created);
+                    if json.len() + HEADER > plan.state_buf.len() {
+                        return Err(Error::config("annotations", "too large for hooks' state"));
+                    }
+                    go.extend_from_slice(&json);
+                }
+                sys::send_with_fd(parent_sock, &go, None)
+                    .map_err(|e| Error::sys("talking to the container process", e))?;
+            }
+            Kind::MountsReady => {
+                let json = state_json(&st, Status::Creating);
+                let run = |kind, list: &Option<Vec<oci_spec::runtime::Hook>>, ns| {
+                    hooks::run_all(id, kind, list.as_deref().unwrap_or(&[]), &json, ns)
+                };
+                run(hooks::PRESTART, hooks.prestart(), None)?;
+                run(hooks::CREATE_RUNTIME, hooks.create_runtime(), None)?;
+                let ns = plan.ns.has_mount_ns.then_some(st.pid);
+                run(hooks::CREATE_CONTAINER, hooks.create_container(), ns)?;
+                send(parent_sock, Msg::new(Kind::Continue))?;
+            }
+            Kind::PtyMaster => {
+                let Some(fd) = fd else {
+                    return Err(Error::Init {
+                        id: id.to_string(),
+                        msg: "the pty master did not arrive".into(),
+                    });
+                };
+                // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
+                let master = unsafe { OwnedFd::from_raw_fd(fd) };
+                if let Some(sock) = &opts.console_socket {
+                    crate::terminal::send_to_socket(sock, fd)?;
+                } else {
+                    pty = Some(master);
+                }
+            }
+            Kind::Ready => break,
+            Kind::Fail => {
+                return Err(Error::Init {
+                    id: id.to_string(),
+                    msg: describe_failure(&spec, &plan, msg),
+                })
+            }
+            _ => {
+                return Err(Error::Init {
+                    id: id.to_string(),
+                    msg: format!(
+                        "unexpected message {:?} from the container process",
+                        msg.kind
+                    ),
+                })
+            }
+        }
+    }
+    if let Some(p) = &opts.pid_file {
+        state::write_atomic(&absolute(p), st.pid.to_string().as_bytes())?;
+    }
+    cleanup.armed = false;
+    drop(lock);
+    Ok(Created {
+        container: Container {
+            store: store.clone(),
+            state: st,
+        },
+        pty,
+    })
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+fn send(sock: RawFd, msg: Msg) -> Result<()> {
+    channel::send(sock, msg).map_err(|e| Error::sys("talking to the container process", e))
+}
+
+pub(crate) fn state_json(st: &ContainerState, status: Status) -> Vec<u8> {
+    serde_json::to_vec(&st.oci(status)).unwrap_or_default()
+}
+
+fn build_plan(
+    spec: &Spec,
+    bundle: &Path,
+    rootfs: &Path,
+    cgroup: &Cgroup,
+    opts: &CreateOptions,
+    extra_env: &[String],
+    preserve: u32,
+) -> Result<InitPlan> {
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::config("linux", "required"))?;
+    let ns = NsPlan::build(spec)?;
+    let rootfs_plan = RootfsPlan::build(
+        spec,
+        &ns,
+        &RootfsInputs {
+            bundle,
+            rootfs,
+            cgroup,
+            no_pivot: opts.no_pivot,
+        },
+    )?;
+    let mut warn = |m: String| crate::logging::warn(&m);
+    let process = ProcessPlan::build(spec, rootfs, &ns, extra_env, preserve, &mut warn)?;
+    let mut sysctls = Vec::new();
+    let mut keys: Vec<_> = linux.sysctl().iter().flatten().collect();
+    keys.sort();
+    for (k, v) in keys {
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        sysctls.push((cstring(&path)?, cstring(v)?));
+    }
+    let start_hooks = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+        .map(|l| l.iter().map(ChildHook::prepare).collect::<Result<Vec<_>>>())
+        .transpose()?
+        .unwrap_or_default();
+    let state_buf = vec![0u8; HEADER + if start_hooks.is_empty() { 0 } else { 1 << 16 }];
+    let opt_c = |s: &Option<String>| -> Result<Option<CString>> {
+        s.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(cstring)
+            .transpose()
+    };
+    Ok(InitPlan {
+        hostname: opt_c(spec.hostname())?,
+        domainname: opt_c(spec.domainname())?,
+        ns,
+        rootfs: rootfs_plan,
+        process,
+        sysctls,
+        fifo: CString::default(),
+        keyring: if opts.no_new_keyring {
+            None
+        } else {
+            Some(cstring(&format!("_ses.{}", opts.id))?)
+        },
+        start_hooks,
+        state_buf,
+        parent_fds: Vec::new(),
+    })
+}
+
+/// Turn a child's (step, errno, index) into a sentence naming what failed.
+fn describe_failure(spec: &Spec, plan: &InitPlan, msg: Msg) -> String {
+    let errno = sys::Errno(msg.b);
+    let idx = msg.c as usize;
+    let Some(step) = Step::from_u32(msg.a as u32) else {
+        return format!("container setup failed: {errno}");
+    };
+    let mount = |i: usize| -> String {
+        match plan.rootfs.mounts.get(i) {
+            Some(m) => {
+                let what = match &m.kind {
+                    MountKind::Bind { source, .. } => {
+                        format!("bind mount of {}", source.to_string_lossy())
+                    }
+                    MountKind::Fs { fstype, .. } => format!("{} mount", fstype.to_string_lossy()),
+                    MountKind::Remount { .. } => "remount".to_string(),
+                };
+                format!(
+                    "mounts[{}]: {what} on {}",
+                    m.index,
+                    m.dest.to_string_lossy()
+                )
+            }
+            None => format!("mount #{i}"),
+        }
+    };
+    let list = |v: &[CString], i: usize| {
+        v.get(i)
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let what = match step {
+        Step::Protocol => "talking to the runtime".to_string(),
+        Step::JoinUserns => "joining the user namespace (linux.namespaces)".into(),
+        Step::UnshareUserns => "creating a user namespace".into(),
+        Step::BecomeNsRoot => {
+            "becoming root in the user namespace (check linux.uidMappings/gidMappings)".into()
+        }
+        Step::JoinNamespace => namespaces::describe_join(spec, idx),
+        Step::Unshare => "creating namespaces (linux.namespaces)".into(),
+        Step::ForkInit => "forking the container init".into(),
+        Step::RootPropagation => "setting the propagation of / (linux.rootfsPropagation)".into(),
+        Step::ParentPrivate => format!(
+            "making the rootfs's parent mount {} private",
+            plan.rootfs.parent_mount.to_string_lossy()
+        ),
+        Step::BindRootfs => format!(
+            "bind-mounting the rootfs {}",
+            plan.rootfs.rootfs.to_string_lossy()
+        ),
+        Step::OpenRootfs => format!(
+            "opening the rootfs {}",
+            plan.rootfs.rootfs.to_string_lossy()
+        ),
+        Step::Mountpoint => format!("{}: creating the mount point inside the rootfs", mount(idx)),
+        Step::Mount => mount(idx),
+        Step::Remount => format!("{}: remounting with its options", mount(idx)),
+        Step::MountPropagation => format!("{}: setting propagation", mount(idx)),
+        Step::Device => format!(
+            "creating device {}",
+            plan.rootfs
+                .devices
+                .get(idx)
+                .map(|d| d.path.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        Step::DevSymlink => format!(
+            "creating symlink {}",
+            plan.rootfs
+                .dev_links
+                .get(idx)
+                .map(|d| d.1.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        Step::CwdCreate => format!(
+            "process.cwd: creating {}",
+            plan.process.cwd.to_string_lossy()
+        ),
+        Step::PivotRoot => "pivot_root into the rootfs".into(),
+        Step::MoveRoot => "moving the rootfs to / (--no-pivot)".into(),
+        Step::Pty => "creating the pty (process.terminal)".into(),
+        Step::Console => "setting up /dev/console".into(),
+        Step::MaskPath => format!(
+            "linux.maskedPaths: masking {}",
+            list(&plan.rootfs.masked, idx)
+        ),
+        Step::ReadonlyPath => format!(
+            "linux.readonlyPaths: making {} read-only",
+            list(&plan.rootfs.readonly_paths, idx)
+        ),
+        Step::ReadonlyRoot => "root.readonly: remounting the rootfs read-only".into(),
+        Step::RootfsPropagation => "linux.rootfsPropagation".into(),
+        Step::Hostname => "hostname: setting it".into(),
+        Step::Domainname => "domainname: setting it".into(),
+        Step::Sysctl => format!(
+            "linux.sysctl: writing {}",
+            plan.sysctls
+                .get(idx)
+                .map(|s| s.0.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        Step::OomScoreAdj => "process.oomScoreAdj: writing /proc/self/oom_score_adj".into(),
+        Step::Rlimit => format!("process.rlimits[{idx}]: setting it"),
+        Step::Keyring => "joining a new session keyring".into(),
+        Step::Bounding => format!("process.capabilities.bounding: dropping capability {idx}"),
+        Step::KeepCaps => "keeping capabilities across the user switch".into(),
+        Step::Setgroups => "process.user.additionalGids: setgroups".into(),
+        Step::Setgid => format!(
+            "process.user.gid: switching to gid {}",
+            plan.process.user.gid
+        ),
+        Step::Setuid => format!(
+            "process.user.uid: switching to uid {}",
+            plan.process.user.uid
+        ),
+        Step::Capset => "process.capabilities: applying the sets".into(),
+        Step::Ambient => "process.capabilities.ambient".into(),
+        Step::NoNewPrivs => "process.noNewPrivileges".into(),
+        Step::Chdir => format!(
+            "process.cwd: chdir to {}",
+            plan.process.cwd.to_string_lossy()
+        ),
+        Step::FindExecutable => {
+            let arg0 = plan
+                .process
+                .exec
+                .argv
+                .first()
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return if arg0.contains('/') {
+                format!(
+                    "exec: {arg0:?}: no such executable file in the container (process.args[0])"
+                )
+            } else {
+                format!("exec: {arg0:?}: executable file not found in $PATH (process.args[0])")
+            };
+        }
+        Step::PreserveFds => format!("--preserve-fds: fd {idx}"),
+        Step::Setsid => "setsid".into(),
+    };
+    format!("{what}: {errno}")
+}

@@ -1,0 +1,83 @@
+//! `start`: release the init blocked on the exec fifo, then poststart hooks.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::Container;
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::namespaces::cstring;
+use crate::state::{self, Status};
+use crate::sys;
+
+impl Container {
+    pub fn start(&mut self) -> Result<()> {
+        let id = self.state.id.clone();
+        let _lock = self.store.lock(&id)?;
+        match self.status() {
+            Status::Created => {}
+            Status::Stopped => {
+                return Err(Error::bad_state(
+                    &id,
+                    "cannot start a container that has stopped",
+                ))
+            }
+            Status::Creating => {
+                return Err(Error::bad_state(
+                    &id,
+                    "cannot start a container that is still being created",
+                ))
+            }
+            Status::Running | Status::Paused => {
+                return Err(Error::bad_state(
+                    &id,
+                    "cannot start an already running container",
+                ))
+            }
+        }
+        let fifo_path = self.store.dir(&id).join(state::EXEC_FIFO);
+        let c = cstring(&fifo_path.to_string_lossy())?;
+        let fd = sys::open(&c, libc::O_RDONLY | libc::O_NONBLOCK, 0)
+            .map_err(|e| Error::sys(format!("opening {}", fifo_path.display()), e))?;
+        // SAFETY: fd was just opened and is owned here.
+        let fifo = unsafe { OwnedFd::from_raw_fd(fd) };
+        // The init writes one byte when released, and its end of the fifo
+        // closes when it execs the container process (or dies).
+        let mut released = false;
+        loop {
+            let ready = sys::poll_one(fifo.as_raw_fd(), libc::POLLIN, 100)
+                .map_err(|e| Error::sys("waiting on the exec fifo", e))?;
+            if ready {
+                let mut b = [0u8; 1];
+                match sys::read(fifo.as_raw_fd(), &mut b) {
+                    Ok(1) => released = true,
+                    Ok(_) if released => break,
+                    Ok(_) | Err(sys::Errno(libc::EAGAIN)) => {}
+                    Err(e) => return Err(Error::sys("reading the exec fifo", e)),
+                }
+            }
+            if !self.state.init_alive() {
+                let _ = std::fs::remove_file(&fifo_path);
+                let msg = if released {
+                    "the container process exited before exec (a startContainer hook failed?)"
+                } else {
+                    "the container process died before it could start"
+                };
+                return Err(Error::bad_state(&id, msg));
+            }
+        }
+        let _ = std::fs::remove_file(&fifo_path);
+        self.state.started = true;
+        self.store.save(&self.state)?;
+        let json = super::create::state_json(&self.state, Status::Running);
+        if let Err(e) = hooks::run_all(
+            &id,
+            hooks::POSTSTART,
+            &self.state.hooks.poststart,
+            &json,
+            None,
+        ) {
+            crate::logging::warn(&e.to_string());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! Typed messages between `hull create` (the parent) and the two forked
+//! stages, over a SOCK_SEQPACKET socketpair (message boundaries are kept, so
+//! a message is never split or merged). Encoding is fixed-size and
+//! allocation-free, so the children can use it before exec.
+
+use std::os::fd::RawFd;
+
+use crate::sys::{self, Errno, SysResult};
+
+/// What a message means. Children send the `*Ready`, `InitPid`, `PtyMaster`
+/// and `Fail` kinds; the parent sends `Placed`, `MapsDone`, `Go`, `Continue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Kind {
+    /// parent → stage 1: it is in the container's cgroup.
+    Placed = 1,
+    /// stage 1 → parent: a new user namespace exists; write the id maps.
+    UsernsReady = 2,
+    /// parent → stage 1: uid_map/gid_map are written.
+    MapsDone = 3,
+    /// stage 1 → parent: the container init's host pid (in `a`).
+    InitPid = 4,
+    /// child → parent: a step failed (`a` = step, `b` = errno, `c` = index).
+    Fail = 5,
+    /// parent → init: proceed; the payload is the state JSON for hooks.
+    Go = 6,
+    /// init → parent: mounts are done, pivot_root not yet: run the
+    /// prestart/createRuntime/createContainer hooks.
+    MountsReady = 7,
+    /// parent → init: hooks are done, carry on.
+    Continue = 8,
+    /// init → parent: the pty master rides along with SCM_RIGHTS.
+    PtyMaster = 9,
+    /// init → parent: set up, about to wait for `start` on the exec fifo.
+    Ready = 10,
+}
+
+impl Kind {
+    fn from_u32(v: u32) -> Option<Kind> {
+        use Kind::*;
+        Some(match v {
+            1 => Placed,
+            2 => UsernsReady,
+            3 => MapsDone,
+            4 => InitPid,
+            5 => Fail,
+            6 => Go,
+            7 => MountsReady,
+            8 => Continue,
+            9 => PtyMaster,
+            10 => Ready,
+            _ => return None,
+        })
+    }
+}
+
+pub const HEADER: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Msg {
+    pub kind: Kind,
+    pub a: i32,
+    pub b: i32,
+    pub c: u32,
+}
+
+impl Msg {
+    pub fn new(kind: Kind) -> Msg {
+        Msg {
+            kind,
+            a: 0,
+            b: 0,
+            c: 0,
+        }
+    }
+
+    pub fn encode(&self) -> [u8; HEADER] {
+        let mut out = [0u8; HEADER];
+        out[0..4].copy_from_slice(&(self.kind as u32).to_le_bytes());
+        out[4..8].copy_from_slice(&self.a.to_le_bytes());
+        out[8..12].copy_from_slice(&self.b.to_le_bytes());
+        out[12..16].copy_from_slice(&self.c.to_le_bytes());
+        out
+    }
+
+    pub fn decode(buf: &[u8]) -> Option<Msg> {
+        if buf.len() < HEADER {
+            return None;
+        }
+        let word = |i: usize| [buf[i], buf[i + 1], buf[i + 2], buf[i + 3]];
+        Some(Msg {
+            kind: Kind::from_u32(u32::from_le_bytes(word(0)))?,
+            a: i32::from_le_bytes(word(4)),
+            b: i32::from_le_bytes(word(8)),
+            c: u32::from_le_bytes(word(12)),
+        })
+    }
+}
+
+/// Send a bare message.
+pub fn send(sock: RawFd, msg: Msg) -> SysResult<()> {
+    sys::send_with_fd(sock, &msg.encode(), None)
+}
+
+/// Send a message with an fd attached.
+pub fn send_fd(sock: RawFd, msg: Msg, fd: RawFd) -> SysResult<()> {
+    sys::send_with_fd(sock, &msg.encode(), Some(fd))
+}
+
+/// Receive one message into `buf` (which must hold at least HEADER bytes);
+/// returns the header, the payload length and any fd that came with it.
+/// EOF (the peer is gone) is reported as EPIPE.
+pub fn recv(sock: RawFd, buf: &mut [u8]) -> SysResult<(Msg, usize, Option<RawFd>)> {
+    let (n, fd) = sys::recv_with_fd(sock, buf)?;
+    if n == 0 {
+        return Err(Errno(libc::EPIPE));
+    }
+    let msg = Msg::decode(&buf[..n]).ok_or(Errno(libc::EPROTO))?;
+    Ok((msg, n - HEADER, fd))
+}
+
+/// Receive one message and insist on its kind.
+pub fn expect(sock: RawFd, kind: Kind) -> SysResult<Msg> {
+    let mut buf = [0u8; HEADER];
+    let (msg, _, fd) = recv(sock, &mut buf)?;
+    if let Some(fd) = fd {
+        sys::close(fd);
+    }
+    if msg.kind != kind {
+        return Err(Errno(libc::EPROTO));
+    }
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_over_a_socketpair() {
+        let (a, b) = sys::seqpacket_pair().unwrap();
+        let msg = Msg {
+            kind: Kind::Fail,
+            a: 7,
+            b: libc::ENOENT,
+            c: 3,
+        };
+        send(a, msg).unwrap();
+        let mut buf = [0u8; 64];
+        let (got, payload, fd) = recv(b, &mut buf).unwrap();
+        assert_eq!(got, msg);
+        assert_eq!(payload, 0);
+        assert!(fd.is_none());
+        sys::close(a);
+        assert_eq!(recv(b, &mut buf).unwrap_err(), Errno(libc::EPIPE));
+        sys::close(b);
+    }
+}

@@ -1,0 +1,152 @@
+//! Child-side failures: which step failed, on which item, with which errno.
+//! The child sends these three numbers; the parent turns them into a
+//! sentence using the config it still has (so the child never formats).
+
+use crate::sys::Errno;
+
+/// One step of building the container. The index (`Fail::idx`) says which
+/// item of a list (mount, device, path, rlimit...) the step was working on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Step {
+    Protocol = 1,
+    JoinUserns,
+    UnshareUserns,
+    BecomeNsRoot,
+    JoinNamespace,
+    Unshare,
+    ForkInit,
+    RootPropagation,
+    ParentPrivate,
+    BindRootfs,
+    OpenRootfs,
+    Mountpoint,
+    Mount,
+    Remount,
+    MountPropagation,
+    Device,
+    DevSymlink,
+    CwdCreate,
+    PivotRoot,
+    MoveRoot,
+    Pty,
+    Console,
+    MaskPath,
+    ReadonlyPath,
+    ReadonlyRoot,
+    RootfsPropagation,
+    Hostname,
+    Domainname,
+    Sysctl,
+    OomScoreAdj,
+    Rlimit,
+    Keyring,
+    Bounding,
+    KeepCaps,
+    Setgroups,
+    Setgid,
+    Setuid,
+    Capset,
+    Ambient,
+    NoNewPrivs,
+    Chdir,
+    FindExecutable,
+    PreserveFds,
+    Setsid,
+}
+
+impl Step {
+    pub fn from_u32(v: u32) -> Option<Step> {
+        use Step::*;
+        const ALL: [Step; 44] = [
+            Protocol,
+            JoinUserns,
+            UnshareUserns,
+            BecomeNsRoot,
+            JoinNamespace,
+            Unshare,
+            ForkInit,
+            RootPropagation,
+            ParentPrivate,
+            BindRootfs,
+            OpenRootfs,
+            Mountpoint,
+            Mount,
+            Remount,
+            MountPropagation,
+            Device,
+            DevSymlink,
+            CwdCreate,
+            PivotRoot,
+            MoveRoot,
+            Pty,
+            Console,
+            MaskPath,
+            ReadonlyPath,
+            ReadonlyRoot,
+            RootfsPropagation,
+            Hostname,
+            Domainname,
+            Sysctl,
+            OomScoreAdj,
+            Rlimit,
+            Keyring,
+            Bounding,
+            KeepCaps,
+            Setgroups,
+            Setgid,
+            Setuid,
+            Capset,
+            Ambient,
+            NoNewPrivs,
+            Chdir,
+            FindExecutable,
+            PreserveFds,
+            Setsid,
+        ];
+        ALL.iter().copied().find(|s| *s as u32 == v)
+    }
+}
+
+/// A failed step in a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fail {
+    pub step: Step,
+    pub idx: u32,
+    pub errno: Errno,
+}
+
+pub type ChildResult<T> = Result<T, Fail>;
+
+/// Tag a syscall result with the step (and item index) it belongs to.
+pub trait StepContext<T> {
+    fn step(self, step: Step) -> ChildResult<T>;
+    fn step_at(self, step: Step, idx: usize) -> ChildResult<T>;
+}
+
+impl<T> StepContext<T> for Result<T, Errno> {
+    fn step(self, step: Step) -> ChildResult<T> {
+        self.step_at(step, 0)
+    }
+    fn step_at(self, step: Step, idx: usize) -> ChildResult<T> {
+        self.map_err(|errno| Fail {
+            step,
+            idx: idx as u32,
+            errno,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_round_trips() {
+        for v in 1..=44 {
+            let s = Step::from_u32(v).unwrap();
+            assert_eq!(s as u32, v);
+        }
+        assert!(Step::from_u32(45).is_none());
+    }
+}

@@ -1,0 +1,250 @@
+//! The child side of `create`: the two forked stages.
+//!
+//! ```text
+//! hull create (parent) ──fork──► stage 1 ──fork──► init (PID 1 of the container)
+//!   cgroup placement ──Placed──►  user ns first (parent writes id maps)
+//!                                 setns(path) / unshare(new)
+//!                    ◄─InitPid──  exits
+//!               ──Go(state)───────────────────────► rootfs: mounts, devices
+//!   prestart, createRuntime, ◄────MountsReady─────  (waits)
+//!   createContainer hooks ────────Continue────────► pivot_root, console, masked/ro paths,
+//!                            ◄────PtyMaster───────  hostname, sysctl, rlimits, user, caps,
+//!   state.json, pid file     ◄────Ready───────────  no_new_privs, fds sealed
+//!   (create returns)                                 blocks on exec.fifo ... `start` reads it
+//!                                                    startContainer hooks, execve(process.args)
+//! ```
+//!
+//! Both stages only run allocation-free, async-signal-safe code: everything
+//! they need was prepared by the parent in an [`InitPlan`] before the fork.
+//! A failure is sent to the parent as (step, errno, index); the parent turns
+//! it into a sentence.
+
+pub mod channel;
+pub mod fail;
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+
+use channel::{Kind, Msg};
+use fail::{ChildResult, Fail, Step, StepContext};
+
+use crate::hooks::ChildHook;
+use crate::namespaces::{self, NsPlan};
+use crate::process::ProcessPlan;
+use crate::rootfs::{self, RootfsPlan};
+use crate::sys::{self, Errno};
+
+/// Everything the two stages need, prepared before the fork.
+#[derive(Debug)]
+pub struct InitPlan {
+    pub ns: NsPlan,
+    pub rootfs: RootfsPlan,
+    pub process: ProcessPlan,
+    pub hostname: Option<CString>,
+    pub domainname: Option<CString>,
+    /// (/proc/sys/... path, value)
+    pub sysctls: Vec<(CString, CString)>,
+    /// `/proc/self/fd/N` of the O_PATH fd of the exec fifo.
+    pub fifo: CString,
+    /// Session keyring name, unless --no-new-keyring.
+    pub keyring: Option<CString>,
+    pub start_hooks: Vec<ChildHook>,
+    /// Receives the state JSON for the startContainer hooks.
+    pub state_buf: Vec<u8>,
+    /// The parent's fds that the children must not keep (the state lock).
+    pub parent_fds: Vec<RawFd>,
+}
+
+/// Stage 1: enter the namespaces, fork the init, report its pid, exit.
+pub fn stage1(plan: &mut InitPlan, sock: RawFd) -> ! {
+    let code = match stage1_steps(plan, sock) {
+        Ok(()) => 0,
+        Err(f) => {
+            report(sock, f);
+            1
+        }
+    };
+    sys::exit_now(code)
+}
+
+fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
+    for &fd in &plan.parent_fds {
+        sys::close(fd);
+    }
+    // Die with the runtime if it dies before the container is handed over.
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    // Not dumpable: nothing in the container may ptrace or open
+    // /proc/<pid>/exe of the half-made init (it is still the hull binary).
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
+    channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
+    if namespaces::enter_user(&plan.ns)? {
+        // The parent writes the maps; /proc/<pid>/*_map needs us dumpable.
+        sys::prctl(libc::PR_SET_DUMPABLE, 1).step(Step::Protocol)?;
+        channel::send(sock, Msg::new(Kind::UsernsReady)).step(Step::Protocol)?;
+        channel::expect(sock, Kind::MapsDone).step(Step::Protocol)?;
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
+        namespaces::become_ns_root()?;
+    }
+    namespaces::enter_rest(&plan.ns)?;
+    let pid = sys::fork().step(Step::ForkInit)?;
+    if pid == 0 {
+        container_init(plan, sock);
+    }
+    let mut msg = Msg::new(Kind::InitPid);
+    msg.a = pid;
+    channel::send(sock, msg).step(Step::Protocol)
+}
+
+/// Send a failure to the parent (best effort: it may be gone).
+fn report(sock: RawFd, f: Fail) {
+    let msg = Msg {
+        kind: Kind::Fail,
+        a: f.step as i32,
+        b: f.errno.0,
+        c: f.idx,
+    };
+    let _ = channel::send(sock, msg);
+}
+
+/// The container's PID 1 until it execs the user's program.
+fn container_init(plan: &mut InitPlan, sock: RawFd) -> ! {
+    match init_steps(plan, sock) {
+        Ok(which) => {
+            let e = plan.process.exec.exec(which);
+            // Too late to tell the parent (start has returned): say it on stderr.
+            let _ = sys::write_all(2, b"hull: exec of the container process failed: errno ");
+            let mut buf = [0u8; 64];
+            let _ = sys::write_all(2, sys::fmt_path_num(&mut buf, b"", e.0 as u64).to_bytes());
+            let _ = sys::write_all(2, b"\n");
+            sys::exit_now(127)
+        }
+        Err(f) => {
+            report(sock, f);
+            sys::exit_now(1)
+        }
+    }
+}
+
+fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
+    // Go: the parent knows our pid; it carries the state for the hooks.
+    let (msg, len, _) = channel::recv(sock, &mut plan.state_buf).step(Step::Protocol)?;
+    if msg.kind != Kind::Go {
+        return Err(Errno(libc::EPROTO)).step(Step::Protocol);
+    }
+    let state_len = len;
+    sys::reset_signals();
+    sys::setsid().step(Step::Setsid)?;
+    if let Some(name) = &plan.keyring {
+        // Not fatal where keyrings are unavailable (ENOSYS, EPERM, EDQUOT).
+        let _ = sys::join_session_keyring(name);
+    }
+
+    // Root filesystem, up to pivot_root.
+    let r = &plan.rootfs;
+    if plan.ns.has_mount_ns {
+        rootfs::mount::prepare_root(r)?;
+        let root =
+            sys::open(&r.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0).step(Step::OpenRootfs)?;
+        rootfs::mount::mount_all(r, root)?;
+        rootfs::devices::create_all(r, root)?;
+        rootfs::resolve::mkdir_all(root, plan.process.cwd.to_bytes()).step(Step::CwdCreate)?;
+        sys::close(root);
+    }
+    channel::send(sock, Msg::new(Kind::MountsReady)).step(Step::Protocol)?;
+    channel::expect(sock, Kind::Continue).step(Step::Protocol)?;
+    if plan.ns.has_mount_ns {
+        rootfs::pivot::enter_root(r)?;
+    } else {
+        sys::chroot(&r.rootfs).step(Step::MoveRoot)?;
+        sys::chdir(c"/").step(Step::MoveRoot)?;
+    }
+    if plan.process.terminal {
+        setup_console(sock, plan.ns.has_mount_ns)?;
+    }
+    if plan.ns.has_mount_ns {
+        rootfs::paths::mask(r)?;
+        rootfs::paths::readonly(r)?;
+        rootfs::paths::finish_root(r)?;
+    }
+
+    // The rest of the container's environment.
+    if let Some(h) = &plan.hostname {
+        sys::sethostname(h.to_bytes()).step(Step::Hostname)?;
+    }
+    if let Some(d) = &plan.domainname {
+        sys::setdomainname(d.to_bytes()).step(Step::Domainname)?;
+    }
+    for (i, (path, value)) in plan.sysctls.iter().enumerate() {
+        sys::write_file(path, value.to_bytes()).step_at(Step::Sysctl, i)?;
+    }
+    plan.process.apply_limits()?;
+    let which = plan.process.apply_identity()?;
+    plan.process.seal_fds()?;
+
+    // Wait for `start`.
+    channel::send(sock, Msg::new(Kind::Ready)).step(Step::Protocol)?;
+    sys::close(sock);
+    let fifo = match sys::open(&plan.fifo, libc::O_WRONLY, 0) {
+        Ok(fd) => fd,
+        Err(_) => sys::exit_now(1),
+    };
+    if sys::write_all(fifo, b"0").is_err() {
+        sys::exit_now(1);
+    }
+    // The fifo stays open (close-on-exec): `start` sees EOF once we exec,
+    // so poststart hooks run after startContainer hooks and the exec.
+    let state = &plan.state_buf[channel::HEADER..channel::HEADER + state_len];
+    for h in &plan.start_hooks {
+        if h.run(state).is_err() {
+            let _ = sys::write_all(2, b"hull: a startContainer hook failed\n");
+            sys::exit_now(1);
+        }
+    }
+    Ok(which)
+}
+
+/// Create the container's pty (in its own devpts), make the slave the
+/// controlling terminal and stdio, bind it at /dev/console, and hand the
+/// master to the parent.
+fn setup_console(sock: RawFd, has_mount_ns: bool) -> ChildResult<()> {
+    let master = sys::open(c"/dev/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0).step(Step::Pty)?;
+    let slave = sys::open_pty_peer(master).step(Step::Pty)?;
+    if has_mount_ns {
+        let r = rootfs::resolve::open(
+            sys::open(c"/", libc::O_PATH | libc::O_DIRECTORY, 0).step(Step::Console)?,
+            b"/dev",
+            libc::O_PATH | libc::O_DIRECTORY,
+        );
+        if let Ok(dev) = r {
+            // An empty file at /dev/console to bind the pty slave onto.
+            if let Ok(fd) = sys::openat(
+                dev,
+                c"console",
+                libc::O_CREAT | libc::O_RDONLY | libc::O_NOCTTY,
+                0o600,
+            ) {
+                sys::close(fd);
+            }
+            sys::close(dev);
+            let mut buf = [0u8; 64];
+            sys::mount(
+                Some(sys::proc_fd_path(&mut buf, slave)),
+                c"/dev/console",
+                None,
+                libc::MS_BIND,
+                None,
+            )
+            .step(Step::Console)?;
+        }
+    }
+    channel::send_fd(sock, Msg::new(Kind::PtyMaster), master).step(Step::Pty)?;
+    sys::close(master);
+    sys::ioctl_int(slave, libc::TIOCSCTTY, 0).step(Step::Console)?;
+    for fd in 0..3 {
+        sys::dup2(slave, fd).step(Step::Console)?;
+    }
+    if slave > 2 {
+        sys::close(slave);
+    }
+    Ok(())
+}

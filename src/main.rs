@@ -1,0 +1,306 @@
+//! The `hull` command line: runc's commands and flags over the hull library.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use hull::container::{self, delete::delete_by_id, Container, CreateOptions};
+use hull::error::{Error, Result};
+use hull::logging;
+use hull::state::StateStore;
+
+#[derive(Parser)]
+#[command(
+    name = "hull",
+    about = "hull: a runc-compatible OCI container runtime",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Root directory for container state.
+    #[arg(long, global = true, default_value = "/run/hull")]
+    root: PathBuf,
+    /// Log file (default: stderr only).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format.
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log debug messages.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use systemd for cgroups (accepted for compatibility; cgroupfs is used).
+    #[arg(long = "systemd-cgroup", global = true)]
+    _systemd_cgroup: bool,
+    /// Accepted for runc compatibility (auto|true|false).
+    #[arg(id = "global_rootless", long = "rootless", hide = true)]
+    _rootless: Option<String>,
+    /// Accepted for runc compatibility.
+    #[arg(long = "criu", hide = true)]
+    _criu: Option<String>,
+    /// Print the version.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct CreateArgs {
+    /// Container id.
+    id: String,
+    /// Path to the bundle (the directory holding config.json).
+    #[arg(short = 'b', long, default_value = ".")]
+    bundle: PathBuf,
+    /// Unix socket that receives the pty master (process.terminal).
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// File to write the container init's pid to.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root.
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Do not create a new session keyring.
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Pass N extra fds (3..3+N) into the container.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+}
+
+impl CreateArgs {
+    fn options(&self) -> CreateOptions {
+        CreateOptions {
+            id: self.id.clone(),
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+            keep_pty: false,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a default config.json into the bundle.
+    Spec {
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+        /// A config for running without root (user namespace, id maps).
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Create a container; its process waits for `start`.
+    Create(CreateArgs),
+    /// Start a created container's process.
+    Start { id: String },
+    /// Create and start a container; in the foreground, wait for it.
+    Run {
+        #[command(flatten)]
+        args: CreateArgs,
+        /// Return once the container is started.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Do not delete the container after it exits.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Print a container's state as JSON.
+    State { id: String },
+    /// List containers.
+    #[command(alias = "ls")]
+    List {
+        #[arg(short = 'f', long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// Print only the ids.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Send a signal (default SIGTERM) to a container's init.
+    Kill {
+        id: String,
+        signal: Option<String>,
+        /// Signal every process in the container.
+        #[arg(short = 'a', long)]
+        all: bool,
+    },
+    /// Delete a container and everything it holds.
+    Delete {
+        id: String,
+        /// Kill a running container first.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if cli.version {
+        println!(
+            "hull version {}\ncommit: {}\nspec: {}",
+            hull::VERSION,
+            hull::COMMIT,
+            hull::config::OCI_VERSION
+        );
+        return;
+    }
+    let format = match cli.log_format {
+        LogFormat::Text => logging::Format::Text,
+        LogFormat::Json => logging::Format::Json,
+    };
+    if let Err(e) = logging::init(cli.log.as_deref(), format, cli.debug) {
+        eprintln!("hull: opening log file: {e}");
+        std::process::exit(1);
+    }
+    let Some(command) = cli.command else {
+        eprintln!("hull: no command given (try `hull --help`)");
+        std::process::exit(1);
+    };
+    let store = StateStore::new(&cli.root);
+    match dispatch(&store, command) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            logging::error(&e.to_string());
+            std::process::exit(1);
+        }
+    }
+}
+
+fn dispatch(store: &StateStore, command: Command) -> Result<i32> {
+    match command {
+        Command::Spec { bundle, rootless } => spec(&bundle, rootless),
+        Command::Create(args) => container::create(store, &args.options()).map(|_| 0),
+        Command::Start { id } => Container::load(store, &id)?.start().map(|_| 0),
+        Command::Run { args, detach, keep } => {
+            container::run::run(store, &args.options(), detach, keep)
+        }
+        Command::State { id } => {
+            let c = Container::load(store, &id)?;
+            let text = serde_json::to_string_pretty(&c.oci_state())
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            println!("{text}");
+            Ok(0)
+        }
+        Command::List { format, quiet } => list(store, format, quiet),
+        Command::Kill { id, signal, all } => {
+            let name = signal.as_deref().unwrap_or("SIGTERM");
+            let sig = hull::signal::parse(name)
+                .ok_or_else(|| Error::Usage(format!("unknown signal {name:?}")))?;
+            Container::load(store, &id)?.kill(sig, all).map(|_| 0)
+        }
+        Command::Delete { id, force } => delete_by_id(store, &id, force).map(|_| 0),
+    }
+}
+
+fn spec(bundle: &std::path::Path, rootless: bool) -> Result<i32> {
+    let path = bundle.join("config.json");
+    if path.exists() {
+        return Err(Error::Usage(format!(
+            "{} already exists; remove it first",
+            path.display()
+        )));
+    }
+    let text = serde_json::to_string_pretty(&hull::config::default_spec(rootless))
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.write_all(b"\n"))
+        .map_err(|e| Error::io(&path, e))?;
+    Ok(0)
+}
+
+fn owner_name(path: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata(path).map(|m| m.uid()).unwrap_or(0);
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
+}
+
+fn list(store: &StateStore, format: ListFormat, quiet: bool) -> Result<i32> {
+    let mut states = Vec::new();
+    for id in store.list()? {
+        if let Ok(c) = Container::load(store, &id) {
+            let mut s = c.oci_state();
+            s.owner = owner_name(&store.dir(&id));
+            states.push(s);
+        }
+    }
+    let mut out = String::new();
+    if quiet {
+        for s in &states {
+            out.push_str(&s.id);
+            out.push('\n');
+        }
+    } else if format == ListFormat::Json {
+        out = serde_json::to_string(&states).map_err(|e| Error::Usage(e.to_string()))?;
+        out.push('\n');
+    } else {
+        let mut rows = vec![[
+            "ID".to_string(),
+            "PID".into(),
+            "STATUS".into(),
+            "BUNDLE".into(),
+            "CREATED".into(),
+            "OWNER".into(),
+        ]];
+        for s in &states {
+            rows.push([
+                s.id.clone(),
+                s.pid.to_string(),
+                s.status.to_string(),
+                s.bundle.display().to_string(),
+                s.created.clone(),
+                s.owner.clone(),
+            ]);
+        }
+        // Like Go's tabwriter(minwidth 12, padding 3) that runc uses.
+        let mut widths = [0usize; 6];
+        for r in &rows {
+            for (w, cell) in widths.iter_mut().zip(r) {
+                *w = (*w).max((cell.len() + 3).max(12));
+            }
+        }
+        for r in &rows {
+            let mut line = String::new();
+            for (i, cell) in r.iter().enumerate() {
+                if i + 1 == r.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}", w = widths[i]));
+                }
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .map_err(|e| Error::io("stdout", e))?;
+    Ok(0)
+}

@@ -1,0 +1,418 @@
+//! The container's root filesystem: the plan (built by the parent from the
+//! config, before the fork) and the child-side steps that carry it out —
+//! mounts, devices, pivot_root, masked and read-only paths.
+//!
+//! Order, as runc: make `/` a slave (or the configured propagation), bind the
+//! rootfs onto itself, mount `mounts[]` in order, create devices and /dev
+//! links, [hooks], pivot_root, console, masked paths, read-only paths,
+//! read-only root, rootfs propagation.
+
+pub mod devices;
+pub mod mount;
+pub mod options;
+pub mod paths;
+pub mod pivot;
+pub mod resolve;
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use libc::c_ulong;
+use oci_spec::runtime::{LinuxDeviceType, Spec};
+
+use crate::cgroups::Cgroup;
+use crate::error::{Error, Result};
+use crate::namespaces::{cstring, NsPlan};
+
+/// What one mount step does.
+#[derive(Debug)]
+pub enum MountKind {
+    /// Bind `source` onto the target; then remount with `remount` flags.
+    Bind {
+        source: CString,
+        recursive: bool,
+        dir: bool,
+        remount: Option<c_ulong>,
+    },
+    /// Mount a filesystem (proc, tmpfs, sysfs, devpts, mqueue, cgroup2...).
+    Fs {
+        source: CString,
+        fstype: CString,
+        flags: c_ulong,
+        data: Option<CString>,
+    },
+    /// Remount an earlier mount at the same destination with these flags.
+    Remount { flags: c_ulong },
+}
+
+/// One step of the mount list.
+#[derive(Debug)]
+pub struct MountOp {
+    /// Absolute path inside the container.
+    pub dest: CString,
+    pub kind: MountKind,
+    pub propagation: Vec<c_ulong>,
+    /// Index in the config's mounts[], for error messages.
+    pub index: usize,
+}
+
+/// A device node to create (or, in a user namespace, bind from the host).
+#[derive(Debug)]
+pub struct DeviceOp {
+    pub path: CString,
+    pub mode: libc::mode_t,
+    pub dev: libc::dev_t,
+    pub uid: u32,
+    pub gid: u32,
+    pub host: CString,
+}
+
+/// Everything the init needs to build the root filesystem.
+#[derive(Debug)]
+pub struct RootfsPlan {
+    pub rootfs: CString,
+    /// Propagation applied to `/` first (default MS_SLAVE|MS_REC).
+    pub root_propagation: c_ulong,
+    /// linux.rootfsPropagation, applied to the new root at the end.
+    pub final_propagation: Option<c_ulong>,
+    /// The mount point holding the rootfs (made private so pivot_root works).
+    pub parent_mount: CString,
+    pub mounts: Vec<MountOp>,
+    pub setup_dev: bool,
+    pub bind_devices: bool,
+    pub devices: Vec<DeviceOp>,
+    /// (target, link path) pairs created in /dev.
+    pub dev_links: Vec<(CString, CString)>,
+    pub no_pivot: bool,
+    pub readonly: bool,
+    pub masked: Vec<CString>,
+    pub readonly_paths: Vec<CString>,
+    /// process.cwd, created if missing.
+    pub cwd: CString,
+    pub console: bool,
+}
+
+fn path_cstring(p: &Path) -> Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::Usage(format!("{} contains a NUL byte", p.display())))
+}
+
+/// Inputs that do not come from config.json.
+pub struct RootfsInputs<'a> {
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub cgroup: &'a Cgroup,
+    pub no_pivot: bool,
+}
+
+impl RootfsPlan {
+    pub fn build(spec: &Spec, ns: &NsPlan, inp: &RootfsInputs) -> Result<RootfsPlan> {
+        let linux = spec
+            .linux()
+            .as_ref()
+            .ok_or_else(|| Error::config("linux", "required"))?;
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::config("process", "required"))?;
+        let (root_propagation, final_propagation) = match linux.rootfs_propagation() {
+            None => (libc::MS_SLAVE | libc::MS_REC, None),
+            Some(v) if v.is_empty() => (libc::MS_SLAVE | libc::MS_REC, None),
+            Some(v) => {
+                let f = options::rootfs_propagation(v).ok_or_else(|| {
+                    Error::config(
+                        "linux.rootfsPropagation",
+                        format!("unknown propagation {v:?} (shared, slave, private, unbindable and their r-forms)"),
+                    )
+                })?;
+                (f | libc::MS_REC, Some(f))
+            }
+        };
+        let mut mounts = Vec::new();
+        let mut setup_dev = true;
+        for (i, m) in spec.mounts().iter().flatten().enumerate() {
+            let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
+            let typ = m.typ().as_deref().unwrap_or("");
+            let dest = path_cstring(m.destination())?;
+            if m.destination() == Path::new("/dev") && (opts.bind || typ == "bind") {
+                setup_dev = false;
+            }
+            if opts.bind || typ == "bind" {
+                let src = m.source().clone().unwrap_or_default();
+                let src = if src.is_absolute() {
+                    src
+                } else {
+                    inp.bundle.join(src)
+                };
+                let meta = std::fs::metadata(&src).map_err(|e| {
+                    Error::config(
+                        format!("mounts[{i}].source"),
+                        format!("{}: {e}", src.display()),
+                    )
+                })?;
+                let extra = opts.flags & !(libc::MS_REMOUNT);
+                mounts.push(MountOp {
+                    dest,
+                    kind: MountKind::Bind {
+                        source: path_cstring(&src)?,
+                        recursive: opts.recursive,
+                        dir: meta.is_dir(),
+                        remount: (extra != 0).then_some(extra),
+                    },
+                    propagation: opts.propagation,
+                    index: i,
+                });
+            } else if typ == "cgroup" {
+                cgroup_mounts(&mut mounts, m.destination(), &opts, ns, inp.cgroup, i)?;
+            } else {
+                if typ.is_empty() {
+                    return Err(Error::config(
+                        format!("mounts[{i}].type"),
+                        "required for a non-bind mount",
+                    ));
+                }
+                let source = m
+                    .source()
+                    .as_ref()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| typ.to_string());
+                mounts.push(MountOp {
+                    dest,
+                    kind: MountKind::Fs {
+                        source: cstring(&source)?,
+                        fstype: cstring(typ)?,
+                        flags: opts.flags,
+                        data: if opts.data.is_empty() {
+                            None
+                        } else {
+                            Some(cstring(&opts.data.join(","))?)
+                        },
+                    },
+                    propagation: opts.propagation,
+                    index: i,
+                });
+            }
+        }
+        let bind_devices = ns.in_userns();
+        let devices = if setup_dev {
+            device_list(linux.devices().as_deref().unwrap_or(&[]))?
+        } else {
+            Vec::new()
+        };
+        let mut dev_links = Vec::new();
+        if setup_dev {
+            for (target, link) in [
+                ("/proc/self/fd", "/dev/fd"),
+                ("/proc/self/fd/0", "/dev/stdin"),
+                ("/proc/self/fd/1", "/dev/stdout"),
+                ("/proc/self/fd/2", "/dev/stderr"),
+                ("pts/ptmx", "/dev/ptmx"),
+            ] {
+                dev_links.push((cstring(target)?, cstring(link)?));
+            }
+            if Path::new("/proc/kcore").exists() {
+                dev_links.push((cstring("/proc/kcore")?, cstring("/dev/core")?));
+            }
+        }
+        let list = |v: &Option<Vec<String>>| -> Result<Vec<CString>> {
+            v.iter().flatten().map(|p| cstring(p)).collect()
+        };
+        Ok(RootfsPlan {
+            rootfs: path_cstring(inp.rootfs)?,
+            root_propagation,
+            final_propagation,
+            parent_mount: path_cstring(&parent_mount(inp.rootfs))?,
+            mounts,
+            setup_dev,
+            bind_devices,
+            devices,
+            dev_links,
+            no_pivot: inp.no_pivot,
+            readonly: spec
+                .root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false),
+            masked: list(linux.masked_paths())?,
+            readonly_paths: list(linux.readonly_paths())?,
+            cwd: path_cstring(process.cwd())?,
+            console: process.terminal().unwrap_or(false),
+        })
+    }
+}
+
+/// A `cgroup` mount: on v1 a tmpfs with each hierarchy's container cgroup
+/// bound under it (so the container sees only its own cgroup); on v2 a
+/// cgroup2 mount inside a new cgroup namespace, else a bind of the cgroup.
+fn cgroup_mounts(
+    out: &mut Vec<MountOp>,
+    dest: &Path,
+    opts: &options::MountOptions,
+    ns: &NsPlan,
+    cg: &Cgroup,
+    index: usize,
+) -> Result<()> {
+    let ro = opts.flags & libc::MS_RDONLY;
+    let base = opts.flags & !libc::MS_RDONLY;
+    let v2 = cg
+        .paths
+        .first()
+        .is_some_and(|p| crate::cgroups::is_v2_dir(p));
+    if v2 {
+        if ns.new_cgroup {
+            out.push(MountOp {
+                dest: path_cstring(dest)?,
+                kind: MountKind::Fs {
+                    source: cstring("cgroup2")?,
+                    fstype: cstring("cgroup2")?,
+                    flags: opts.flags,
+                    data: None,
+                },
+                propagation: opts.propagation.clone(),
+                index,
+            });
+        } else if let Some(p) = cg.paths.first() {
+            out.push(MountOp {
+                dest: path_cstring(dest)?,
+                kind: MountKind::Bind {
+                    source: path_cstring(p)?,
+                    recursive: false,
+                    dir: true,
+                    remount: Some(opts.flags),
+                },
+                propagation: opts.propagation.clone(),
+                index,
+            });
+        }
+        return Ok(());
+    }
+    out.push(MountOp {
+        dest: path_cstring(dest)?,
+        kind: MountKind::Fs {
+            source: cstring("tmpfs")?,
+            fstype: cstring("tmpfs")?,
+            flags: base,
+            data: Some(cstring("mode=755")?),
+        },
+        propagation: Vec::new(),
+        index,
+    });
+    for p in &cg.paths {
+        // The hierarchy's mount directory name: cpu, memory, systemd, ...
+        let Some(name) = p.ancestors().find_map(|a| {
+            let parent = a.parent()?;
+            (parent == Path::new("/sys/fs/cgroup")).then(|| a.file_name())?
+        }) else {
+            continue;
+        };
+        out.push(MountOp {
+            dest: path_cstring(&dest.join(name))?,
+            kind: MountKind::Bind {
+                source: path_cstring(p)?,
+                recursive: false,
+                dir: true,
+                remount: Some(opts.flags),
+            },
+            propagation: Vec::new(),
+            index,
+        });
+    }
+    if ro != 0 {
+        out.push(MountOp {
+            dest: path_cstring(dest)?,
+            kind: MountKind::Remount {
+                flags: base | libc::MS_RDONLY,
+            },
+            propagation: Vec::new(),
+            index,
+        });
+    }
+    if !opts.propagation.is_empty() {
+        out.push(MountOp {
+            dest: path_cstring(dest)?,
+            kind: MountKind::Remount { flags: 0 },
+            propagation: opts.propagation.clone(),
+            index,
+        });
+    }
+    Ok(())
+}
+
+/// The default devices every container gets, plus linux.devices.
+fn device_list(extra: &[oci_spec::runtime::LinuxDevice]) -> Result<Vec<DeviceOp>> {
+    let mut out = Vec::new();
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        let path = format!("/dev/{name}");
+        out.push(DeviceOp {
+            path: cstring(&path)?,
+            mode: libc::S_IFCHR | 0o666,
+            dev: libc::makedev(major, minor),
+            uid: 0,
+            gid: 0,
+            host: cstring(&path)?,
+        });
+    }
+    for (i, d) in extra.iter().enumerate() {
+        let field = format!("linux.devices[{i}]");
+        let p = d.path();
+        if !p.is_absolute() || !p.starts_with("/dev") {
+            return Err(Error::config(
+                format!("{field}.path"),
+                format!("{} must be an absolute path under /dev", p.display()),
+            ));
+        }
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            LinuxDeviceType::P => libc::S_IFIFO,
+            LinuxDeviceType::A => {
+                return Err(Error::config(
+                    format!("{field}.type"),
+                    "must be one of c, b, u, p",
+                ))
+            }
+        };
+        let (major, minor) = (d.major(), d.minor());
+        if kind != libc::S_IFIFO && (major < 0 || minor < 0) {
+            return Err(Error::config(
+                format!("{field}.major"),
+                "major and minor must be >= 0",
+            ));
+        }
+        let op = DeviceOp {
+            path: path_cstring(p)?,
+            mode: kind | (d.file_mode().unwrap_or(0o666) & 0o7777),
+            dev: libc::makedev(major.max(0) as u32, minor.max(0) as u32),
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+            host: path_cstring(p)?,
+        };
+        out.retain(|o: &DeviceOp| o.path != op.path);
+        out.push(op);
+    }
+    Ok(out)
+}
+
+/// The mount point that holds `path` (longest matching mount in mountinfo).
+fn parent_mount(path: &Path) -> PathBuf {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut best = PathBuf::from("/");
+    for line in text.lines() {
+        let Some(mp) = line.split(' ').nth(4) else {
+            continue;
+        };
+        let mp = Path::new(mp);
+        if path.starts_with(mp) && mp.as_os_str().len() > best.as_os_str().len() {
+            best = mp.to_path_buf();
+        }
+    }
+    best
+}

@@ -1,0 +1,122 @@
+//! Child side: the mount steps of the plan, each onto a target opened
+//! safely inside the rootfs and addressed as /proc/self/fd/N.
+
+use std::os::fd::RawFd;
+
+use super::{resolve, MountKind, MountOp, RootfsPlan};
+use crate::init::fail::{ChildResult, Step, StepContext};
+use crate::sys;
+
+/// Set `/`'s propagation, make the rootfs's parent mount private and bind
+/// the rootfs onto itself, so it is a mount point pivot_root can use.
+pub fn prepare_root(plan: &RootfsPlan) -> ChildResult<()> {
+    sys::mount(None, c"/", None, plan.root_propagation, None).step(Step::RootPropagation)?;
+    sys::mount(None, &plan.parent_mount, None, libc::MS_PRIVATE, None).step(Step::ParentPrivate)?;
+    sys::mount(
+        Some(&plan.rootfs),
+        &plan.rootfs,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )
+    .step(Step::BindRootfs)
+}
+
+/// Mount every entry of the plan, in order.
+pub fn mount_all(plan: &RootfsPlan, root: RawFd) -> ChildResult<()> {
+    for (i, op) in plan.mounts.iter().enumerate() {
+        mount_one(root, op).map_err(|mut f| {
+            f.idx = i as u32;
+            f
+        })?;
+    }
+    Ok(())
+}
+
+fn on_target<T>(
+    root: RawFd,
+    op: &MountOp,
+    dir: bool,
+    f: impl FnOnce(&std::ffi::CStr) -> sys::SysResult<T>,
+    step: Step,
+) -> ChildResult<T> {
+    let dest = op.dest.to_bytes();
+    let fd = resolve::ensure(root, dest, dir).step(Step::Mountpoint)?;
+    let mut buf = [0u8; 64];
+    let r = f(sys::proc_fd_path(&mut buf, fd)).step(step);
+    sys::close(fd);
+    r
+}
+
+fn mount_one(root: RawFd, op: &MountOp) -> ChildResult<()> {
+    match &op.kind {
+        MountKind::Bind {
+            source,
+            recursive,
+            dir,
+            remount,
+        } => {
+            let rec = if *recursive { libc::MS_REC } else { 0 };
+            on_target(
+                root,
+                op,
+                *dir,
+                |t| sys::mount(Some(source), t, None, libc::MS_BIND | rec, None),
+                Step::Mount,
+            )?;
+            if let Some(flags) = remount {
+                // Reopen: the old fd points below the new mount.
+                on_target(
+                    root,
+                    op,
+                    *dir,
+                    |t| {
+                        sys::mount(
+                            None,
+                            t,
+                            None,
+                            flags | libc::MS_BIND | libc::MS_REMOUNT | rec,
+                            None,
+                        )
+                    },
+                    Step::Remount,
+                )?;
+            }
+        }
+        MountKind::Fs {
+            source,
+            fstype,
+            flags,
+            data,
+        } => {
+            on_target(
+                root,
+                op,
+                true,
+                |t| sys::mount(Some(source), t, Some(fstype), *flags, data.as_deref()),
+                Step::Mount,
+            )?;
+        }
+        MountKind::Remount { flags } => {
+            if *flags != 0 {
+                on_target(
+                    root,
+                    op,
+                    true,
+                    |t| sys::mount(None, t, None, flags | libc::MS_REMOUNT, None),
+                    Step::Remount,
+                )?;
+            }
+        }
+    }
+    for &p in &op.propagation {
+        on_target(
+            root,
+            op,
+            true,
+            |t| sys::mount(None, t, None, p, None),
+            Step::MountPropagation,
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Paths inside the rootfs, resolved safely: every lookup goes through
+//! openat2(RESOLVE_IN_ROOT) on a dirfd of the rootfs, so a symlink or `..`
+//! planted in the image cannot redirect a mount or a device node onto the
+//! host. Allocation-free (fixed stack buffers), for use in the init.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use crate::sys::{self, Errno, SysResult};
+
+const PATH_MAX: usize = 4096;
+
+/// Copy `bytes` into `buf` with a NUL, as a C string.
+fn cstr<'a>(buf: &'a mut [u8; PATH_MAX], bytes: &[u8]) -> SysResult<&'a CStr> {
+    if bytes.len() >= PATH_MAX {
+        return Err(Errno(libc::ENAMETOOLONG));
+    }
+    buf[..bytes.len()].copy_from_slice(bytes);
+    buf[bytes.len()] = 0;
+    CStr::from_bytes_until_nul(&buf[..=bytes.len()]).map_err(|_| Errno(libc::EINVAL))
+}
+
+/// Open `path` inside `root` (O_PATH unless other flags are given).
+pub fn open(root: RawFd, path: &[u8], flags: libc::c_int) -> SysResult<RawFd> {
+    let mut buf = [0u8; PATH_MAX];
+    let p = if path.is_empty() { b"/" as &[u8] } else { path };
+    sys::open_in_root(root, cstr(&mut buf, p)?, flags, 0)
+}
+
+/// Split `path` into (parent, final component), ignoring trailing slashes.
+pub fn split(path: &[u8]) -> (&[u8], &[u8]) {
+    let mut end = path.len();
+    while end > 1 && path[end - 1] == b'/' {
+        end -= 1;
+    }
+    let p = &path[..end];
+    match p.iter().rposition(|&c| c == b'/') {
+        Some(0) => (b"/", &p[1..]),
+        Some(i) => (&p[..i], &p[i + 1..]),
+        None => (b"/", p),
+    }
+}
+
+/// mkdir -p inside `root`: every missing directory of `path` is created
+/// (mode 0755) in the directory its parent resolved to inside the root.
+pub fn mkdir_all(root: RawFd, path: &[u8]) -> SysResult<()> {
+    mkdir_all_depth(root, path, 0)
+}
+
+fn mkdir_all_depth(root: RawFd, path: &[u8], depth: u32) -> SysResult<()> {
+    if depth > 8 {
+        return Err(Errno(libc::ELOOP));
+    }
+    let mut i = 0;
+    while i <= path.len() {
+        let boundary = i == path.len() || path[i] == b'/';
+        if boundary && i > 0 && path[i - 1] != b'/' {
+            let prefix = &path[..i];
+            match open(root, prefix, libc::O_PATH | libc::O_DIRECTORY) {
+                Ok(fd) => sys::close(fd),
+                Err(Errno(libc::ENOENT)) => {
+                    let (parent, name) = split(prefix);
+                    let pfd = open(root, parent, libc::O_PATH | libc::O_DIRECTORY)?;
+                    let mut nbuf = [0u8; PATH_MAX];
+                    let n = cstr(&mut nbuf, name)?;
+                    let r = sys::mkdirat(pfd, n, 0o755);
+                    let r = match r {
+                        // It exists but did not open: a dangling symlink.
+                        // Create its target, resolved inside the root.
+                        Err(Errno(libc::EEXIST)) => {
+                            let mut target = [0u8; PATH_MAX];
+                            match sys::readlinkat(pfd, n, &mut target) {
+                                Ok(len) => mkdir_link_target(root, parent, &target[..len], depth),
+                                Err(_) => Ok(()),
+                            }
+                        }
+                        r => r,
+                    };
+                    sys::close(pfd);
+                    r?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+fn mkdir_link_target(root: RawFd, parent: &[u8], target: &[u8], depth: u32) -> SysResult<()> {
+    let mut buf = [0u8; PATH_MAX];
+    let len = if target.first() == Some(&b'/') {
+        if target.len() >= PATH_MAX {
+            return Err(Errno(libc::ENAMETOOLONG));
+        }
+        buf[..target.len()].copy_from_slice(target);
+        target.len()
+    } else {
+        let total = parent.len() + 1 + target.len();
+        if total >= PATH_MAX {
+            return Err(Errno(libc::ENAMETOOLONG));
+        }
+        buf[..parent.len()].copy_from_slice(parent);
+        buf[parent.len()] = b'/';
+        buf[parent.len() + 1..total].copy_from_slice(target);
+        total
+    };
+    // `..` above the root stays at the root: openat2 resolves it that way.
+    mkdir_all_depth(root, &buf[..len], depth + 1)
+}
+
+/// Make sure `path` exists inside `root` as a directory (or, if `dir` is
+/// false, as a file), then return an O_PATH fd for it.
+pub fn ensure(root: RawFd, path: &[u8], dir: bool) -> SysResult<RawFd> {
+    if let Ok(fd) = open(root, path, libc::O_PATH) {
+        return Ok(fd);
+    }
+    if dir {
+        mkdir_all(root, path)?;
+    } else {
+        let (parent, _) = split(path);
+        mkdir_all(root, parent)?;
+        let mut buf = [0u8; PATH_MAX];
+        let fd = sys::open_in_root(
+            root,
+            cstr(&mut buf, path)?,
+            libc::O_CREAT | libc::O_RDONLY | libc::O_NOCTTY,
+            0o644,
+        )?;
+        sys::close(fd);
+    }
+    open(root, path, libc::O_PATH)
+}
+
+/// Run `f` with the parent directory of `path` (created if missing, fd open
+/// O_PATH) and the final component as a C string.
+pub fn with_parent<T>(
+    root: RawFd,
+    path: &[u8],
+    f: impl FnOnce(RawFd, &CStr) -> SysResult<T>,
+) -> SysResult<T> {
+    let (parent, name) = split(path);
+    mkdir_all(root, parent)?;
+    let pfd = open(root, parent, libc::O_PATH | libc::O_DIRECTORY)?;
+    let mut nbuf = [0u8; PATH_MAX];
+    let r = cstr(&mut nbuf, name).and_then(|n| f(pfd, n));
+    sys::close(pfd);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn splits_paths() {
+        assert_eq!(split(b"/a/b/c"), (&b"/a/b"[..], &b"c"[..]));
+        assert_eq!(split(b"/a"), (&b"/"[..], &b"a"[..]));
+        assert_eq!(split(b"/a/b/"), (&b"/a"[..], &b"b"[..]));
+    }
+
+    #[test]
+    fn symlinks_cannot_escape_the_root() {
+        let base = std::env::temp_dir().join(format!("hull-resolve-{}", std::process::id()));
+        let root = base.join("root");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        // An absolute symlink to a host directory, and a `..` climb.
+        std::os::unix::fs::symlink(&outside, root.join("evil")).unwrap();
+        std::os::unix::fs::symlink("../../outside", root.join("climb")).unwrap();
+        let dir = std::fs::File::open(&root).unwrap();
+        let fd = ensure(dir.as_raw_fd(), b"/evil/x/y", true).unwrap();
+        sys::close(fd);
+        let fd = ensure(dir.as_raw_fd(), b"/climb/f", false).unwrap();
+        sys::close(fd);
+        assert!(root
+            .join(outside.strip_prefix("/").unwrap())
+            .join("x/y")
+            .is_dir());
+        assert!(root.join("outside/f").is_file());
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            0,
+            "escaped the root"
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

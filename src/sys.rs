@@ -1,0 +1,770 @@
+//! The thin syscall layer: every `unsafe` block of hull's container start
+//! path lives here, each in a small function with its safety argument.
+//!
+//! Every function here is async-signal-safe: no allocation, no locks, only
+//! the system call itself. That is what lets the forked children in
+//! [`crate::init`] call them between `fork` and `execve`.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+/// A raw `errno` value from a failed system call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// The calling thread's current errno.
+    pub fn last() -> Errno {
+        // SAFETY: __errno_location always returns a valid thread-local pointer.
+        Errno(unsafe { *libc::__errno_location() })
+    }
+
+    /// The OS error for display purposes (allocates; parent side only).
+    pub fn io(self) -> std::io::Error {
+        std::io::Error::from_raw_os_error(self.0)
+    }
+}
+
+impl std::fmt::Display for Errno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.io())
+    }
+}
+
+pub type SysResult<T> = Result<T, Errno>;
+
+fn check(ret: libc::c_int) -> SysResult<libc::c_int> {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn check_long(ret: libc::c_long) -> SysResult<libc::c_long> {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A nullable C string pointer.
+fn ptr(s: Option<&CStr>) -> *const libc::c_char {
+    s.map_or(std::ptr::null(), |s| s.as_ptr())
+}
+
+pub fn fork() -> SysResult<libc::pid_t> {
+    // SAFETY: hull is single-threaded when it forks (checked by callers); the
+    // child only runs async-signal-safe code until execve or _exit.
+    check(unsafe { libc::fork() })
+}
+
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and skips atexit handlers, as a forked child must.
+    unsafe { libc::_exit(code) }
+}
+
+pub fn unshare(flags: libc::c_int) -> SysResult<()> {
+    // SAFETY: plain syscall with an integer argument.
+    check(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+pub fn setns(fd: RawFd, nstype: libc::c_int) -> SysResult<()> {
+    // SAFETY: plain syscall; a bad fd yields EBADF.
+    check(unsafe { libc::setns(fd, nstype) }).map(drop)
+}
+
+pub fn close(fd: RawFd) {
+    // SAFETY: closing an fd we own; errors are irrelevant here.
+    unsafe { libc::close(fd) };
+}
+
+pub fn dup2(old: RawFd, new: RawFd) -> SysResult<()> {
+    // SAFETY: plain syscall on integer fds.
+    check(unsafe { libc::dup2(old, new) }).map(drop)
+}
+
+pub fn set_cloexec(fd: RawFd, on: bool) -> SysResult<()> {
+    let flag = if on { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: F_SETFD takes an integer flag argument.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, flag) }).map(drop)
+}
+
+/// Mark every fd from `first` upwards close-on-exec.
+pub fn cloexec_from(first: u32) -> SysResult<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on fds.
+    check(unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) }).map(drop)
+}
+
+pub fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> SysResult<RawFd> {
+    // SAFETY: path is a valid NUL-terminated string.
+    check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode) })
+}
+
+pub fn openat(dir: RawFd, path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> SysResult<RawFd> {
+    // SAFETY: path is a valid NUL-terminated string.
+    check(unsafe { libc::openat(dir, path.as_ptr(), flags | libc::O_CLOEXEC, mode) })
+}
+
+/// openat2(2) with RESOLVE_IN_ROOT: `path` is resolved as if `root` were
+/// `/`, so neither `..` nor an absolute symlink can escape it.
+pub fn open_in_root(
+    root: RawFd,
+    path: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> SysResult<RawFd> {
+    let mut how: libc::open_how = open_how_zeroed();
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = if flags & libc::O_CREAT != 0 {
+        mode as u64
+    } else {
+        0
+    };
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: how is a properly initialised open_how of the size we pass.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root,
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    check_long(ret).map(|fd| fd as RawFd)
+}
+
+fn open_how_zeroed() -> libc::open_how {
+    // SAFETY: open_how is a plain C struct of integers; all-zero is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+pub fn mkdirat(dir: RawFd, name: &CStr, mode: libc::mode_t) -> SysResult<()> {
+    // SAFETY: name is a valid C string.
+    check(unsafe { libc::mkdirat(dir, name.as_ptr(), mode) }).map(drop)
+}
+
+pub fn mknodat(dir: RawFd, name: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> SysResult<()> {
+    // SAFETY: name is a valid C string.
+    check(unsafe { libc::mknodat(dir, name.as_ptr(), mode, dev) }).map(drop)
+}
+
+pub fn fchown(fd: RawFd, uid: u32, gid: u32) -> SysResult<()> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::fchown(fd, uid, gid) }).map(drop)
+}
+
+pub fn fchownat_nofollow(dir: RawFd, name: &CStr, uid: u32, gid: u32) -> SysResult<()> {
+    // SAFETY: name is a valid C string.
+    check(unsafe { libc::fchownat(dir, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })
+        .map(drop)
+}
+
+pub fn symlinkat(target: &CStr, dir: RawFd, name: &CStr) -> SysResult<()> {
+    // SAFETY: both are valid C strings.
+    check(unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) }).map(drop)
+}
+
+/// readlinkat into `buf`; returns the target's length.
+pub fn readlinkat(dir: RawFd, name: &CStr, buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: name is a valid C string; buf is a valid writable buffer.
+    let n = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(Errno::last());
+    }
+    Ok(n as usize)
+}
+
+pub fn unlinkat(dir: RawFd, name: &CStr, flags: libc::c_int) -> SysResult<()> {
+    // SAFETY: name is a valid C string.
+    check(unsafe { libc::unlinkat(dir, name.as_ptr(), flags) }).map(drop)
+}
+
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> SysResult<()> {
+    // SAFETY: all pointers are NULL or valid C strings.
+    check(unsafe {
+        libc::mount(
+            ptr(source),
+            target.as_ptr(),
+            ptr(fstype),
+            flags,
+            ptr(data).cast(),
+        )
+    })
+    .map(drop)
+}
+
+pub fn umount2(target: &CStr, flags: libc::c_int) -> SysResult<()> {
+    // SAFETY: target is a valid C string.
+    check(unsafe { libc::umount2(target.as_ptr(), flags) }).map(drop)
+}
+
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> SysResult<()> {
+    // SAFETY: both are valid C strings.
+    check_long(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })
+        .map(drop)
+}
+
+pub fn chroot(path: &CStr) -> SysResult<()> {
+    // SAFETY: path is a valid C string.
+    check(unsafe { libc::chroot(path.as_ptr()) }).map(drop)
+}
+
+pub fn chdir(path: &CStr) -> SysResult<()> {
+    // SAFETY: path is a valid C string.
+    check(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+pub fn fchdir(fd: RawFd) -> SysResult<()> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::fchdir(fd) }).map(drop)
+}
+
+/// Mount flags (MS_*) currently in effect on the filesystem holding `path`.
+pub fn mount_flags_of(path: &CStr) -> SysResult<libc::c_ulong> {
+    // SAFETY: statvfs is plain data; zeroed is a valid initial value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: path is a valid C string and st a valid out-pointer.
+    check(unsafe { libc::statvfs(path.as_ptr(), &mut st) })?;
+    let f = st.f_flag;
+    let mut out = 0;
+    for (st_flag, ms_flag) in [
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if f & st_flag != 0 {
+            out |= ms_flag;
+        }
+    }
+    Ok(out)
+}
+
+/// The filesystem type (statfs f_type) of `path`.
+pub fn fs_magic(path: &CStr) -> SysResult<i64> {
+    // SAFETY: statfs is plain data; zeroed is a valid initial value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: path is a valid C string and st a valid out-pointer.
+    check(unsafe { libc::statfs(path.as_ptr(), &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
+/// Whether `fd` refers to a directory.
+pub fn is_dir_fd(fd: RawFd) -> SysResult<bool> {
+    // SAFETY: stat is plain data; zeroed is a valid initial value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer.
+    check(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
+/// Whether `path` is a regular file that the caller may execute.
+pub fn is_executable(path: &CStr) -> bool {
+    // SAFETY: stat is plain data; zeroed is a valid initial value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: path is a valid C string and st a valid out-pointer.
+    if unsafe { libc::stat(path.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return false;
+    }
+    // SAFETY: path is a valid C string.
+    unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::X_OK, libc::AT_EACCESS) == 0 }
+}
+
+/// flock(LOCK_EX) on `fd`; with `nonblock`, EWOULDBLOCK if already held.
+pub fn flock_exclusive(fd: RawFd, nonblock: bool) -> SysResult<()> {
+    let op = libc::LOCK_EX | if nonblock { libc::LOCK_NB } else { 0 };
+    loop {
+        // SAFETY: plain syscall.
+        match check(unsafe { libc::flock(fd, op) }) {
+            Err(Errno(libc::EINTR)) => continue,
+            r => return r.map(drop),
+        }
+    }
+}
+
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// Seconds and nanoseconds since the epoch (CLOCK_REALTIME).
+pub fn now() -> (i64, u32) {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec, ts.tv_nsec as u32)
+}
+
+pub fn sethostname(name: &[u8]) -> SysResult<()> {
+    // SAFETY: pointer and length describe a valid byte slice.
+    check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+pub fn setdomainname(name: &[u8]) -> SysResult<()> {
+    // SAFETY: pointer and length describe a valid byte slice.
+    check(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> SysResult<()> {
+    while !buf.is_empty() {
+        // SAFETY: pointer and length describe a valid byte slice.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = Errno::last();
+            if e.0 == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+pub fn read(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
+    loop {
+        // SAFETY: pointer and length describe a valid writable buffer.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Write `data` to the file at `path` (opened O_WRONLY, not created).
+pub fn write_file(path: &CStr, data: &[u8]) -> SysResult<()> {
+    let fd = open(path, libc::O_WRONLY, 0)?;
+    let r = write_all(fd, data);
+    close(fd);
+    r
+}
+
+pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> SysResult<()> {
+    // SAFETY: the prctl options hull uses take integer arguments only.
+    check(unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0) }).map(drop)
+}
+
+pub fn prctl3(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> SysResult<()> {
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) })
+        .map(drop)
+}
+
+pub fn setresuid(uid: u32) -> SysResult<()> {
+    // SAFETY: raw syscall (not the libc wrapper, which would broadcast to threads).
+    check_long(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
+}
+
+pub fn setresgid(gid: u32) -> SysResult<()> {
+    // SAFETY: raw syscall, as above.
+    check_long(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }).map(drop)
+}
+
+pub fn setgroups(gids: &[libc::gid_t]) -> SysResult<()> {
+    // SAFETY: pointer and length describe a valid slice of gids.
+    check_long(unsafe { libc::syscall(libc::SYS_setgroups, gids.len(), gids.as_ptr()) }).map(drop)
+}
+
+/// The three capability sets, as 64-bit masks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CapSets {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+}
+
+pub fn capset(sets: &CapSets) -> SysResult<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut hdr = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let lo = |v: u64| v as u32;
+    let hi = |v: u64| (v >> 32) as u32;
+    let data = [
+        Data {
+            effective: lo(sets.effective),
+            permitted: lo(sets.permitted),
+            inheritable: lo(sets.inheritable),
+        },
+        Data {
+            effective: hi(sets.effective),
+            permitted: hi(sets.permitted),
+            inheritable: hi(sets.inheritable),
+        },
+    ];
+    // SAFETY: header and a two-element data array of the v3 layout.
+    check_long(unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) }).map(drop)
+}
+
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: lim is a valid rlimit; pid 0 is the caller.
+    check(unsafe { libc::prlimit(0, resource as _, &lim, std::ptr::null_mut()) }).map(drop)
+}
+
+pub fn umask(mask: libc::mode_t) -> libc::mode_t {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask) }
+}
+
+pub fn setsid() -> SysResult<()> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::setsid() }).map(drop)
+}
+
+pub fn ioctl_int(fd: RawFd, req: libc::Ioctl, arg: libc::c_ulong) -> SysResult<libc::c_int> {
+    // SAFETY: the requests hull passes here take an integer (or no) argument.
+    check(unsafe { libc::ioctl(fd, req, arg) })
+}
+
+/// Unlock a pty master and open its peer (the slave) without a path lookup.
+pub fn open_pty_peer(master: RawFd) -> SysResult<RawFd> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int through the pointer.
+    check(unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) })?;
+    ioctl_int(
+        master,
+        libc::TIOCGPTPEER,
+        (libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) as libc::c_ulong,
+    )
+}
+
+pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
+    // SAFETY: argv and envp are NULL-terminated arrays of valid C strings,
+    // kept alive by the caller's plan.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Errno::last()
+}
+
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> SysResult<()> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// waitpid; returns (pid, raw status).
+pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> SysResult<(libc::pid_t, libc::c_int)> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if r >= 0 {
+            return Ok((r, status));
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Reset every catchable signal to its default action and unblock all.
+pub fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is always a valid disposition.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    set_sigmask_empty();
+}
+
+pub fn set_sigmask_empty() {
+    // SAFETY: set is initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Block `sigs` and return a signalfd (non-blocking, close-on-exec) for them.
+pub fn signalfd_for(sigs: &[libc::c_int]) -> SysResult<RawFd> {
+    // SAFETY: the set is initialised by sigemptyset before use; sigprocmask
+    // and signalfd get valid pointers.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in sigs {
+            libc::sigaddset(&mut set, s);
+        }
+        check(libc::sigprocmask(
+            libc::SIG_BLOCK,
+            &set,
+            std::ptr::null_mut(),
+        ))?;
+        check(libc::signalfd(
+            -1,
+            &set,
+            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+        ))
+    }
+}
+
+/// Read one pending signal number from a signalfd, if any.
+pub fn read_signalfd(fd: RawFd) -> Option<libc::c_int> {
+    // SAFETY: signalfd_siginfo is plain data; read fills it whole or fails.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: info is a valid buffer of `size` bytes.
+    let n = unsafe { libc::read(fd, (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+    (n == size as isize).then_some(info.ssi_signo as libc::c_int)
+}
+
+/// mkfifo(path, mode).
+pub fn mkfifo(path: &CStr, mode: libc::mode_t) -> SysResult<()> {
+    // SAFETY: path is a valid C string.
+    check(unsafe { libc::mkfifo(path.as_ptr(), mode) }).map(drop)
+}
+
+/// Whether fd is open.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD takes no argument.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+pub fn nanosleep_ms(ms: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ms / 1000) as _,
+        tv_nsec: ((ms % 1000) * 1_000_000) as _,
+    };
+    // SAFETY: ts is valid; remaining time is not needed.
+    unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+}
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name).
+pub fn join_session_keyring(name: &CStr) -> SysResult<()> {
+    // SAFETY: name is a valid C string.
+    check_long(unsafe { libc::syscall(libc::SYS_keyctl, 1 as libc::c_long, name.as_ptr()) })
+        .map(drop)
+}
+
+pub fn pidfd_open(pid: libc::pid_t) -> SysResult<RawFd> {
+    // SAFETY: plain syscall.
+    check_long(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(|fd| fd as RawFd)
+}
+
+pub fn pidfd_send_signal(pidfd: RawFd, sig: libc::c_int) -> SysResult<()> {
+    // SAFETY: NULL siginfo means "as if sent by kill(2)".
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// poll() one fd for `events`; Ok(true) if ready before `timeout_ms`.
+pub fn poll_one(fd: RawFd, events: libc::c_short, timeout_ms: i32) -> SysResult<bool> {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = check(unsafe { libc::poll(&mut p, 1, timeout_ms) })?;
+    Ok(n > 0)
+}
+
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> SysResult<usize> {
+    // SAFETY: pointer and length describe a valid pollfd slice.
+    check(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) })
+        .map(|n| n as usize)
+}
+
+/// A SOCK_SEQPACKET socketpair, both ends close-on-exec.
+pub fn seqpacket_pair() -> SysResult<(RawFd, RawFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid two-element out-array.
+    check(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    Ok((fds[0], fds[1]))
+}
+
+pub fn pipe() -> SysResult<(RawFd, RawFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid two-element out-array.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    Ok((fds[0], fds[1]))
+}
+
+/// Send `data` and optionally one fd (SCM_RIGHTS) on a unix socket.
+pub fn send_with_fd(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> SysResult<()> {
+    // Room for one fd's control message, aligned for cmsghdr.
+    #[repr(C)]
+    union Cmsg {
+        buf: [u8; 64],
+        _align: libc::cmsghdr,
+    }
+    let mut cbuf = Cmsg { buf: [0; 64] };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; zeroed is a valid initial value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(fd) = fd {
+        // SAFETY: CMSG_SPACE/LEN are pure computations; the buffer is large
+        // enough (64 bytes) for one int's control message, and CMSG_FIRSTHDR
+        // points into it.
+        unsafe {
+            let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+            msg.msg_control = std::ptr::addr_of_mut!(cbuf.buf).cast();
+            msg.msg_controllen = space;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+        }
+    }
+    loop {
+        // SAFETY: msg points at live iov and control buffers.
+        let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(());
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Receive one message and at most one fd passed with SCM_RIGHTS.
+pub fn recv_with_fd(sock: RawFd, data: &mut [u8]) -> SysResult<(usize, Option<RawFd>)> {
+    #[repr(C)]
+    union Cmsg {
+        buf: [u8; 64],
+        _align: libc::cmsghdr,
+    }
+    let mut cbuf = Cmsg { buf: [0; 64] };
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; zeroed is a valid initial value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = std::ptr::addr_of_mut!(cbuf).cast();
+    msg.msg_controllen = 64;
+    let n = loop {
+        // SAFETY: msg points at live iov and control buffers.
+        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    };
+    let mut fd = None;
+    // SAFETY: the kernel filled msg_control; CMSG_FIRSTHDR/NXTHDR walk it
+    // within msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                fd = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>()));
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n, fd))
+}
+
+/// Write the decimal form of `n` after `prefix` into `buf`, NUL-terminated,
+/// without allocating. Returns the C string.
+pub fn fmt_path_num<'a>(buf: &'a mut [u8; 64], prefix: &[u8], n: u64) -> &'a CStr {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let d = &digits[i..];
+    let len = (prefix.len() + d.len()).min(buf.len() - 1);
+    let plen = prefix.len().min(len);
+    buf[..plen].copy_from_slice(&prefix[..plen]);
+    buf[plen..len].copy_from_slice(&d[..len - plen]);
+    buf[len] = 0;
+    CStr::from_bytes_until_nul(&buf[..=len]).unwrap_or(c"")
+}
+
+/// The `/proc/self/fd/N` path of an fd, for mounting onto an fd-resolved target.
+pub fn proc_fd_path(buf: &mut [u8; 64], fd: RawFd) -> &CStr {
+    fmt_path_num(buf, b"/proc/self/fd/", fd as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_proc_fd_paths_without_allocating() {
+        let mut buf = [0u8; 64];
+        assert_eq!(proc_fd_path(&mut buf, 17).to_bytes(), b"/proc/self/fd/17");
+        assert_eq!(proc_fd_path(&mut buf, 0).to_bytes(), b"/proc/self/fd/0");
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            fmt_path_num(&mut buf, b"x", u64::MAX).to_bytes(),
+            b"x18446744073709551615"
+        );
+    }
+}
