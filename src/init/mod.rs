@@ -161,13 +161,8 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
     if plan.process.terminal {
         setup_console(sock, plan.ns.has_mount_ns)?;
     }
-    if plan.ns.has_mount_ns {
-        rootfs::paths::mask(r)?;
-        rootfs::paths::readonly(r)?;
-        rootfs::paths::finish_root(r)?;
-    }
-
-    // The rest of the container's environment.
+    // Hostname and sysctls (through the container's /proc/sys, while it is
+    // still writable), then the masked and read-only paths, as runc orders them.
     if let Some(h) = &plan.hostname {
         sys::sethostname(h.to_bytes()).step(Step::Hostname)?;
     }
@@ -176,6 +171,11 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
     }
     for (i, (path, value)) in plan.sysctls.iter().enumerate() {
         sys::write_file(path, value.to_bytes()).step_at(Step::Sysctl, i)?;
+    }
+    if plan.ns.has_mount_ns {
+        rootfs::paths::mask(r)?;
+        rootfs::paths::readonly(r)?;
+        rootfs::paths::finish_root(r)?;
     }
     plan.process.apply_limits()?;
     let which = plan.process.apply_identity()?;
@@ -210,11 +210,9 @@ fn setup_console(sock: RawFd, has_mount_ns: bool) -> ChildResult<()> {
     let master = sys::open(c"/dev/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0).step(Step::Pty)?;
     let slave = sys::open_pty_peer(master).step(Step::Pty)?;
     if has_mount_ns {
-        let r = rootfs::resolve::open(
-            sys::open(c"/", libc::O_PATH | libc::O_DIRECTORY, 0).step(Step::Console)?,
-            b"/dev",
-            libc::O_PATH | libc::O_DIRECTORY,
-        );
+        let root = sys::open(c"/", libc::O_PATH | libc::O_DIRECTORY, 0).step(Step::Console)?;
+        let r = rootfs::resolve::open(root, b"/dev", libc::O_PATH | libc::O_DIRECTORY);
+        sys::close(root);
         if let Ok(dev) = r {
             // An empty file at /dev/console to bind the pty slave onto.
             if let Ok(fd) = sys::openat(

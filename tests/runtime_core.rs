@@ -1,0 +1,227 @@
+//! The rest of the runtime core's scope: user namespaces with id maps,
+//! joining namespaces by path, --no-pivot, sysctls, signal forwarding in a
+//! foreground `run`, the pty relay of `run`, JSON logs and --version.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Bundle, Runtime};
+use serde_json::json;
+
+fn set_linux(b: &mut Bundle, key: &str, v: serde_json::Value) {
+    b.config["linux"][key] = v;
+}
+
+#[test]
+fn user_namespace_with_id_maps() {
+    if common::skip() {
+        return;
+    }
+    let rt = Runtime::new("userns");
+    let mut b = Bundle::new("userns");
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    set_linux(
+        &mut b,
+        "uidMappings",
+        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
+    );
+    set_linux(
+        &mut b,
+        "gidMappings",
+        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
+    );
+    if let Some(l) = b.config["linux"].as_object_mut() {
+        l.remove("resources");
+    }
+    b.sh("id -u; cat /proc/self/uid_map; [ -c /dev/null ] && echo null-ok; echo x > /dev/null && echo write-ok");
+    let id = common::unique_id("userns");
+    let out = rt.run(&id, &mut b, &[]);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    let map: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(map, ["0", "200000", "65536"], "{out}");
+    assert!(
+        out.stdout.contains("null-ok") && out.stdout.contains("write-ok"),
+        "{out}"
+    );
+    rt.assert_nothing_left(&id);
+}
+
+#[test]
+fn joins_a_namespace_by_path() {
+    if common::skip() {
+        return;
+    }
+    let rt = Runtime::new("joinns");
+    let mut a = Bundle::new("joinns-a");
+    a.args(&["sleep", "100"]);
+    let ida = common::unique_id("joinns-a");
+    rt.run(&ida, &mut a, &["--detach"]).ok();
+    let pid = rt.state_ok(&ida)["pid"].as_i64().unwrap();
+    let want = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+
+    let mut b = Bundle::new("joinns-b");
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    for n in ns.iter_mut() {
+        if n["type"] == "network" {
+            n["path"] = json!(format!("/proc/{pid}/ns/net"));
+        }
+    }
+    b.sh("readlink /proc/self/ns/net");
+    let idb = common::unique_id("joinns-b");
+    let out = rt.run(&idb, &mut b, &[]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), want.display().to_string(), "{out}");
+    rt.cmd(&["delete", "--force", &ida]).ok();
+    rt.assert_nothing_left(&ida);
+    rt.assert_nothing_left(&idb);
+}
+
+#[test]
+fn no_pivot_moves_the_root() {
+    if common::skip() {
+        return;
+    }
+    let rt = Runtime::new("nopivot");
+    let mut b = Bundle::new("nopivot");
+    b.sh("ls /bin/busybox && cat /proc/self/mountinfo | head -1");
+    let id = common::unique_id("nopivot");
+    let out = rt.run(&id, &mut b, &["--no-pivot"]);
+    out.ok();
+    assert!(out.stdout.contains("/bin/busybox"), "{out}");
+    rt.assert_nothing_left(&id);
+}
+
+#[test]
+fn sysctl_and_domainname() {
+    if common::skip() {
+        return;
+    }
+    let rt = Runtime::new("sysctl");
+    let mut b = Bundle::new("sysctl");
+    set_linux(&mut b, "sysctl", json!({"net.ipv4.ip_forward": "1"}));
+    b.config["domainname"] = json!("example.test");
+    b.sh("cat /proc/sys/net/ipv4/ip_forward; cat /proc/sys/kernel/domainname");
+    let id = common::unique_id("sysctl");
+    let out = rt.run(&id, &mut b, &[]);
+    out.ok();
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        ["1", "example.test"],
+        "{out}"
+    );
+    rt.assert_nothing_left(&id);
+}
+
+#[test]
+fn foreground_run_forwards_signals() {
+    if common::skip() {
+        return;
+    }
+    let rt = Runtime::new("fwd");
+    let mut b = Bundle::new("fwd");
+    let dir = b.host_dir("shared");
+    b.bind(&dir, "/shared");
+    b.sh("trap 'exit 42' TERM; touch /shared/ready; while :; do sleep 0.1; done");
+    let id = common::unique_id("fwd");
+    let run = rt.spawn_run(&id, &mut b, &[], |_| {});
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dir.join("ready").exists() {
+        assert!(Instant::now() < deadline, "container never got ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGTERM to the runtime process, which must pass it on.
+    // SAFETY: plain kill(2) on a child we spawned.
+    unsafe { libc::kill(run.pid() as i32, libc::SIGTERM) };
+    let out = run.wait_timeout(Duration::from_secs(20));
+    assert_eq!(out.code, 42, "{out}");
+    rt.assert_nothing_left(&id);
+}
+
+#[test]
+fn foreground_run_relays_the_pty() {
+    if common::skip() || !common::is_hull() {
+        return;
+    }
+    let rt = Runtime::new("relay");
+    let mut b = Bundle::new("relay");
+    b.terminal(true);
+    b.sh("[ -t 0 ] && [ -t 1 ] && echo on-a-tty; tty");
+    let id = common::unique_id("relay");
+    let out = rt.run(&id, &mut b, &[]);
+    out.ok();
+    assert!(out.stdout.contains("on-a-tty"), "{out}");
+    assert!(out.stdout.contains("/dev/pts/0"), "{out}");
+    rt.assert_nothing_left(&id);
+}
+
+#[test]
+fn json_log_lines_on_failure() {
+    if common::skip() || !common::is_hull() {
+        return;
+    }
+    let rt = Runtime::new("jsonlog");
+    let mut b = Bundle::new("jsonlog");
+    let id = common::unique_id("jsonlog");
+    b.save_for(&id);
+    std::fs::write(b.config_path(), "{not json").unwrap();
+    let log = rt.base().join("log.json");
+    let bundle = b.dir().display().to_string();
+    let out = rt.cmd(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "create",
+        &id,
+        "--bundle",
+        &bundle,
+    ]);
+    out.fails();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error", "{text}");
+    assert!(
+        last["msg"].as_str().unwrap().contains("config.json"),
+        "{text}"
+    );
+    assert!(last["time"].as_str().unwrap().ends_with('Z'), "{text}");
+    rt.assert_nothing_left(&id);
+}
+
+#[test]
+fn version_names_spec_and_commit() {
+    if !common::is_hull() {
+        return;
+    }
+    let out = std::process::Command::new(common::runtime_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.starts_with("hull version "), "{text}");
+    assert!(text.contains("\ncommit: "), "{text}");
+    assert!(text.contains("\nspec: 1.2.0"), "{text}");
+}
+
+#[test]
+fn unknown_signal_is_refused() {
+    if common::skip() {
+        return;
+    }
+    let rt = Runtime::new("badsig");
+    let mut b = Bundle::new("badsig");
+    b.args(&["sleep", "100"]);
+    let id = common::unique_id("badsig");
+    rt.create(&id, &mut b, &[]).ok();
+    rt.cmd(&["kill", &id, "SIGNOPE"]).fails();
+    assert_eq!(rt.status(&id).as_deref(), Some("created"));
+    rt.cmd(&["delete", &id]).ok();
+    rt.assert_nothing_left(&id);
+}
