@@ -16,6 +16,7 @@ pub mod cgroups;
 pub mod config;
 pub mod container;
 pub mod error;
+pub mod features;
 pub mod hooks;
 pub mod init;
 pub mod logging;

@@ -96,6 +96,84 @@ impl CreateArgs {
     }
 }
 
+#[derive(clap::Args, Clone, Default)]
+struct ExecArgs {
+    /// Container id.
+    id: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+    /// A JSON file with a full OCI process object.
+    #[arg(short = 'p', long)]
+    process: Option<PathBuf>,
+    /// Allocate a pty.
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Unix socket that receives the pty master.
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(long)]
+    cwd: Option<String>,
+    /// KEY=value to add to the environment (repeatable).
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    /// uid[:gid] to run as.
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// Additional gids (repeatable).
+    #[arg(short = 'g', long = "additional-gids")]
+    additional_gids: Vec<u32>,
+    /// Capabilities to add (repeatable).
+    #[arg(short = 'c', long = "cap")]
+    cap: Vec<String>,
+    /// Set no_new_privileges.
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// AppArmor profile.
+    #[arg(long)]
+    apparmor: Option<String>,
+    /// SELinux process label.
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    /// Do not wait for the process.
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// File to write the process's host pid to.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Pass N extra fds (3..3+N) into the process.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Allow exec into a paused container.
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+}
+
+impl ExecArgs {
+    fn options(&self) -> container::exec::ExecOptions {
+        container::exec::ExecOptions {
+            id: self.id.clone(),
+            process: self.process.clone(),
+            args: self.command.clone(),
+            tty: self.tty,
+            console_socket: self.console_socket.clone(),
+            cwd: self.cwd.clone(),
+            env: self.env.clone(),
+            user: self.user.clone(),
+            additional_gids: self.additional_gids.clone(),
+            caps: self.cap.clone(),
+            no_new_privs: self.no_new_privs,
+            apparmor: self.apparmor.clone(),
+            process_label: self.process_label.clone(),
+            detach: self.detach,
+            pid_file: self.pid_file.clone(),
+            preserve_fds: self.preserve_fds,
+            ignore_paused: self.ignore_paused,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Write a default config.json into the bundle.
@@ -140,6 +218,10 @@ enum Command {
         #[arg(short = 'a', long)]
         all: bool,
     },
+    /// Run a process in a running container.
+    Exec(Box<ExecArgs>),
+    /// Print the features this build of hull supports (runtime-spec JSON).
+    Features,
     /// Delete a container and everything it holds.
     Delete {
         id: String,
@@ -205,6 +287,13 @@ fn dispatch(store: &StateStore, command: Command) -> Result<i32> {
             Container::load(store, &id)?.kill(sig, all).map(|_| 0)
         }
         Command::Delete { id, force } => delete_by_id(store, &id, force).map(|_| 0),
+        Command::Exec(args) => container::exec::exec(store, &args.options()),
+        Command::Features => {
+            let text = serde_json::to_string_pretty(&hull::features::features())
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            println!("{text}");
+            Ok(0)
+        }
     }
 }
 

@@ -39,16 +39,7 @@ pub fn run(store: &StateStore, opts: &CreateOptions, detach: bool, keep: bool) -
             }
         };
     }
-    // Orphans of the container (its init, once stage 1 exits) become our
-    // children, so we can wait for the init.
-    sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
-        .map_err(|e| Error::sys("becoming a child subreaper", e))?;
-    let mut sigs = FORWARDED.to_vec();
-    sigs.push(libc::SIGCHLD);
-    sigs.push(libc::SIGWINCH);
-    let sfd = sys::signalfd_for(&sigs).map_err(|e| Error::sys("creating a signalfd", e))?;
-    // SAFETY: sfd was just created and is owned here.
-    let sfd = unsafe { OwnedFd::from_raw_fd(sfd) };
+    let sfd = foreground()?;
 
     let opts = CreateOptions {
         keep_pty: opts.console_socket.is_none(),
@@ -68,7 +59,11 @@ pub fn run(store: &StateStore, opts: &CreateOptions, detach: bool, keep: bool) -
         let _ = c.delete(true);
         return Err(e);
     }
-    let status = wait_for_init(&c, &sfd, relay.as_mut());
+    let st = c.state.clone();
+    let forward = |sig| {
+        let _ = super::kill::signal_init(&st, sig);
+    };
+    let status = wait_for(c.state.pid, &forward, &sfd, relay.as_mut());
     if let Some(r) = relay.as_mut() {
         r.drain();
     }
@@ -81,9 +76,30 @@ pub fn run(store: &StateStore, opts: &CreateOptions, detach: bool, keep: bool) -
     Ok(status)
 }
 
-/// Wait for the init to exit, forwarding signals and pumping the pty.
-fn wait_for_init(c: &Container, sfd: &OwnedFd, mut relay: Option<&mut Relay>) -> i32 {
-    let init = c.state.pid;
+/// Prepare to wait in the foreground: become a child subreaper (the
+/// container's process is re-parented to us once stage 1 exits) and block
+/// the signals we forward, reading them from a signalfd instead. Call before
+/// forking.
+pub fn foreground() -> Result<OwnedFd> {
+    sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
+        .map_err(|e| Error::sys("becoming a child subreaper", e))?;
+    let mut sigs = FORWARDED.to_vec();
+    sigs.push(libc::SIGCHLD);
+    sigs.push(libc::SIGWINCH);
+    let sfd = sys::signalfd_for(&sigs).map_err(|e| Error::sys("creating a signalfd", e))?;
+    // SAFETY: sfd was just created and is owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(sfd) })
+}
+
+/// Wait for `target` (our child) to exit, passing signals to `forward` and
+/// pumping the pty; returns its exit code.
+pub fn wait_for(
+    target: libc::pid_t,
+    forward: &dyn Fn(libc::c_int),
+    sfd: &OwnedFd,
+    mut relay: Option<&mut Relay>,
+) -> i32 {
+    let init = target;
     loop {
         // Reap whatever exited; the init's status is ours.
         loop {
@@ -130,9 +146,7 @@ fn wait_for_init(c: &Container, sfd: &OwnedFd, mut relay: Option<&mut Relay>) ->
                             terminal::copy_winsize(0, r.master.as_raw_fd());
                         }
                     }
-                    s => {
-                        let _ = super::kill::signal_init(&c.state, s);
-                    }
+                    s => forward(s),
                 }
             }
         }

@@ -21,6 +21,7 @@
 
 pub mod channel;
 pub mod fail;
+pub mod setns;
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
@@ -96,7 +97,7 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
 }
 
 /// Send a failure to the parent (best effort: it may be gone).
-fn report(sock: RawFd, f: Fail) {
+pub(crate) fn report(sock: RawFd, f: Fail) {
     let msg = Msg {
         kind: Kind::Fail,
         a: f.step as i32,

@@ -16,6 +16,46 @@ pub struct MountOptions {
     pub recursive: bool,
 }
 
+/// Every option word hull understands (as `hull features` lists them).
+pub const KNOWN: [&str; 36] = [
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "rprivate",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "ro",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "unbindable",
+];
+
 /// Flags an option sets (true) or clears (false).
 fn flag_option(o: &str) -> Option<(bool, c_ulong)> {
     Some(match o {
@@ -114,6 +154,14 @@ mod tests {
         assert!(o.bind && o.recursive);
         assert_eq!(o.flags, libc::MS_RDONLY);
         assert_eq!(o.propagation, [libc::MS_PRIVATE | libc::MS_REC]);
+    }
+
+    #[test]
+    fn every_known_option_is_understood() {
+        for o in KNOWN {
+            let p = opts(&[o]);
+            assert!(p.data.is_empty(), "{o} fell through to filesystem data");
+        }
     }
 
     #[test]

@@ -1,0 +1,418 @@
+//! `exec`: run another process in a running container. The process joins
+//! every namespace of the container's init and its cgroup, and gets the
+//! container's confinement (the bundle's `process`, as runc does) unless the
+//! options override it.
+
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::run::{foreground, wait_for};
+use super::Container;
+use crate::error::{Error, Result};
+use crate::init::channel::{self, Kind, Msg, HEADER};
+use crate::init::fail::Step;
+use crate::init::setns::{self, SetnsPlan};
+use crate::namespaces::{Join, NsPlan, UserNs};
+use crate::process::ProcessPlan;
+use crate::state::{self, StateStore, Status};
+use crate::sys;
+use crate::terminal::{self, RawMode, Relay};
+
+/// The `exec` flags.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub id: String,
+    /// A full OCI process object (JSON file), instead of the bundle's.
+    pub process: Option<PathBuf>,
+    /// The command; required unless `process` is given.
+    pub args: Vec<String>,
+    pub tty: bool,
+    pub console_socket: Option<PathBuf>,
+    pub cwd: Option<String>,
+    pub env: Vec<String>,
+    /// `uid[:gid]`
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+}
+
+/// Namespace types in the order they are joined (user first, mount last).
+const NAMESPACES: [(&str, libc::c_int); 8] = [
+    ("user", libc::CLONE_NEWUSER),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("pid", libc::CLONE_NEWPID),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("time", libc::CLONE_NEWTIME),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+/// The process spec for exec: the bundle's (or `--process`), with the
+/// command-line overrides applied the way runc applies them.
+pub fn process_spec(bundle_config: &Value, o: &ExecOptions) -> Result<Value> {
+    let mut p = match &o.process {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            serde_json::from_str(&text).map_err(|e| Error::ConfigParse {
+                path: path.clone(),
+                msg: format!("malformed process JSON: {e}"),
+            })?
+        }
+        None => {
+            let mut p = bundle_config["process"].clone();
+            if o.args.is_empty() {
+                return Err(Error::Usage(
+                    "exec: a command is required (or --process)".into(),
+                ));
+            }
+            p["args"] = json!(o.args);
+            p["terminal"] = json!(o.tty);
+            p
+        }
+    };
+    if !p.is_object() {
+        return Err(Error::config("process", "must be an object"));
+    }
+    if o.tty {
+        p["terminal"] = json!(true);
+    }
+    if let Some(cwd) = &o.cwd {
+        p["cwd"] = json!(cwd);
+    }
+    if p.get("cwd").is_none() {
+        p["cwd"] = json!("/");
+    }
+    if let Some(a) = &o.apparmor {
+        p["apparmorProfile"] = json!(a);
+    }
+    if let Some(l) = &o.process_label {
+        p["selinuxLabel"] = json!(l);
+    }
+    if !o.caps.is_empty() {
+        for set in ["bounding", "effective", "permitted", "ambient"] {
+            let list = &mut p["capabilities"][set];
+            if !list.is_array() {
+                *list = json!([]);
+            }
+            if let Some(arr) = list.as_array_mut() {
+                for c in &o.caps {
+                    arr.push(json!(c));
+                }
+            }
+        }
+    }
+    if !o.env.is_empty() {
+        let env = &mut p["env"];
+        if !env.is_array() {
+            *env = json!([]);
+        }
+        if let Some(arr) = env.as_array_mut() {
+            arr.extend(o.env.iter().map(|e| json!(e)));
+        }
+    }
+    if o.no_new_privs {
+        p["noNewPrivileges"] = json!(true);
+    }
+    if let Some(u) = &o.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((a, b)) => (a, Some(b)),
+            None => (u.as_str(), None),
+        };
+        let num = |s: &str| -> Result<u32> {
+            s.parse()
+                .map_err(|_| Error::Usage(format!("--user {u:?}: expected uid[:gid] as numbers")))
+        };
+        p["user"]["uid"] = json!(num(uid)?);
+        if let Some(g) = gid {
+            p["user"]["gid"] = json!(num(g)?);
+        } else if p["user"].get("gid").is_none() {
+            p["user"]["gid"] = json!(0);
+        }
+    }
+    if !o.additional_gids.is_empty() {
+        let g = &mut p["user"]["additionalGids"];
+        if !g.is_array() {
+            *g = json!([]);
+        }
+        if let Some(arr) = g.as_array_mut() {
+            arr.extend(o.additional_gids.iter().map(|g| json!(g)));
+        }
+    }
+    Ok(p)
+}
+
+fn ns_id(path: &str) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// The init's namespaces that differ from ours, opened for setns.
+fn join_plan(pid: i32) -> Result<NsPlan> {
+    let mut plan = NsPlan {
+        user: UserNs::Host,
+        joins: Vec::new(),
+        unshare_flags: 0,
+        uid_map: String::new(),
+        gid_map: String::new(),
+        has_mount_ns: false,
+        new_net: false,
+        new_cgroup: false,
+    };
+    for (i, (name, flag)) in NAMESPACES.iter().enumerate() {
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let Some(their_id) = ns_id(&theirs) else {
+            continue;
+        };
+        if ns_id(&format!("/proc/self/ns/{name}")) == Some(their_id) {
+            continue;
+        }
+        let fd = std::fs::File::open(&theirs)
+            .map_err(|e| Error::io(&theirs, e))?
+            .into_raw_fd();
+        if *flag == libc::CLONE_NEWUSER {
+            plan.user = UserNs::Join(fd);
+        } else {
+            plan.has_mount_ns |= *flag == libc::CLONE_NEWNS;
+            plan.joins.push(Join {
+                fd,
+                nstype: *flag,
+                index: i,
+            });
+        }
+    }
+    Ok(plan)
+}
+
+/// Run a process in the container. Returns hull's exit code: 0 when
+/// detached, else the process's exit status (128 + signal if killed).
+pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
+    let c = Container::load(store, &o.id)?;
+    let id = o.id.as_str();
+    match c.status() {
+        Status::Stopped => return Err(Error::bad_state(id, "cannot exec in a stopped container")),
+        Status::Creating => {
+            return Err(Error::bad_state(
+                id,
+                "cannot exec in a container that is being created",
+            ))
+        }
+        Status::Paused if !o.ignore_paused => {
+            return Err(Error::bad_state(
+                id,
+                "cannot exec in a paused container (resume it first, or use --ignore-paused)",
+            ))
+        }
+        _ => {}
+    }
+    if o.detach && o.tty && o.console_socket.is_none() {
+        return Err(Error::Usage(
+            "exec --detach --tty needs --console-socket to receive the pty".into(),
+        ));
+    }
+    if o.console_socket.is_some() && !o.tty && o.process.is_none() {
+        return Err(Error::Usage("--console-socket needs --tty".into()));
+    }
+    for fd in 3..3 + o.preserve_fds {
+        if !sys::fd_is_open(fd as RawFd) {
+            return Err(Error::Usage(format!(
+                "--preserve-fds {}: fd {fd} is not open",
+                o.preserve_fds
+            )));
+        }
+    }
+    let cfg_path = c.state.bundle.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+    let mut spec_v: Value = serde_json::from_str(&text).map_err(|e| Error::ConfigParse {
+        path: cfg_path.clone(),
+        msg: format!("malformed JSON: {e}"),
+    })?;
+    spec_v["process"] = process_spec(&spec_v, o)?;
+    let spec = crate::config::parse(&spec_v.to_string()).map_err(|msg| Error::ConfigParse {
+        path: o.process.clone().unwrap_or(cfg_path.clone()),
+        msg,
+    })?;
+    let p = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process", "required"))?;
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::config("process.args", "must not be empty"));
+    }
+    if !p.cwd().is_absolute() {
+        return Err(Error::config("process.cwd", "must be an absolute path"));
+    }
+
+    let ns = join_plan(c.state.pid)?;
+    let mut warn = |m: String| crate::logging::warn(&m);
+    let process = ProcessPlan::build(&spec, &c.state.rootfs, &ns, &[], o.preserve_fds, &mut warn);
+    let process = match process {
+        Ok(p) => p,
+        Err(e) => {
+            ns.close_fds();
+            return Err(e);
+        }
+    };
+    let plan = SetnsPlan {
+        ns,
+        process,
+        parent_fds: Vec::new(),
+    };
+    let sfd = if o.detach { None } else { Some(foreground()?) };
+    let result = spawn(&c, &plan, o);
+    plan.ns.close_fds();
+    let (pid, pty) = result?;
+    if let Some(f) = &o.pid_file {
+        state::write_atomic(&absolute(f), pid.to_string().as_bytes())?;
+    }
+    let Some(sfd) = sfd else {
+        return Ok(0);
+    };
+    let mut relay = pty.map(Relay::new);
+    let _raw = relay.as_ref().and_then(|r| {
+        terminal::copy_winsize(0, std::os::fd::AsRawFd::as_raw_fd(&r.master));
+        RawMode::enter(0)
+    });
+    let forward = |sig| {
+        let _ = sys::kill(pid, sig);
+    };
+    let code = wait_for(pid, &forward, &sfd, relay.as_mut());
+    if let Some(r) = relay.as_mut() {
+        r.drain();
+    }
+    Ok(code)
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// Fork the two stages and drive them until the exec happened.
+fn spawn(
+    c: &Container,
+    plan: &SetnsPlan,
+    o: &ExecOptions,
+) -> Result<(libc::pid_t, Option<OwnedFd>)> {
+    let id = c.id();
+    let (parent_sock, child_sock) =
+        sys::seqpacket_pair().map_err(|e| Error::sys("creating the exec socketpair", e))?;
+    // SAFETY: both fds were just created and are owned here.
+    let parent = unsafe { OwnedFd::from_raw_fd(parent_sock) };
+    let stage1 = sys::fork().map_err(|e| Error::sys("forking the exec process", e))?;
+    if stage1 == 0 {
+        sys::close(parent_sock);
+        setns::stage1(plan, child_sock);
+    }
+    sys::close(child_sock);
+    let mut target: Option<libc::pid_t> = None;
+    let fail = |target: Option<libc::pid_t>, msg: String| {
+        let _ = sys::kill(stage1, libc::SIGKILL);
+        let _ = sys::waitpid(stage1, 0);
+        if let Some(p) = target {
+            let _ = sys::kill(p, libc::SIGKILL);
+            super::wait_gone(p, 2000);
+        }
+        Error::Init {
+            id: id.to_string(),
+            msg,
+        }
+    };
+    if let Err(e) = c.state.cgroup.add(stage1) {
+        return Err(fail(None, e.to_string()));
+    }
+    if channel::send(parent_sock, Msg::new(Kind::Placed)).is_err() {
+        return Err(fail(None, "the exec process exited during setup".into()));
+    }
+    let mut pty = None;
+    let mut buf = [0u8; HEADER + 16];
+    loop {
+        let (msg, _, fd) = match channel::recv(parent_sock, &mut buf) {
+            Ok(m) => m,
+            // EOF: the socket closed on exec (close-on-exec). Done.
+            Err(sys::Errno(libc::EPIPE)) if target.is_some() => break,
+            Err(e) => {
+                return Err(fail(
+                    target,
+                    format!("the exec process exited during setup ({e})"),
+                ))
+            }
+        };
+        match msg.kind {
+            Kind::InitPid => {
+                target = Some(msg.a);
+                let _ = sys::waitpid(stage1, 0);
+                if channel::send(parent_sock, Msg::new(Kind::Go)).is_err() {
+                    return Err(fail(target, "the exec process exited during setup".into()));
+                }
+            }
+            Kind::PtyMaster => {
+                let Some(fd) = fd else {
+                    return Err(fail(target, "the pty master did not arrive".into()));
+                };
+                // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
+                let master = unsafe { OwnedFd::from_raw_fd(fd) };
+                match &o.console_socket {
+                    Some(sock) => {
+                        if let Err(e) = terminal::send_to_socket(sock, fd) {
+                            return Err(fail(target, e.to_string()));
+                        }
+                    }
+                    None => pty = Some(master),
+                }
+            }
+            Kind::Fail => {
+                let msg_text = describe(plan, msg);
+                return Err(fail(target, msg_text));
+            }
+            _ => return Err(fail(target, format!("unexpected message {:?}", msg.kind))),
+        }
+    }
+    drop(parent);
+    target
+        .map(|t| (t, pty))
+        .ok_or_else(|| fail(None, "the exec process did not start".into()))
+}
+
+fn describe(plan: &SetnsPlan, msg: Msg) -> String {
+    let errno = sys::Errno(msg.b);
+    let arg0 = plan
+        .process
+        .exec
+        .argv
+        .first()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match Step::from_u32(msg.a as u32) {
+        Some(Step::FindExecutable) if msg.c == 1 => format!("exec {arg0:?}: {errno}"),
+        Some(Step::FindExecutable) => {
+            format!("exec: {arg0:?}: executable file not found in $PATH")
+        }
+        Some(Step::JoinNamespace) => format!(
+            "joining the container's {} namespace: {errno}",
+            NAMESPACES.get(msg.c as usize).map(|n| n.0).unwrap_or("?")
+        ),
+        Some(Step::Chdir) => format!(
+            "process.cwd: chdir to {}: {errno}",
+            plan.process.cwd.to_string_lossy()
+        ),
+        Some(Step::Setuid) => format!("switching to uid {}: {errno}", plan.process.user.uid),
+        Some(Step::Setgid) => format!("switching to gid {}: {errno}", plan.process.user.gid),
+        Some(step) => format!("{step:?}: {errno}"),
+        None => format!("exec setup failed: {errno}"),
+    }
+}

@@ -1,0 +1,103 @@
+//! The child side of `exec`: join a running container instead of making
+//! one (runc's setns init). Same two stages as create, fewer steps:
+//!
+//! ```text
+//! hull exec ──fork──► stage 1 ──fork──► process (in the container's pid ns)
+//!   cgroup.procs ← stage 1 ─Placed─►  setns(user) first, then the others
+//!                      ◄─InitPid──   exits
+//!              ──Go───────────────────► setsid, console, rlimits, user, caps,
+//!                      ◄─PtyMaster──   no_new_privs, fds sealed, execve
+//!   socket EOF (close-on-exec) = the exec happened; a Fail message = it did not
+//! ```
+
+use std::os::fd::RawFd;
+
+use super::channel::{self, Kind, Msg};
+use super::fail::{ChildResult, Fail, Step, StepContext};
+use crate::namespaces::{self, NsPlan};
+use crate::process::ProcessPlan;
+use crate::sys;
+
+/// What the exec'd process needs, prepared before the fork.
+#[derive(Debug)]
+pub struct SetnsPlan {
+    pub ns: NsPlan,
+    pub process: ProcessPlan,
+    /// The parent's fds the children must not keep.
+    pub parent_fds: Vec<RawFd>,
+}
+
+pub fn stage1(plan: &SetnsPlan, sock: RawFd) -> ! {
+    let code = match stage1_steps(plan, sock) {
+        Ok(()) => 0,
+        Err(f) => {
+            super::report(sock, f);
+            1
+        }
+    };
+    sys::exit_now(code)
+}
+
+fn stage1_steps(plan: &SetnsPlan, sock: RawFd) -> ChildResult<()> {
+    for &fd in &plan.parent_fds {
+        sys::close(fd);
+    }
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    // Non-dumpable until exec: processes already in the container must not
+    // ptrace us or open /proc/<pid>/exe (the hull binary) — CVE-2019-5736.
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
+    channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
+    namespaces::enter_user(&plan.ns)?;
+    namespaces::enter_rest(&plan.ns)?;
+    let pid = sys::fork().step(Step::ForkInit)?;
+    if pid == 0 {
+        process(plan, sock);
+    }
+    let mut msg = Msg::new(Kind::InitPid);
+    msg.a = pid;
+    channel::send(sock, msg).step(Step::Protocol)
+}
+
+fn process(plan: &SetnsPlan, sock: RawFd) -> ! {
+    match process_steps(plan, sock) {
+        Ok(which) => {
+            let e = plan.process.exec.exec(which);
+            super::report(
+                sock,
+                Fail {
+                    step: Step::FindExecutable,
+                    idx: 1,
+                    errno: e,
+                },
+            );
+            sys::exit_now(127)
+        }
+        Err(f) => {
+            super::report(sock, f);
+            sys::exit_now(1)
+        }
+    }
+}
+
+fn process_steps(plan: &SetnsPlan, sock: RawFd) -> ChildResult<usize> {
+    channel::expect(sock, Kind::Go).step(Step::Protocol)?;
+    sys::reset_signals();
+    sys::setsid().step(Step::Setsid)?;
+    if plan.process.terminal {
+        let master = sys::open(c"/dev/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0).step(Step::Pty)?;
+        let slave = sys::open_pty_peer(master).step(Step::Pty)?;
+        channel::send_fd(sock, Msg::new(Kind::PtyMaster), master).step(Step::Pty)?;
+        sys::close(master);
+        sys::ioctl_int(slave, libc::TIOCSCTTY, 0).step(Step::Console)?;
+        for fd in 0..3 {
+            sys::dup2(slave, fd).step(Step::Console)?;
+        }
+        if slave > 2 {
+            sys::close(slave);
+        }
+    }
+    plan.process.apply_limits()?;
+    let which = plan.process.apply_identity()?;
+    plan.process.seal_fds()?;
+    Ok(which)
+}
