@@ -35,9 +35,9 @@ struct Cli {
     /// Accepted for runc compatibility (auto|true|false).
     #[arg(id = "global_rootless", long = "rootless", hide = true)]
     _rootless: Option<String>,
-    /// Accepted for runc compatibility.
-    #[arg(long = "criu", hide = true)]
-    _criu: Option<String>,
+    /// Path to the criu binary used by checkpoint and restore.
+    #[arg(long = "criu", global = true, default_value = "criu")]
+    criu: PathBuf,
     /// Print the version.
     #[arg(short = 'v', long = "version")]
     version: bool,
@@ -174,6 +174,41 @@ impl ExecArgs {
     }
 }
 
+#[derive(clap::Args, Clone, Default)]
+struct CriuArgs {
+    /// Directory for the CRIU image files (default: ./checkpoint).
+    #[arg(long = "image-path")]
+    image_path: Option<PathBuf>,
+    /// Directory for CRIU's work files and logs (default: the image path).
+    #[arg(long = "work-path")]
+    work_path: Option<PathBuf>,
+    /// Allow open TCP connections.
+    #[arg(long = "tcp-established")]
+    tcp_established: bool,
+    /// Allow external unix sockets.
+    #[arg(long = "ext-unix-sk")]
+    ext_unix_sk: bool,
+    /// Allow shell jobs.
+    #[arg(long = "shell-job")]
+    shell_job: bool,
+    /// Handle file locks.
+    #[arg(long = "file-locks")]
+    file_locks: bool,
+    /// Cgroup mode for CRIU: soft, full, strict or ignore.
+    #[arg(long = "manage-cgroups-mode")]
+    manage_cgroups_mode: Option<String>,
+}
+
+impl CriuArgs {
+    fn image_path(&self) -> PathBuf {
+        self.image_path.clone().unwrap_or_else(|| {
+            std::env::current_dir()
+                .unwrap_or_else(|_| PathBuf::from("."))
+                .join("checkpoint")
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Write a default config.json into the bundle.
@@ -222,6 +257,31 @@ enum Command {
     Exec(Box<ExecArgs>),
     /// Print the features this build of hull supports (runtime-spec JSON).
     Features,
+    /// Checkpoint a running container with CRIU.
+    Checkpoint {
+        id: String,
+        #[command(flatten)]
+        criu: CriuArgs,
+        /// Directory of a previous (pre-)dump.
+        #[arg(long = "parent-path")]
+        parent_path: Option<PathBuf>,
+        /// Leave the container running after the checkpoint.
+        #[arg(long = "leave-running")]
+        leave_running: bool,
+        /// Only dump memory (iterative migration); the container keeps running.
+        #[arg(long = "pre-dump")]
+        pre_dump: bool,
+    },
+    /// Restore a container from a CRIU checkpoint.
+    Restore {
+        #[command(flatten)]
+        args: CreateArgs,
+        #[command(flatten)]
+        criu: CriuArgs,
+        /// Return once the container is restored.
+        #[arg(short = 'd', long)]
+        detach: bool,
+    },
     /// Delete a container and everything it holds.
     Delete {
         id: String,
@@ -255,7 +315,7 @@ fn main() {
         std::process::exit(1);
     };
     let store = StateStore::new(&cli.root);
-    match dispatch(&store, command) {
+    match dispatch(&store, command, cli.criu) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             logging::error(&e.to_string());
@@ -264,8 +324,50 @@ fn main() {
     }
 }
 
-fn dispatch(store: &StateStore, command: Command) -> Result<i32> {
+fn dispatch(store: &StateStore, command: Command, criu: PathBuf) -> Result<i32> {
+    use container::checkpoint::{restore, CheckpointOptions, RestoreOptions};
     match command {
+        Command::Checkpoint {
+            id,
+            criu: c,
+            parent_path,
+            leave_running,
+            pre_dump,
+        } => {
+            let o = CheckpointOptions {
+                criu,
+                image_path: c.image_path(),
+                work_path: c.work_path.clone(),
+                parent_path,
+                leave_running,
+                tcp_established: c.tcp_established,
+                ext_unix_sk: c.ext_unix_sk,
+                shell_job: c.shell_job,
+                file_locks: c.file_locks,
+                pre_dump,
+                manage_cgroups_mode: c.manage_cgroups_mode.clone(),
+            };
+            Container::load(store, &id)?.checkpoint(&o).map(|_| 0)
+        }
+        Command::Restore {
+            args,
+            criu: c,
+            detach,
+        } => {
+            let o = RestoreOptions {
+                create: args.options(),
+                criu,
+                image_path: c.image_path(),
+                work_path: c.work_path.clone(),
+                detach,
+                tcp_established: c.tcp_established,
+                ext_unix_sk: c.ext_unix_sk,
+                shell_job: c.shell_job,
+                file_locks: c.file_locks,
+                manage_cgroups_mode: c.manage_cgroups_mode.clone(),
+            };
+            restore(store, &o)
+        }
         Command::Spec { bundle, rootless } => spec(&bundle, rootless),
         Command::Create(args) => container::create(store, &args.options()).map(|_| 0),
         Command::Start { id } => Container::load(store, &id)?.start().map(|_| 0),

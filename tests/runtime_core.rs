@@ -225,3 +225,24 @@ fn unknown_signal_is_refused() {
     rt.cmd(&["delete", &id]).ok();
     rt.assert_nothing_left(&id);
 }
+
+/// Regression: `start` raced with a process that execs and exits at once
+/// and reported "exited before exec" (seen under load).
+#[test]
+fn start_of_a_process_that_exits_at_once() {
+    if common::skip() {
+        return;
+    }
+    let rt = Runtime::new("quick");
+    let mut b = Bundle::new("quick");
+    b.args(&["true"]);
+    for _ in 0..20 {
+        let id = common::unique_id("quick");
+        rt.create(&id, &mut b, &[]).ok();
+        // Let the start's poll see the process exit between its reads.
+        rt.cmd(&["start", &id]).ok();
+        rt.wait_status(&id, "stopped");
+        rt.cmd(&["delete", &id]).ok();
+        rt.assert_nothing_left(&id);
+    }
+}

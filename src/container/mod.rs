@@ -1,6 +1,7 @@
 //! Container operations, one file each: create, start, kill, delete, run.
 //! The CLI, the shim and the tooling all call these.
 
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod exec;

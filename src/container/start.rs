@@ -55,14 +55,15 @@ impl Container {
                     Err(e) => return Err(Error::sys("reading the exec fifo", e)),
                 }
             }
-            if !self.state.init_alive() {
+            // Once released, EOF is all that is left to see: a process that
+            // exec'd and exited at once, or died before exec, also ends in
+            // EOF. Before that, a dead init means it never got to start.
+            if !ready && !released && !self.state.init_alive() {
                 let _ = std::fs::remove_file(&fifo_path);
-                let msg = if released {
-                    "the container process exited before exec (a startContainer hook failed?)"
-                } else {
-                    "the container process died before it could start"
-                };
-                return Err(Error::bad_state(&id, msg));
+                return Err(Error::bad_state(
+                    &id,
+                    "the container process died before it could start",
+                ));
             }
         }
         let _ = std::fs::remove_file(&fifo_path);
