@@ -115,8 +115,7 @@ fn checkpoint_failure_reports_criu_error_and_keeps_running() {
     // CRIU's last error line, as `criu check` printed it, is in hull's message.
     let last = err
         .lines()
-        .filter(|l| l.contains("Error"))
-        .last()
+        .rfind(|l| l.contains("Error"))
         .and_then(|l| l.split("): ").nth(1))
         .unwrap_or("")
         .to_string();
