@@ -40,10 +40,55 @@ pub fn parse(text: &str) -> std::result::Result<Spec, String> {
     if !value.is_object() {
         return Err("malformed config: the top level must be a JSON object".into());
     }
+    let mut value = value;
+    drop_unknown_capabilities(&mut value);
+    crate::seccomp::profile::check_json(&value)?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
         format!("{field}: {}", e.inner())
     })
+}
+
+/// Capability names hull does not know (newer kernels' ones, typos) are
+/// dropped from `process.capabilities.*` with a warning naming them, as runc
+/// does, so that configs written for newer kernels keep working.
+fn drop_unknown_capabilities(config: &mut Value) {
+    let Some(caps) = config
+        .get_mut("process")
+        .and_then(|p| p.get_mut("capabilities"))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let mut unknown: Vec<(String, Vec<&str>)> = Vec::new();
+    for set in [
+        "bounding",
+        "effective",
+        "permitted",
+        "inheritable",
+        "ambient",
+    ] {
+        let Some(list) = caps.get_mut(set).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        list.retain(|c| {
+            let name = c.as_str().unwrap_or_default();
+            if crate::process::caps::NAMES.contains(&name) || !c.is_string() {
+                return true;
+            }
+            match unknown.iter_mut().find(|(n, _)| n == name) {
+                Some((_, sets)) => sets.push(set),
+                None => unknown.push((name.to_string(), vec![set])),
+            }
+            false
+        });
+    }
+    for (name, sets) in unknown {
+        crate::logging::warn(&format!(
+            "ignoring unknown or unavailable capability {name:?} (process.capabilities.{})",
+            sets.join(", process.capabilities.")
+        ));
+    }
 }
 
 /// Check what the runtime-spec requires and what hull needs, before anything
@@ -166,6 +211,19 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 format!("must be an absolute path, got {d:?}"),
             ));
         }
+        // hull writes to /proc while setting up (oom_score_adj, sysctls):
+        // only a real procfs may be mounted there (CVE-2019-16884/19921).
+        if d.components().eq(Path::new("/proc").components())
+            && m.typ().as_deref().is_some_and(|t| t != "proc")
+        {
+            return Err(Error::config(
+                format!("mounts[{i}]"),
+                format!(
+                    "/proc must be a proc mount, not {:?}",
+                    m.typ().as_deref().unwrap_or_default()
+                ),
+            ));
+        }
     }
     if let Some(hooks) = spec.hooks() {
         let all = [
@@ -193,11 +251,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
-    if linux.seccomp().is_some() {
-        return Err(Error::config(
-            "linux.seccomp",
-            "seccomp filters are not supported by this build of hull yet",
-        ));
+    if let Some(s) = linux.seccomp() {
+        crate::seccomp::profile::validate(s)?;
     }
     Ok(())
 }
@@ -313,6 +368,38 @@ mod tests {
             let spec = parse(&text).unwrap();
             validate(&spec).unwrap();
         }
+    }
+
+    #[test]
+    fn unknown_capabilities_are_dropped_before_parsing() {
+        let mut v = default_spec(false);
+        v["process"]["capabilities"]["bounding"] = json!(["CAP_KILL", "CAP_NOT_YET_INVENTED"]);
+        v["process"]["capabilities"]["ambient"] = json!(["CAP_NOT_YET_INVENTED"]);
+        let spec = parse(&v.to_string()).unwrap();
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
+        assert!(caps.ambient().as_ref().unwrap().is_empty());
+    }
+
+    #[test]
+    fn seccomp_errors_name_the_field() {
+        let mut v = default_spec(false);
+        v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_NOPE"}]});
+        let err = parse(&v.to_string()).unwrap_err();
+        assert!(
+            err.starts_with("linux.seccomp.syscalls[0].action: unknown action \"SCMP_ACT_NOPE\""),
+            "{err}"
+        );
+        let mut v = default_spec(false);
+        v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1});
+        validate(&parse(&v.to_string()).unwrap()).unwrap();
     }
 
     #[test]

@@ -35,8 +35,8 @@ pub fn features() -> Value {
                 "rdma": false
             },
             "seccomp": seccomp(),
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            "apparmor": {"enabled": crate::process::lsm::apparmor_enabled()},
+            "selinux": {"enabled": crate::process::lsm::selinux_enabled()},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": false}}
         },
@@ -49,7 +49,15 @@ pub fn features() -> Value {
 }
 
 fn seccomp() -> Value {
-    json!({"enabled": false})
+    use crate::seccomp::profile;
+    json!({
+        "enabled": true,
+        "actions": profile::ACTIONS,
+        "operators": profile::OPERATORS,
+        "archs": crate::seccomp::compile::loadable_arches(),
+        "knownFlags": profile::FLAGS,
+        "supportedFlags": profile::FLAGS,
+    })
 }
 
 #[cfg(test)]

@@ -27,6 +27,17 @@ pub const START_CONTAINER: &str = "startContainer";
 pub const POSTSTART: &str = "poststart";
 pub const POSTSTOP: &str = "poststop";
 
+/// Run every hook of a kind whose failure must not stop anything
+/// (poststart, poststop): each failure is logged as a warning and the
+/// remaining hooks still run, as the runtime-spec requires.
+pub fn run_all_warn(id: &str, kind: &'static str, hooks: &[Hook], state_json: &[u8]) {
+    for h in hooks {
+        if let Err(e) = run_all(id, kind, std::slice::from_ref(h), state_json, None) {
+            crate::logging::warn(&e.to_string());
+        }
+    }
+}
+
 /// Run `hooks` in order; the first failure stops the list and is returned.
 /// With `mnt_ns_of`, each hook runs in that process's mount namespace.
 pub fn run_all(

@@ -29,9 +29,9 @@ struct Cli {
     /// Log debug messages.
     #[arg(long, global = true)]
     debug: bool,
-    /// Use systemd for cgroups (accepted for compatibility; cgroupfs is used).
+    /// Use systemd for cgroups (a transient scope per container, over D-Bus).
     #[arg(long = "systemd-cgroup", global = true)]
-    _systemd_cgroup: bool,
+    systemd_cgroup: bool,
     /// Accepted for runc compatibility (auto|true|false).
     #[arg(id = "global_rootless", long = "rootless", hide = true)]
     _rootless: Option<String>,
@@ -92,6 +92,83 @@ impl CreateArgs {
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
             keep_pty: false,
+            systemd_cgroup: SYSTEMD_CGROUP.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
+
+/// `--systemd-cgroup`, for the create options.
+static SYSTEMD_CGROUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// runc's `update` flags.
+#[derive(clap::Args, Clone, Default)]
+struct UpdateArgs {
+    id: String,
+    /// File with the resources (linux.resources JSON), or `-` for stdin; other flags are then ignored.
+    #[arg(short = 'r', long = "resources")]
+    resources: Option<PathBuf>,
+    /// Memory limit (in bytes; k, m, g suffixes; -1 unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    memory: Option<String>,
+    /// Total memory usage (memory + swap); -1 for unlimited swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// Memory reservation or soft limit.
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    /// Kernel memory limit (ignored by current kernels, like runc).
+    #[arg(long = "kernel-memory", allow_hyphen_values = true)]
+    kernel_memory: Option<String>,
+    /// Kernel TCP buffer memory limit.
+    #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
+    kernel_memory_tcp: Option<String>,
+    /// CPU shares (relative weight vs. other containers).
+    #[arg(long = "cpu-share", visible_alias = "cpu-shares")]
+    cpu_shares: Option<u64>,
+    /// CPU CFS hardcap limit (in usecs) per period; -1 unlimited.
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    /// CPU CFS period (in usecs).
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<u64>,
+    /// CPU realtime period (in usecs).
+    #[arg(long = "cpu-rt-period")]
+    cpu_rt_period: Option<u64>,
+    /// CPU realtime hardcap limit (in usecs) per period.
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    cpu_rt_runtime: Option<i64>,
+    /// CPUs to use.
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    /// Memory nodes to use.
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    /// Maximum number of pids; -1 unlimited.
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// Block IO weight (10..1000).
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
+}
+
+impl UpdateArgs {
+    fn options(&self) -> container::update::UpdateOptions {
+        container::update::UpdateOptions {
+            resources_file: self.resources.clone(),
+            memory: self.memory.clone(),
+            memory_swap: self.memory_swap.clone(),
+            memory_reservation: self.memory_reservation.clone(),
+            kernel_memory: self.kernel_memory.clone(),
+            kernel_memory_tcp: self.kernel_memory_tcp.clone(),
+            cpu_shares: self.cpu_shares,
+            cpu_quota: self.cpu_quota,
+            cpu_period: self.cpu_period,
+            cpu_rt_period: self.cpu_rt_period,
+            cpu_rt_runtime: self.cpu_rt_runtime,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
+            pids_limit: self.pids_limit,
+            blkio_weight: self.blkio_weight,
         }
     }
 }
@@ -282,6 +359,32 @@ enum Command {
         #[arg(short = 'd', long)]
         detach: bool,
     },
+    /// Change a container's resource limits.
+    Update(UpdateArgs),
+    /// Print resource usage and OOM events as JSON lines.
+    Events {
+        id: String,
+        /// Print one stats event and exit.
+        #[arg(long)]
+        stats: bool,
+        /// How often to print stats (e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+    },
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List a container's processes (`ps` options after `--`).
+    Ps {
+        id: String,
+        #[arg(short = 'f', long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// Options passed to ps (default -ef), after the id like runc
+        /// (`ps ID -o pid,comm`) or after `--`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
     /// Delete a container and everything it holds.
     Delete {
         id: String,
@@ -315,6 +418,7 @@ fn main() {
         std::process::exit(1);
     };
     let store = StateStore::new(&cli.root);
+    SYSTEMD_CGROUP.store(cli.systemd_cgroup, std::sync::atomic::Ordering::Relaxed);
     match dispatch(&store, command, cli.criu) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -389,6 +493,37 @@ fn dispatch(store: &StateStore, command: Command, criu: PathBuf) -> Result<i32> 
             Container::load(store, &id)?.kill(sig, all).map(|_| 0)
         }
         Command::Delete { id, force } => delete_by_id(store, &id, force).map(|_| 0),
+        Command::Update(args) => Container::load(store, &args.id)?
+            .update(&args.options())
+            .map(|_| 0),
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => {
+            let every = container::events::parse_duration(&interval).ok_or_else(|| {
+                Error::Usage(format!("--interval {interval:?}: not a duration like 5s"))
+            })?;
+            let c = Container::load(store, &id)?;
+            c.events(stats, every, &mut std::io::stdout()).map(|_| 0)
+        }
+        Command::Pause { id } => Container::load(store, &id)?.pause().map(|_| 0),
+        Command::Resume { id } => Container::load(store, &id)?.resume().map(|_| 0),
+        Command::Ps {
+            id,
+            format,
+            ps_args,
+        } => {
+            let f = match format {
+                ListFormat::Table => container::ps::PsFormat::Table,
+                ListFormat::Json => container::ps::PsFormat::Json,
+            };
+            let text = Container::load(store, &id)?.ps(f, &ps_args)?;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::io("stdout", e))?;
+            Ok(0)
+        }
         Command::Exec(args) => container::exec::exec(store, &args.options()),
         Command::Features => {
             let text = serde_json::to_string_pretty(&hull::features::features())

@@ -353,6 +353,38 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
     }
 }
 
+/// The filesystem type (fstatfs f_type) of an open fd.
+pub fn fd_fs_magic(fd: RawFd) -> SysResult<i64> {
+    // SAFETY: statfs is plain data; zeroed is a valid initial value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer.
+    check(unsafe { libc::fstatfs(fd, &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
+/// Write `data` to a file that must be on a real procfs (CVE-2019-16884,
+/// CVE-2019-19921: a fake /proc in the image must not take the write).
+/// A file elsewhere fails with EXDEV.
+pub fn write_proc_file(path: &CStr, data: &[u8]) -> SysResult<()> {
+    let fd = open(path, libc::O_WRONLY | libc::O_NOFOLLOW, 0)?;
+    let r = match fd_fs_magic(fd) {
+        Ok(libc::PROC_SUPER_MAGIC) => write_all(fd, data),
+        Ok(_) => Err(Errno(libc::EXDEV)),
+        Err(e) => Err(e),
+    };
+    close(fd);
+    r
+}
+
+/// getcwd(2) into `buf`; the kernel prefixes a directory outside the
+/// process's root with "(unreachable)", so a result not starting with '/'
+/// means the cwd escaped the root.
+pub fn getcwd(buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: buf is a valid writable buffer of the given length.
+    let r = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    check_long(r).map(|n| n as usize)
+}
+
 /// Write `data` to the file at `path` (opened O_WRONLY, not created).
 pub fn write_file(path: &CStr, data: &[u8]) -> SysResult<()> {
     let fd = open(path, libc::O_WRONLY, 0)?;
@@ -750,6 +782,71 @@ pub fn fmt_path_num<'a>(buf: &'a mut [u8; 64], prefix: &[u8], n: u64) -> &'a CSt
 /// The `/proc/self/fd/N` path of an fd, for mounting onto an fd-resolved target.
 pub fn proc_fd_path(buf: &mut [u8; 64], fd: RawFd) -> &CStr {
     fmt_path_num(buf, b"/proc/self/fd/", fd as u64)
+}
+
+// ---------------------------------------------------------------------------
+// Security: seccomp, I/O priority, scheduler, personality
+// ---------------------------------------------------------------------------
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): load a BPF filter. With
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER the result is the notify fd, else 0.
+pub fn seccomp_set_filter(prog: &[libc::sock_filter], flags: libc::c_ulong) -> SysResult<RawFd> {
+    if prog.is_empty() || prog.len() > u16::MAX as usize {
+        return Err(Errno(libc::EINVAL));
+    }
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: fprog points at `prog`, which outlives the call; the kernel
+    // copies the program and does not write through the pointer.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong,
+            flags,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    check_long(r).map(|fd| fd as RawFd)
+}
+
+/// An anonymous in-memory file (parent side: exporting the seccomp BPF).
+pub fn memfd(name: &CStr) -> SysResult<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: name is a valid NUL-terminated string; flags are plain bits.
+    let fd = check(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: fd was just created and is owned by nothing else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, 0, prio) for the calling process.
+pub fn ioprio_set_self(prio: libc::c_int) -> SysResult<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: plain syscall with integer arguments.
+    check_long(unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) })
+        .map(drop)
+}
+
+/// sched_setattr(0, attr, 0) for the calling thread.
+pub fn sched_setattr_self(attr: &libc::sched_attr) -> SysResult<()> {
+    // SAFETY: attr is a valid sched_attr whose `size` field says its size;
+    // the kernel only reads it.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            0,
+            attr as *const libc::sched_attr,
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// personality(persona).
+pub fn personality(persona: libc::c_ulong) -> SysResult<()> {
+    // SAFETY: plain syscall with an integer argument.
+    check(unsafe { libc::personality(persona) }).map(drop)
 }
 
 #[cfg(test)]

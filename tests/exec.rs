@@ -338,6 +338,66 @@ fn features_match_what_runs() {
     assert!(out.stdout.contains(&format!("{mask:016x}")), "{out}");
     rt.assert_nothing_left(&id);
 
+    // Every listed seccomp action, operator, flag and architecture loads
+    // (the container starts and runs under the filter).
+    let sc = &f["linux"]["seccomp"];
+    if sc["enabled"] == true {
+        let list = |k: &str| -> Vec<String> {
+            sc[k]
+                .as_array()
+                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
+        };
+        let mut profiles = Vec::new();
+        for a in list("actions") {
+            if a == "SCMP_ACT_NOTIFY" {
+                continue; // needs a listener; tests/seccomp.rs covers it
+            }
+            profiles.push((
+                a.clone(),
+                json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["acct"], "action": a}]}),
+            ));
+        }
+        for op in list("operators") {
+            profiles.push((
+                op.clone(),
+                json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO",
+                    "args": [{"index": 0, "value": 1, "valueTwo": 1, "op": op}]}]}),
+            ));
+        }
+        for flag in list("supportedFlags") {
+            profiles.push((
+                flag.clone(),
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [flag],
+                "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}]}),
+            ));
+        }
+        for arch in list("archs") {
+            profiles.push((
+                arch.clone(),
+                json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": [arch],
+                "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}]}),
+            ));
+        }
+        assert!(
+            profiles.len() > 10,
+            "features lists too little seccomp: {sc}"
+        );
+        for (what, profile) in profiles {
+            let mut b = Bundle::new("features-seccomp");
+            b.config["linux"]["seccomp"] = profile;
+            b.sh("echo loaded");
+            let id = common::unique_id("features-seccomp");
+            let out = rt.run(&id, &mut b, &[]);
+            assert_eq!(out.code, 0, "seccomp {what}: {out}");
+            assert_eq!(out.stdout.trim(), "loaded", "seccomp {what}: {out}");
+            rt.assert_nothing_left(&id);
+        }
+    }
+
     // Every listed mount option is accepted on a tmpfs or bind mount.
     for o in f["mountOptions"].as_array().unwrap() {
         let o = o.as_str().unwrap();

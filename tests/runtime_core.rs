@@ -246,3 +246,64 @@ fn start_of_a_process_that_exits_at_once() {
         rt.assert_nothing_left(&id);
     }
 }
+
+/// Regression (runtime-tools linux_ns_itype): without a mount namespace the
+/// container has no /proc of its own, and the init must still reach the
+/// exec fifo and wait for `start`.
+#[test]
+fn runs_without_a_mount_namespace() {
+    if common::skip() {
+        return;
+    }
+    let rt = Runtime::new("nomntns");
+    let mut b = Bundle::new("nomntns");
+    b.config["linux"]["namespaces"] = json!([{"type": "pid"}]);
+    if let Some(o) = b.config.as_object_mut() {
+        o.remove("hostname");
+    }
+    b.sh("echo no-mntns-ok");
+    let id = common::unique_id("nomntns");
+    rt.create(&id, &mut b, &[]).ok();
+    assert_eq!(rt.status(&id).as_deref(), Some("created"));
+    rt.cmd(&["start", &id]).ok();
+    rt.wait_status(&id, "stopped");
+    rt.cmd(&["delete", &id]).ok();
+    rt.assert_nothing_left(&id);
+    let out = rt.run(&common::unique_id("nomntns"), &mut b, &[]);
+    out.ok();
+    assert!(out.stdout.contains("no-mntns-ok"), "{out}");
+}
+
+/// runtime.md: a failing poststart or poststop hook is a warning, and the
+/// remaining hooks of that kind still run.
+#[test]
+fn failing_poststart_and_poststop_hooks_do_not_stop_the_rest() {
+    if common::skip() {
+        return;
+    }
+    let rt = Runtime::new("hookwarn");
+    let mut b = Bundle::new("hookwarn");
+    let dir = b.host_dir("marks");
+    for kind in ["poststart", "poststop"] {
+        b.hook(kind, json!({"path": "/bin/false", "args": ["false"]}));
+        let mark = dir.join(kind);
+        b.hook(
+            kind,
+            json!({"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}", mark.display())]}),
+        );
+    }
+    b.args(&["sleep", "100"]);
+    let id = common::unique_id("hookwarn");
+    rt.create(&id, &mut b, &[]).ok();
+    rt.cmd(&["start", &id]).ok();
+    assert!(
+        dir.join("poststart").exists(),
+        "second poststart hook did not run"
+    );
+    rt.cmd(&["delete", "--force", &id]).ok();
+    assert!(
+        dir.join("poststop").exists(),
+        "second poststop hook did not run"
+    );
+    rt.assert_nothing_left(&id);
+}

@@ -1,139 +1,31 @@
-//! Cgroups, placement only: find the hierarchies from /proc/self/mountinfo
-//! (v1, v2 or hybrid), create the container's cgroup in each, put the
-//! container's first process into it before it can exec anything, list and
-//! signal its processes, and remove it. Resource limits come later.
+//! Cgroups: the container's cgroup and the driver that makes it.
+//!
+//! - [`layout`]: the hierarchies, from /proc/self/mountinfo (v1, v2, hybrid)
+//! - [`resources`]: `linux.resources` → validated → per-version file writes
+//! - [`v1`], [`v2`]: the backends (apply, freeze, stats)
+//! - [`devices`] (+ [`bpf`]): v1 devices.allow/deny, the v2 eBPF filter
+//! - [`systemd`]: the `--systemd-cgroup` driver (transient scope over D-Bus)
+//! - [`stats`]: runc's stats JSON for `events`
+//!
+//! The parent creates the cgroup and applies the limits before it forks,
+//! and places stage 1 in it before stage 1 does anything, so nothing in the
+//! container ever runs outside its limits.
+
+pub mod bpf;
+pub mod devices;
+pub mod layout;
+pub mod resources;
+pub mod stats;
+pub mod systemd;
+pub mod v1;
+pub mod v2;
 
 use std::path::{Path, PathBuf};
 
+pub use layout::{discover, parse_mountinfo, Hierarchy, Layout};
+pub use resources::Resources;
+
 use crate::error::{Error, IoContext, Result};
-
-/// One mounted cgroup hierarchy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hierarchy {
-    /// Where it is mounted, e.g. /sys/fs/cgroup/memory.
-    pub mount: PathBuf,
-    /// The cgroup (inside the hierarchy) that the mount's root shows.
-    pub mount_root: String,
-    /// v1 controllers (e.g. ["cpu", "cpuacct"] or ["name=systemd"]); empty for v2.
-    pub controllers: Vec<String>,
-    pub v2: bool,
-}
-
-/// How the host's cgroups are laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    V1,
-    V2,
-    /// v1 controllers plus a cgroup2 mount (usually /sys/fs/cgroup/unified).
-    Hybrid,
-}
-
-/// The hierarchies hull places containers in, and the layout.
-pub fn discover() -> Result<(Layout, Vec<Hierarchy>)> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").at("/proc/self/mountinfo")?;
-    Ok(parse_mountinfo(&text))
-}
-
-/// Parse mountinfo text into the layout and the hierarchies to use: on v1
-/// and hybrid hosts the v1 ones (like runc), on v2 the unified one.
-pub fn parse_mountinfo(text: &str) -> (Layout, Vec<Hierarchy>) {
-    let mut v1 = Vec::new();
-    let mut v2 = Vec::new();
-    for line in text.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
-            continue;
-        }
-        let (root, mount) = (pre[3], unescape(pre[4]));
-        match post[0] {
-            "cgroup2" => v2.push(Hierarchy {
-                mount: PathBuf::from(mount),
-                mount_root: root.to_string(),
-                controllers: Vec::new(),
-                v2: true,
-            }),
-            "cgroup" => {
-                let controllers: Vec<String> = post[2]
-                    .split(',')
-                    .filter(|o| !is_mount_option(o))
-                    .map(str::to_string)
-                    .collect();
-                if controllers.is_empty()
-                    || v1.iter().any(|h: &Hierarchy| h.controllers == controllers)
-                {
-                    continue;
-                }
-                v1.push(Hierarchy {
-                    mount: PathBuf::from(mount),
-                    mount_root: root.to_string(),
-                    controllers,
-                    v2: false,
-                })
-            }
-            _ => {}
-        }
-    }
-    match (v1.is_empty(), v2.is_empty()) {
-        (true, _) => {
-            v2.truncate(1);
-            (Layout::V2, v2)
-        }
-        (false, true) => (Layout::V1, v1),
-        (false, false) => (Layout::Hybrid, v1),
-    }
-}
-
-fn is_mount_option(o: &str) -> bool {
-    matches!(
-        o,
-        "rw" | "ro"
-            | "nosuid"
-            | "nodev"
-            | "noexec"
-            | "relatime"
-            | "noatime"
-            | "xattr"
-            | "clone_children"
-            | "noprefix"
-            | "nsdelegate"
-            | "memory_recursiveprot"
-            | "favordynmods"
-    ) || o.starts_with("release_agent=")
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
-}
-
-/// The runtime's own cgroup in each hierarchy, from /proc/self/cgroup text.
-fn own_cgroup(proc_self_cgroup: &str, h: &Hierarchy) -> String {
-    for line in proc_self_cgroup.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        if h.v2 && ctrls.is_empty() {
-            return path.to_string();
-        }
-        if !h.v2 {
-            let mut a: Vec<&str> = ctrls.split(',').collect();
-            let mut b: Vec<&str> = h.controllers.iter().map(String::as_str).collect();
-            a.sort_unstable();
-            b.sort_unstable();
-            if a == b {
-                return path.to_string();
-            }
-        }
-    }
-    "/".to_string()
-}
 
 /// The cgroup (path inside every hierarchy) for linux.cgroupsPath: absolute
 /// paths as given, relative ones under the runtime's own cgroup, and
@@ -152,36 +44,9 @@ pub fn resolve_path(cgroups_path: Option<&Path>, id: &str) -> Result<String> {
     Ok(p)
 }
 
-/// A new v1 cpuset cgroup starts with empty cpus/mems, and no process may
-/// join it until they are set: copy them down from the parent at each level.
-fn init_cpuset(mount: &Path, leaf: &Path) {
-    let Ok(rel) = leaf.strip_prefix(mount) else {
-        return;
-    };
-    let mut dir = mount.to_path_buf();
-    for comp in rel.components() {
-        let parent = dir.clone();
-        dir.push(comp);
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            let cur = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-            if cur.trim().is_empty() {
-                if let Ok(v) = std::fs::read_to_string(parent.join(file)) {
-                    let _ = std::fs::write(dir.join(file), v.trim());
-                }
-            }
-        }
-    }
-}
-
 /// Whether the cgroup is frozen (v1 freezer.state, v2 cgroup.freeze).
 pub fn is_frozen(cg: &Cgroup) -> bool {
-    cg.paths.iter().any(|p| {
-        let v1 = std::fs::read_to_string(p.join("freezer.state"));
-        if let Ok(s) = v1 {
-            return s.trim() == "FROZEN";
-        }
-        std::fs::read_to_string(p.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
-    })
+    cg.is_frozen()
 }
 
 /// Whether `dir` is on a cgroup2 filesystem.
@@ -194,24 +59,132 @@ pub fn is_v2_dir(dir: &Path) -> bool {
         == Some(CGROUP2_SUPER_MAGIC)
 }
 
-/// The directories making up one container's cgroup (one per hierarchy).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+/// What validation needs to know about this host's cgroups.
+pub fn host_info() -> Result<resources::Host> {
+    let (layout, hier) = discover()?;
+    Ok(host_info_from(layout, &hier))
+}
+
+fn host_info_from(layout: Layout, hier: &[Hierarchy]) -> resources::Host {
+    let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let list = |s: String| resources::parse_list(&s).unwrap_or_default();
+    let mut host = resources::Host {
+        v2: layout == Layout::V2,
+        ..Default::default()
+    };
+    for h in hier {
+        if h.v2 {
+            let ctrls = read(h.mount.join("cgroup.controllers"));
+            host.v2_controllers = ctrls.split_whitespace().map(str::to_string).collect();
+            if layout == Layout::V2 {
+                host.cpus = list(read(h.mount.join("cpuset.cpus.effective")));
+                host.mems = list(read(h.mount.join("cpuset.mems.effective")));
+            }
+        } else if h.controllers.iter().any(|c| c == "cpuset") {
+            host.cpus = list(read(h.mount.join("cpuset.cpus")));
+            host.mems = list(read(h.mount.join("cpuset.mems")));
+        }
+    }
+    if host.cpus.is_empty() {
+        host.cpus = list(read("/sys/devices/system/cpu/online".into()));
+    }
+    if host.mems.is_empty() {
+        host.mems = list(read("/sys/devices/system/node/online".into()));
+    }
+    if let Ok(rd) = std::fs::read_dir("/sys/kernel/mm/hugepages") {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(kb) = name
+                .strip_prefix("hugepages-")
+                .and_then(|s| s.strip_suffix("kB"))
+                .and_then(|s| s.parse().ok())
+            {
+                host.hugepage_sizes.push(resources::hugepage_name(kb));
+            }
+        }
+    }
+    host
+}
+
+/// The directories making up one container's cgroup (one per hierarchy),
+/// as recorded in state.json.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cgroup {
+    /// Every directory (v1 ones and the cgroup2 one), for placement,
+    /// listing and removal.
     pub paths: Vec<PathBuf>,
+    /// The v1 controllers of each entry of `paths` (empty for cgroup2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<Vec<String>>,
+    /// The cgroup2 directory among `paths` (pure v2, or hybrid's unified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unified: Option<PathBuf>,
+    /// Pure v2 host: limits, freezing and stats use `unified`.
+    #[serde(default)]
+    pub v2: bool,
+    /// systemd driver: the transient scope unit holding the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// systemd driver: the unit's parent slice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_slice: Option<String>,
+    /// systemd driver: what to apply once the unit exists (it is started
+    /// with the first process, in [`Cgroup::place_first`]).
+    #[serde(skip)]
+    pending: Option<(Resources, Option<Vec<devices::DeviceRule>>)>,
+    /// The resources applied (`update` changes and re-applies them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
 }
 
 impl Cgroup {
-    /// Create the container's cgroup directories. If anything fails, what
-    /// was created is removed again.
+    /// Create the container's cgroup directories (cgroupfs driver). If
+    /// anything fails, what was created is removed again.
     pub fn create(cgroup: &str) -> Result<Cgroup> {
-        let (_, hier) = discover()?;
+        let (layout, hier) = discover()?;
         let own = std::fs::read_to_string("/proc/self/cgroup").at("/proc/self/cgroup")?;
-        let mut cg = Cgroup::default();
-        for h in &hier {
+        Cgroup::create_in(layout, &hier, &own, cgroup)
+    }
+
+    /// The directories `cgroup` would have, without creating them (the
+    /// systemd driver lets systemd create them).
+    pub fn paths_for(cgroup: &str) -> Result<Cgroup> {
+        let (layout, hier) = discover()?;
+        let own = std::fs::read_to_string("/proc/self/cgroup").at("/proc/self/cgroup")?;
+        Cgroup::build(layout, &hier, &own, cgroup, false)
+    }
+
+    /// Create `cgroup` in the given hierarchies (`own`: /proc/self/cgroup
+    /// text, for relative paths). Tests pass a cgroup2-shaped temp tree.
+    pub fn create_in(
+        layout: Layout,
+        hier: &[Hierarchy],
+        own: &str,
+        cgroup: &str,
+    ) -> Result<Cgroup> {
+        Cgroup::build(layout, hier, own, cgroup, true)
+    }
+
+    fn build(
+        layout: Layout,
+        hier: &[Hierarchy],
+        own: &str,
+        cgroup: &str,
+        mkdir: bool,
+    ) -> Result<Cgroup> {
+        let mut cg = Cgroup {
+            v2: layout == Layout::V2,
+            ..Default::default()
+        };
+        for h in hier {
             let inner = if cgroup.starts_with('/') {
                 cgroup.to_string()
             } else {
-                format!("{}/{}", own_cgroup(&own, h).trim_end_matches('/'), cgroup)
+                format!(
+                    "{}/{}",
+                    layout::own_cgroup(own, h).trim_end_matches('/'),
+                    cgroup
+                )
             };
             // The mount may show only a subtree (e.g. inside a cgroup namespace).
             let rel = inner
@@ -219,19 +192,64 @@ impl Cgroup {
                 .unwrap_or(&inner)
                 .trim_start_matches('/');
             let dir = h.mount.join(rel);
-            if let Err(e) = std::fs::create_dir_all(&dir) {
-                let _ = cg.remove();
-                return Err(Error::Sys {
-                    what: format!("creating cgroup {}", dir.display()),
-                    source: e,
-                });
+            if mkdir {
+                if let Err(e) = make_dir(layout, h, &dir) {
+                    let _ = cg.remove();
+                    return Err(e);
+                }
             }
-            if h.controllers.iter().any(|c| c == "cpuset") {
-                init_cpuset(&h.mount, &dir);
+            if h.v2 {
+                cg.unified = Some(dir.clone());
             }
             cg.paths.push(dir);
+            cg.controllers.push(h.controllers.clone());
         }
         Ok(cg)
+    }
+
+    /// The v1 directory of `controller`, if that controller is mounted.
+    pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        self.paths
+            .iter()
+            .zip(&self.controllers)
+            .find(|(_, c)| c.iter().any(|c| c == controller))
+            .map(|(p, _)| p.as_path())
+    }
+
+    /// Apply the resources (and the device rules) to the cgroup. Called
+    /// after `create` and before any process joins; `update` calls it on a
+    /// live cgroup with `rules` None (devices are not changed then).
+    pub fn apply(&mut self, res: &Resources, rules: Option<&[devices::DeviceRule]>) -> Result<()> {
+        if self.unit.is_some() && !self.paths.iter().any(|p| p.exists()) {
+            // systemd driver, unit not started yet: applied in `place_first`.
+            self.pending = Some((res.clone(), rules.map(<[_]>::to_vec)));
+            self.resources = Some(res.clone());
+            return Ok(());
+        }
+        if self.v2 {
+            v2::apply(self, res, rules)?;
+        } else {
+            v1::apply(self, res, rules)?;
+        }
+        self.resources = Some(res.clone());
+        Ok(())
+    }
+
+    /// Place the container's first process. With the systemd driver this
+    /// starts the unit with `pid` in it, then creates the directories
+    /// systemd does not manage and applies the limits; otherwise `add`.
+    pub fn place_first(&mut self, pid: libc::pid_t) -> Result<()> {
+        if let Some((res, rules)) = self.pending.take() {
+            systemd::start(self, pid as u32, &res, rules.as_deref())?;
+            let (layout, hier) = discover()?;
+            for h in &hier {
+                if let Some(dir) = self.paths.iter().find(|p| p.starts_with(&h.mount)) {
+                    make_dir(layout, h, dir)?;
+                }
+            }
+            self.apply(&res, rules.as_deref())?;
+        }
+        self.add(pid)
     }
 
     /// Move `pid` into the cgroup in every hierarchy.
@@ -246,9 +264,18 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Pids in the container's cgroup (from the first hierarchy).
+    /// The directory processes are listed from: the v2 one on v2 hosts,
+    /// else the first v1 one.
+    fn main_dir(&self) -> Option<&Path> {
+        if self.v2 {
+            return self.unified.as_deref();
+        }
+        self.paths.first().map(PathBuf::as_path)
+    }
+
+    /// Pids in the container's cgroup.
     pub fn procs(&self) -> Vec<libc::pid_t> {
-        let Some(dir) = self.paths.first() else {
+        let Some(dir) = self.main_dir() else {
             return Vec::new();
         };
         std::fs::read_to_string(dir.join("cgroup.procs"))
@@ -265,15 +292,94 @@ impl Cgroup {
         }
     }
 
-    /// Remove the cgroup directories, waiting briefly for exiting processes.
+    /// Signal every process with the cgroup frozen, so none can fork a
+    /// child that escapes the signal (runc's signalAllProcesses). A paused
+    /// container stays paused, except for SIGKILL (a frozen process cannot
+    /// die).
+    pub fn kill_all(&self, sig: libc::c_int) {
+        let was_frozen = self.is_frozen();
+        let froze = !was_frozen && self.freeze(true).is_ok();
+        self.signal_all(sig);
+        if froze || (was_frozen && sig == libc::SIGKILL) {
+            let _ = self.freeze(false);
+        }
+    }
+
+    /// Whether the cgroup is frozen.
+    pub fn is_frozen(&self) -> bool {
+        if self.v2 {
+            return self.unified.as_ref().is_some_and(|d| {
+                std::fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            });
+        }
+        match self.v1_dir("freezer") {
+            Some(d) => {
+                std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            }
+            // State written before the controllers were recorded.
+            None => self.paths.iter().any(|p| {
+                std::fs::read_to_string(p.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            }),
+        }
+    }
+
+    /// Freeze (`true`) or thaw every process, waiting until the kernel
+    /// reports the new state.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        if self.v2 {
+            let dir = self
+                .unified
+                .as_deref()
+                .ok_or_else(|| no_controller("cgroup.freeze"))?;
+            v2::freeze(dir, frozen)
+        } else {
+            let dir = self
+                .v1_dir("freezer")
+                .ok_or_else(|| no_controller("freezer"))?;
+            v1::freeze(dir, frozen)
+        }
+    }
+
+    /// Resource usage, in runc's `events` shape.
+    pub fn stats(&self) -> stats::Stats {
+        if self.v2 {
+            self.unified.as_deref().map(stats::v2).unwrap_or_default()
+        } else {
+            stats::v1(self)
+        }
+    }
+
+    /// The OOM-kill count so far (v1 memory.oom_control, v2 memory.events).
+    pub fn oom_kills(&self) -> Option<u64> {
+        let (dir, file) = if self.v2 {
+            (self.unified.as_deref()?, "memory.events")
+        } else {
+            (self.v1_dir("memory")?, "memory.oom_control")
+        };
+        let text = std::fs::read_to_string(dir.join(file)).ok()?;
+        stats::keyed(&text).get("oom_kill").copied()
+    }
+
+    /// Remove the cgroup directories, waiting briefly for exiting
+    /// processes; with the systemd driver, stop the scope too.
     pub fn remove(&self) -> Result<()> {
+        if let Some(unit) = &self.unit {
+            if let Err(e) = systemd::stop_unit(unit) {
+                crate::logging::warn(&format!("stopping systemd unit {unit}: {e}"));
+            }
+        }
         let mut last = None;
+        // Deepest first does not matter (one directory per hierarchy), but
+        // a frozen cgroup must be thawed or its processes never exit.
+        if self.is_frozen() {
+            let _ = self.freeze(false);
+        }
         for dir in &self.paths {
-            for attempt in 0..50 {
+            for attempt in 0..100 {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(e) if attempt < 49 && e.raw_os_error() == Some(libc::EBUSY) => {
+                    Err(e) if attempt < 99 && e.raw_os_error() == Some(libc::EBUSY) => {
                         crate::sys::nanosleep_ms(10)
                     }
                     Err(e) => {
@@ -290,6 +396,34 @@ impl Cgroup {
     }
 }
 
+/// mkdir -p one hierarchy's directory, then what a new cgroup needs:
+/// cpuset.cpus/mems inherited on v1, controllers enabled on v2.
+fn make_dir(layout: Layout, h: &Hierarchy, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Sys {
+        what: format!("creating cgroup {}", dir.display()),
+        source: e,
+    })?;
+    if h.v2 && layout == Layout::V2 {
+        v2::enable_controllers(&h.mount, dir, None);
+    } else if h.controllers.iter().any(|c| c == "cpuset") {
+        v1::init_cpuset(&h.mount, dir);
+    }
+    Ok(())
+}
+
+fn no_controller(what: &str) -> Error {
+    Error::Usage(format!(
+        "the {what} cgroup controller is not available on this host"
+    ))
+}
+
+/// The rules the device controller enforces: the config's
+/// linux.resources.devices, then runc's default allow list. (Like runc,
+/// devices in linux.devices are created but not allowed implicitly.)
+pub fn device_rules(res: &Resources) -> Vec<devices::DeviceRule> {
+    devices::container_rules(&res.devices)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,11 +437,13 @@ mod tests {
 ";
 
     #[test]
-    fn detects_hybrid_and_uses_v1_hierarchies() {
+    fn detects_hybrid_and_uses_v1_hierarchies_plus_unified() {
         let (layout, h) = parse_mountinfo(HYBRID);
         assert_eq!(layout, Layout::Hybrid);
         let names: Vec<_> = h.iter().map(|h| h.controllers.join(",")).collect();
-        assert_eq!(names, ["cpu", "memory", "name=systemd"]);
+        assert_eq!(names, ["cpu", "memory", "name=systemd", ""]);
+        assert!(h[3].v2);
+        assert_eq!(h[3].mount, PathBuf::from("/sys/fs/cgroup/unified"));
     }
 
     #[test]
@@ -337,8 +473,15 @@ mod tests {
             v2: false,
         };
         let own = "5:memory:/user.slice\n0::/x\n";
-        assert_eq!(own_cgroup(own, &h), "/user.slice");
+        assert_eq!(layout::own_cgroup(own, &h), "/user.slice");
         assert_eq!(resolve_path(None, "abc").unwrap(), "/abc");
         assert!(resolve_path(Some(Path::new("/a/../b")), "x").is_err());
+    }
+
+    #[test]
+    fn old_state_json_still_loads() {
+        let cg: Cgroup = serde_json::from_str(r#"{"paths":["/sys/fs/cgroup/memory/x"]}"#).unwrap();
+        assert_eq!(cg.paths.len(), 1);
+        assert!(!cg.v2 && cg.unit.is_none() && cg.resources.is_none());
     }
 }

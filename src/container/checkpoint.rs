@@ -231,6 +231,8 @@ pub fn restore(store: &StateStore, o: &RestoreOptions) -> Result<i32> {
     }
     let rootfs = std::fs::canonicalize(crate::config::rootfs_path(&bundle, &spec))
         .map_err(|e| Error::config("root.path", e.to_string()))?;
+    let resources = crate::cgroups::Resources::from_spec(&spec)?;
+    crate::cgroups::resources::validate(&resources, &crate::cgroups::host_info()?)?;
     let (dir, lock) = store.create(id)?;
     let cleanup = |e: Error| {
         let _ = std::fs::remove_dir_all(&dir);
@@ -242,7 +244,12 @@ pub fn restore(store: &StateStore, o: &RestoreOptions) -> Result<i32> {
         .ok_or_else(|| Error::config("linux", "required"))?;
     let cg_path =
         crate::cgroups::resolve_path(linux.cgroups_path().as_deref(), id).map_err(cleanup)?;
-    let cgroup = crate::cgroups::Cgroup::create(&cg_path).map_err(cleanup)?;
+    let mut cgroup = crate::cgroups::Cgroup::create(&cg_path).map_err(cleanup)?;
+    // The restored processes land in a cgroup that already has its limits.
+    if let Err(e) = cgroup.apply(&resources, Some(&crate::cgroups::device_rules(&resources))) {
+        let _ = cgroup.remove();
+        return Err(cleanup(e));
+    }
     let work = o.work_path.clone().unwrap_or_else(|| o.image_path.clone());
     let pidfile = work.join("restore.pid");
     let _ = std::fs::remove_file(&pidfile);

@@ -35,6 +35,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// Keep the pty master for the caller (foreground `run` without a socket).
     pub keep_pty: bool,
+    /// Use the systemd cgroup driver (`--systemd-cgroup`).
+    pub systemd_cgroup: bool,
 }
 
 /// A freshly created container, and its pty master if the caller keeps it.
@@ -147,6 +149,9 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
             )));
         }
     }
+    // Resource limits are checked before anything is made.
+    let resources = cgroups::Resources::from_spec(&spec)?;
+    cgroups::resources::validate(&resources, &cgroups::host_info()?)?;
     check_single_threaded()?;
 
     // From here on, everything made is undone on failure.
@@ -164,8 +169,14 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
         .as_ref()
         .ok_or_else(|| Error::config("linux", "required"))?;
     let cg_path = cgroups::resolve_path(linux.cgroups_path().as_deref(), id)?;
-    let cgroup = Cgroup::create(&cg_path)?;
+    let mut cgroup = if opts.systemd_cgroup {
+        cgroups::systemd::create(linux.cgroups_path().as_deref(), id, &resources)?
+    } else {
+        Cgroup::create(&cg_path)?
+    };
     cleanup.cgroup = Some(cgroup.clone());
+    // Limits are in place before the container's first process exists.
+    cgroup.apply(&resources, Some(&cgroups::device_rules(&resources)))?;
 
     let mut plan = build_plan(&spec, &bundle, &rootfs, &cgroup, opts, &extra_env, preserve)?;
     cleanup.fds.extend(plan.ns.joins.iter().map(|j| j.fd));
@@ -201,7 +212,10 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     }
     sys::close(child_sock);
     cleanup.stage1 = Some(pid);
-    cgroup.add(pid)?;
+    // Placed (with the systemd driver: the scope started around it, limits
+    // applied) before stage 1 may do anything.
+    cgroup.place_first(pid)?;
+    cleanup.cgroup = Some(cgroup.clone());
     send(parent_sock, Msg::new(Kind::Placed))?;
 
     let hooks = spec.hooks().clone().unwrap_or_default();
@@ -288,6 +302,17 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
                     pty = Some(master);
                 }
             }
+            Kind::SeccompFd => {
+                let Some(fd) = fd else {
+                    return Err(Error::Init {
+                        id: id.to_string(),
+                        msg: "the seccomp listener fd did not arrive".into(),
+                    });
+                };
+                // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
+                let listener = unsafe { OwnedFd::from_raw_fd(fd) };
+                send_seccomp_fd(&plan, &st, &listener)?;
+            }
             Kind::Ready => break,
             Kind::Fail => {
                 return Err(Error::Init {
@@ -318,6 +343,21 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
         },
         pty,
     })
+}
+
+/// SCMP_ACT_NOTIFY: hand the listener fd and the container's process state
+/// to the seccomp agent at `linux.seccomp.listenerPath`.
+fn send_seccomp_fd(plan: &InitPlan, st: &ContainerState, fd: &OwnedFd) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let Some(s) = &plan.process.seccomp else {
+        return Ok(());
+    };
+    let Some(path) = &s.listener_path else {
+        return Ok(());
+    };
+    let state = serde_json::to_value(st.oci(Status::Creating)).unwrap_or_default();
+    let msg = crate::seccomp::notify::process_state(st.pid, &s.listener_metadata, state);
+    crate::seccomp::notify::send(path, fd.as_raw_fd(), &msg)
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -544,6 +584,28 @@ fn describe_failure(spec: &Spec, plan: &InitPlan, msg: Msg) -> String {
         }
         Step::PreserveFds => format!("--preserve-fds: fd {idx}"),
         Step::Setsid => "setsid".into(),
+        Step::Seccomp => "linux.seccomp: loading the filter".into(),
+        Step::IoPriority => "process.ioPriority: ioprio_set".into(),
+        Step::Scheduler => "process.scheduler: sched_setattr".into(),
+        Step::Personality => "linux.personality: personality".into(),
+        Step::Lsm => format!(
+            "applying the LSM label ({})",
+            plan.process
+                .lsm
+                .writes
+                .get(idx)
+                .map(|w| w.0.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        Step::CwdOutsideRoot => {
+            return format!(
+                "process.cwd: {} resolves outside the container's root (refused: possible breakout, CVE-2024-21626)",
+                plan.process.cwd.to_string_lossy()
+            )
+        }
     };
+    if errno.0 == libc::EXDEV && matches!(step, Step::OomScoreAdj | Step::Sysctl) {
+        return format!("{what}: /proc in the container is not a procfs mount (refused)");
+    }
     format!("{what}: {errno}")
 }

@@ -27,14 +27,10 @@ impl Container {
     }
 
     fn kill_and_wait(&self) {
-        if crate::cgroups::is_frozen(&self.state.cgroup) {
-            for p in &self.state.cgroup.paths {
-                let _ = std::fs::write(p.join("freezer.state"), "THAWED");
-                let _ = std::fs::write(p.join("cgroup.freeze"), "0");
-            }
-        }
+        // SIGKILL everything while frozen (paused or not), then thaw so
+        // the processes can die.
         let _ = super::kill::signal_init(&self.state, libc::SIGKILL);
-        self.state.cgroup.signal_all(libc::SIGKILL);
+        self.state.cgroup.kill_all(libc::SIGKILL);
         super::wait_gone(self.state.pid, 5000);
     }
 
@@ -44,19 +40,11 @@ impl Container {
         // Without its own PID namespace, the init's death does not take the
         // other processes with it.
         if !self.state.cgroup.procs().is_empty() {
-            self.state.cgroup.signal_all(libc::SIGKILL);
+            self.state.cgroup.kill_all(libc::SIGKILL);
         }
         let cg = self.state.cgroup.remove();
         let json = super::create::state_json(&self.state, Status::Stopped);
-        if let Err(e) = hooks::run_all(
-            &id,
-            hooks::POSTSTOP,
-            &self.state.hooks.poststop,
-            &json,
-            None,
-        ) {
-            crate::logging::warn(&e.to_string());
-        }
+        hooks::run_all_warn(&id, hooks::POSTSTOP, &self.state.hooks.poststop, &json);
         let dir = self.store.dir(&id);
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         cg

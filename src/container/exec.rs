@@ -375,6 +375,33 @@ fn spawn(
                     None => pty = Some(master),
                 }
             }
+            Kind::SeccompFd => {
+                // SCMP_ACT_NOTIFY: the exec'd process's listener goes to the
+                // agent too, with the container's state and this pid.
+                let Some(fd) = fd else {
+                    return Err(fail(
+                        target,
+                        "the seccomp listener fd did not arrive".into(),
+                    ));
+                };
+                // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
+                let listener = unsafe { OwnedFd::from_raw_fd(fd) };
+                if let (Some(s), Some(pid)) = (&plan.process.seccomp, target) {
+                    if let Some(path) = &s.listener_path {
+                        let state =
+                            serde_json::to_value(c.state.oci(Status::Running)).unwrap_or_default();
+                        let m =
+                            crate::seccomp::notify::process_state(pid, &s.listener_metadata, state);
+                        if let Err(e) = crate::seccomp::notify::send(
+                            path,
+                            std::os::fd::AsRawFd::as_raw_fd(&listener),
+                            &m,
+                        ) {
+                            return Err(fail(target, e.to_string()));
+                        }
+                    }
+                }
+            }
             Kind::Fail => {
                 let msg_text = describe(plan, msg);
                 return Err(fail(target, msg_text));

@@ -13,11 +13,9 @@ impl Container {
             return Err(Error::bad_state(id, "container not running"));
         }
         if all {
-            if self.status() == Status::Paused {
-                // A frozen process cannot act on the signal until thawed; the
-                // cgroup issue adds resume. Deliver anyway, like runc.
-            }
-            self.state.cgroup.signal_all(sig);
+            // Frozen while signalled, so nothing forks past it; a paused
+            // container stays paused (except for SIGKILL).
+            self.state.cgroup.kill_all(sig);
             return Ok(());
         }
         signal_init(&self.state, sig)

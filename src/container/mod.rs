@@ -4,10 +4,14 @@
 pub mod checkpoint;
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod exec;
 pub mod kill;
+pub mod pause;
+pub mod ps;
 pub mod run;
 pub mod start;
+pub mod update;
 
 pub use create::{create, CreateOptions, Created};
 

@@ -70,15 +70,7 @@ impl Container {
         self.state.started = true;
         self.store.save(&self.state)?;
         let json = super::create::state_json(&self.state, Status::Running);
-        if let Err(e) = hooks::run_all(
-            &id,
-            hooks::POSTSTART,
-            &self.state.hooks.poststart,
-            &json,
-            None,
-        ) {
-            crate::logging::warn(&e.to_string());
-        }
+        hooks::run_all_warn(&id, hooks::POSTSTART, &self.state.hooks.poststart, &json);
         Ok(())
     }
 }

@@ -33,6 +33,9 @@ pub enum Kind {
     PtyMaster = 9,
     /// init → parent: set up, about to wait for `start` on the exec fifo.
     Ready = 10,
+    /// init → parent: the seccomp notify listener fd rides along
+    /// (SCM_RIGHTS), for `linux.seccomp.listenerPath`.
+    SeccompFd = 20,
 }
 
 impl Kind {
@@ -49,6 +52,7 @@ impl Kind {
             8 => Continue,
             9 => PtyMaster,
             10 => Ready,
+            20 => SeccompFd,
             _ => return None,
         })
     }

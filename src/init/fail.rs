@@ -53,12 +53,18 @@ pub enum Step {
     FindExecutable,
     PreserveFds,
     Setsid,
+    Seccomp,
+    IoPriority,
+    Scheduler,
+    Personality,
+    CwdOutsideRoot,
+    Lsm,
 }
 
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 44] = [
+        const ALL: [Step; 50] = [
             Protocol,
             JoinUserns,
             UnshareUserns,
@@ -103,6 +109,12 @@ impl Step {
             FindExecutable,
             PreserveFds,
             Setsid,
+            Seccomp,
+            IoPriority,
+            Scheduler,
+            Personality,
+            CwdOutsideRoot,
+            Lsm,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
@@ -143,10 +155,10 @@ mod tests {
 
     #[test]
     fn every_step_round_trips() {
-        for v in 1..=44 {
+        for v in 1..=50 {
             let s = Step::from_u32(v).unwrap();
             assert_eq!(s as u32, v);
         }
-        assert!(Step::from_u32(45).is_none());
+        assert!(Step::from_u32(51).is_none());
     }
 }

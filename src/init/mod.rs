@@ -96,6 +96,13 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
     channel::send(sock, msg).step(Step::Protocol)
 }
 
+/// "N" of "/proc/self/fd/N": the fifo's entry in a /proc/self/fd dirfd.
+fn fifo_name(path: &CString) -> &std::ffi::CStr {
+    let bytes = path.as_bytes_with_nul();
+    let start = bytes.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+    std::ffi::CStr::from_bytes_with_nul(&bytes[start..]).unwrap_or(c"")
+}
+
 /// Send a failure to the parent (best effort: it may be gone).
 pub(crate) fn report(sock: RawFd, f: Fail) {
     let msg = Msg {
@@ -111,6 +118,23 @@ pub(crate) fn report(sock: RawFd, f: Fail) {
 fn container_init(plan: &mut InitPlan, sock: RawFd) -> ! {
     match init_steps(plan, sock) {
         Ok(which) => {
+            // LSM labels and the seccomp filter go in last: only execve
+            // runs under the filter.
+            if let Err(f) = plan.process.confine_before_exec() {
+                let what: &[u8] = if f.step == Step::Lsm {
+                    b"hull: applying the LSM label failed: errno "
+                } else {
+                    b"hull: linux.seccomp: loading the filter failed: errno "
+                };
+                let _ = sys::write_all(2, what);
+                let mut buf = [0u8; 64];
+                let _ = sys::write_all(
+                    2,
+                    sys::fmt_path_num(&mut buf, b"", f.errno.0 as u64).to_bytes(),
+                );
+                let _ = sys::write_all(2, b"\n");
+                sys::exit_now(1);
+            }
             let e = plan.process.exec.exec(which);
             // Too late to tell the parent (start has returned): say it on stderr.
             let _ = sys::write_all(2, b"hull: exec of the container process failed: errno ");
@@ -133,6 +157,10 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
         return Err(Errno(libc::EPROTO)).step(Step::Protocol);
     }
     let state_len = len;
+    // The runtime's /proc/self/fd, kept to reopen the exec fifo after
+    // pivot_root: the container may have no /proc of its own.
+    let proc_fds =
+        sys::open(c"/proc/self/fd", libc::O_PATH | libc::O_DIRECTORY, 0).step(Step::Protocol)?;
     sys::reset_signals();
     sys::setsid().step(Step::Setsid)?;
     if let Some(name) = &plan.keyring {
@@ -171,7 +199,7 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
         sys::setdomainname(d.to_bytes()).step(Step::Domainname)?;
     }
     for (i, (path, value)) in plan.sysctls.iter().enumerate() {
-        sys::write_file(path, value.to_bytes()).step_at(Step::Sysctl, i)?;
+        sys::write_proc_file(path, value.to_bytes()).step_at(Step::Sysctl, i)?;
     }
     if plan.ns.has_mount_ns {
         rootfs::paths::mask(r)?;
@@ -181,14 +209,20 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
     plan.process.apply_limits()?;
     let which = plan.process.apply_identity()?;
     plan.process.seal_fds()?;
+    // SCMP_ACT_NOTIFY profiles only: the listener fd must reach the parent.
+    plan.process.seccomp_before_ready(sock)?;
 
     // Wait for `start`.
     channel::send(sock, Msg::new(Kind::Ready)).step(Step::Protocol)?;
     sys::close(sock);
-    let fifo = match sys::open(&plan.fifo, libc::O_WRONLY, 0) {
+    let fifo = match sys::openat(proc_fds, fifo_name(&plan.fifo), libc::O_WRONLY, 0) {
         Ok(fd) => fd,
-        Err(_) => sys::exit_now(1),
+        Err(_) => {
+            let _ = sys::write_all(2, b"hull: the container init cannot open the exec fifo\n");
+            sys::exit_now(1)
+        }
     };
+    sys::close(proc_fds);
     if sys::write_all(fifo, b"0").is_err() {
         sys::exit_now(1);
     }

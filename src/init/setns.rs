@@ -61,6 +61,11 @@ fn stage1_steps(plan: &SetnsPlan, sock: RawFd) -> ChildResult<()> {
 fn process(plan: &SetnsPlan, sock: RawFd) -> ! {
     match process_steps(plan, sock) {
         Ok(which) => {
+            // The container's LSM labels and seccomp filter, last.
+            if let Err(f) = plan.process.confine_before_exec() {
+                super::report(sock, f);
+                sys::exit_now(1)
+            }
             let e = plan.process.exec.exec(which);
             super::report(
                 sock,
@@ -99,5 +104,7 @@ fn process_steps(plan: &SetnsPlan, sock: RawFd) -> ChildResult<usize> {
     plan.process.apply_limits()?;
     let which = plan.process.apply_identity()?;
     plan.process.seal_fds()?;
+    // SCMP_ACT_NOTIFY profiles: the listener fd goes to the parent first.
+    plan.process.seccomp_before_ready(sock)?;
     Ok(which)
 }

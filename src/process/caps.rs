@@ -122,9 +122,17 @@ pub fn drop_bounding(p: &CapPlan) -> ChildResult<()> {
 }
 
 /// Child side, after the uid switch: set the exact sets, then raise ambient
-/// capabilities (like runc, one that cannot be raised is skipped).
-pub fn apply_sets(p: &CapPlan) -> ChildResult<()> {
-    sys::capset(&p.sets).step(Step::Capset)?;
+/// capabilities (like runc, one that cannot be raised is skipped). `extra`
+/// is added to the effective and permitted sets until the exec (CAP_SYS_ADMIN
+/// for loading seccomp without no_new_privs); execve recomputes both from
+/// the bounding, inheritable and ambient sets, so it does not survive.
+pub fn apply_sets(p: &CapPlan, extra: u64) -> ChildResult<()> {
+    let sets = CapSets {
+        effective: p.sets.effective | extra,
+        permitted: p.sets.permitted | extra,
+        inheritable: p.sets.inheritable,
+    };
+    sys::capset(&sets).step(Step::Capset)?;
     let _ = sys::prctl3(
         libc::PR_CAP_AMBIENT,
         libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,

@@ -4,7 +4,9 @@
 
 pub mod caps;
 pub mod exec;
+pub mod lsm;
 pub mod rlimits;
+pub mod sched;
 pub mod user;
 
 use std::ffi::CString;
@@ -13,8 +15,10 @@ use std::path::Path;
 use oci_spec::runtime::Spec;
 
 use crate::error::{Error, Result};
+use crate::init::channel::{self, Kind, Msg};
 use crate::init::fail::{ChildResult, Step, StepContext};
 use crate::namespaces::{cstring, NsPlan};
+use crate::seccomp::SeccompPlan;
 use crate::sys;
 
 #[derive(Debug)]
@@ -30,7 +34,19 @@ pub struct ProcessPlan {
     pub terminal: bool,
     /// fds 3..3+preserve_fds stay open in the container.
     pub preserve_fds: u32,
+    /// linux.seccomp, compiled.
+    pub seccomp: Option<SeccompPlan>,
+    /// ioprio_set value (process.ioPriority).
+    pub io_priority: Option<libc::c_int>,
+    pub scheduler: Option<sched::SchedPlan>,
+    /// personality(2) value (linux.personality).
+    pub personality: Option<libc::c_ulong>,
+    /// AppArmor / SELinux labels for the exec.
+    pub lsm: lsm::LsmPlan,
 }
+
+/// CAP_SYS_ADMIN, which loading a seccomp filter without no_new_privs needs.
+const CAP_SYS_ADMIN_MASK: u64 = 1 << 21;
 
 impl ProcessPlan {
     pub fn build(
@@ -74,6 +90,20 @@ impl ProcessPlan {
             }
             rlimits.push((rlimits::resource(r.typ()), r.soft(), r.hard()));
         }
+        let linux = spec.linux().as_ref();
+        let seccomp = linux
+            .and_then(|l| l.seccomp().as_ref())
+            .map(SeccompPlan::build)
+            .transpose()?;
+        let io_priority = p
+            .io_priority()
+            .as_ref()
+            .map(sched::io_priority)
+            .transpose()?;
+        let scheduler = p.scheduler().as_ref().map(sched::scheduler).transpose()?;
+        let personality = linux
+            .and_then(|l| l.personality().as_ref())
+            .map(|per| sched::personality(per, warn));
         Ok(ProcessPlan {
             exec: exec::ExecPlan::new(&args, &env)?,
             user: user::UserPlan {
@@ -90,18 +120,68 @@ impl ProcessPlan {
             oom_score_adj: p.oom_score_adj().map(|v| v.to_string()),
             terminal: p.terminal().unwrap_or(false),
             preserve_fds,
+            seccomp,
+            io_priority,
+            scheduler,
+            personality,
+            lsm: lsm::plan(spec)?,
         })
     }
 
-    /// Child side, before dropping privileges: rlimits and oom_score_adj.
+    /// Child side, before dropping privileges: oom_score_adj, rlimits, I/O
+    /// priority, scheduler and personality.
     pub fn apply_limits(&self) -> ChildResult<()> {
         if let Some(v) = &self.oom_score_adj {
-            sys::write_file(c"/proc/self/oom_score_adj", v.as_bytes()).step(Step::OomScoreAdj)?;
+            sys::write_proc_file(c"/proc/self/oom_score_adj", v.as_bytes())
+                .step(Step::OomScoreAdj)?;
         }
         for (i, &(res, soft, hard)) in self.rlimits.iter().enumerate() {
             sys::setrlimit(res, soft, hard).step_at(Step::Rlimit, i)?;
         }
+        if let Some(prio) = self.io_priority {
+            sys::ioprio_set_self(prio).step(Step::IoPriority)?;
+        }
+        if let Some(s) = &self.scheduler {
+            sched::apply_sched(s)?;
+        }
+        if let Some(per) = self.personality {
+            sys::personality(per).step(Step::Personality)?;
+        }
         Ok(())
+    }
+
+    /// Loading a seccomp filter without no_new_privs needs CAP_SYS_ADMIN:
+    /// the init then keeps it (effective and permitted only) until the exec,
+    /// where the kernel recomputes the sets from bounding, inheritable and
+    /// ambient, so the container process never gets it from this.
+    fn seccomp_needs_cap(&self) -> bool {
+        self.seccomp.is_some() && !self.no_new_privs
+    }
+
+    /// Child side, before Ready: a profile with SCMP_ACT_NOTIFY rules is
+    /// loaded now, and its listener fd goes to the parent (which hands it to
+    /// `linux.seccomp.listenerPath`).
+    pub fn seccomp_before_ready(&self, sock: std::os::fd::RawFd) -> ChildResult<()> {
+        let Some(s) = self.seccomp.as_ref().filter(|s| s.notify) else {
+            return Ok(());
+        };
+        let fd = s.install().step(Step::Seccomp)?;
+        if let Some(fd) = fd {
+            channel::send_fd(sock, Msg::new(Kind::SeccompFd), fd).step(Step::Seccomp)?;
+            sys::close(fd);
+        }
+        Ok(())
+    }
+
+    /// Child side, the last step before execve: LSM labels (they take
+    /// effect at the exec), then a seccomp profile without SCMP_ACT_NOTIFY
+    /// rules.
+    pub fn confine_before_exec(&self) -> ChildResult<()> {
+        lsm::apply(&self.lsm)?;
+        match self.seccomp.as_ref().filter(|s| !s.notify) {
+            Some(s) => s.install().map(drop).step(Step::Seccomp),
+            None => Ok(()),
+        }
     }
 
     /// Child side: bounding set, user switch, capability sets, cwd,
@@ -110,11 +190,37 @@ impl ProcessPlan {
         if let Some(c) = &self.caps {
             caps::drop_bounding(c)?;
         }
-        user::switch(&self.user, self.caps.is_some())?;
-        if let Some(c) = &self.caps {
-            caps::apply_sets(c)?;
+        let extra = if self.seccomp_needs_cap() {
+            CAP_SYS_ADMIN_MASK
+        } else {
+            0
+        };
+        let switch_away = self.user.uid != 0;
+        user::switch(
+            &self.user,
+            self.caps.is_some() || (extra != 0 && switch_away),
+        )?;
+        match &self.caps {
+            Some(c) => caps::apply_sets(c, extra)?,
+            None if extra != 0 && switch_away => {
+                let only = sys::CapSets {
+                    effective: extra,
+                    permitted: extra,
+                    inheritable: 0,
+                };
+                sys::capset(&only).step(Step::Capset)?;
+            }
+            None => {}
         }
         sys::chdir(&self.cwd).step(Step::Chdir)?;
+        // CVE-2024-21626: a cwd such as /proc/self/fd/N could reach a host
+        // directory through an fd of the runtime; refuse a cwd that is not
+        // reachable from the container's root.
+        let mut buf = [0u8; libc::PATH_MAX as usize];
+        match sys::getcwd(&mut buf) {
+            Ok(_) if buf[0] == b'/' => {}
+            _ => return Err(sys::Errno(libc::EXDEV)).step(Step::CwdOutsideRoot),
+        }
         if self.no_new_privs {
             sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step(Step::NoNewPrivs)?;
         }

@@ -298,7 +298,13 @@ fn cgroup_mounts(
         propagation: Vec::new(),
         index,
     });
-    for p in &cg.paths {
+    // The v1 hierarchies only: like runc, a hybrid host's cgroup2 mount is
+    // not shown to the container.
+    for p in cg
+        .paths
+        .iter()
+        .filter(|p| cg.unified.as_deref() != Some(p.as_path()))
+    {
         // The hierarchy's mount directory name: cpu, memory, systemd, ...
         let Some(name) = p.ancestors().find_map(|a| {
             let parent = a.parent()?;
