@@ -486,6 +486,18 @@ pub fn ioctl_int(fd: RawFd, req: libc::Ioctl, arg: libc::c_ulong) -> SysResult<l
     check(unsafe { libc::ioctl(fd, req, arg) })
 }
 
+/// Set a terminal's window size (TIOCSWINSZ).
+pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> SysResult<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize through the pointer.
+    check(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) }).map(drop)
+}
+
 /// Unlock a pty master and open its peer (the slave) without a path lookup.
 pub fn open_pty_peer(master: RawFd) -> SysResult<RawFd> {
     let unlock: libc::c_int = 0;

@@ -307,3 +307,23 @@ fn failing_poststart_and_poststop_hooks_do_not_stop_the_rest() {
     );
     rt.assert_nothing_left(&id);
 }
+
+/// process.consoleSize is the pty's window size (engines rely on it with
+/// --console-socket; here the foreground relay shows it, as hull's own
+/// stdin is not a terminal and so does not override it).
+#[test]
+fn console_size_is_applied() {
+    if common::skip() || !common::is_hull() {
+        return;
+    }
+    let rt = Runtime::new("consize");
+    let mut b = Bundle::new("consize");
+    b.terminal(true);
+    b.config["process"]["consoleSize"] = json!({"height": 33, "width": 101});
+    b.sh("stty size");
+    let id = common::unique_id("consize");
+    let out = rt.run(&id, &mut b, &[]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), "33 101", "{out}");
+    rt.assert_nothing_left(&id);
+}

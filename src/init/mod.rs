@@ -188,7 +188,7 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
         sys::chdir(c"/").step(Step::MoveRoot)?;
     }
     if plan.process.terminal {
-        setup_console(sock, plan.ns.has_mount_ns)?;
+        setup_console(sock, plan.ns.has_mount_ns, plan.process.console_size)?;
     }
     // Hostname and sysctls (through the container's /proc/sys, while it is
     // still writable), then the masked and read-only paths, as runc orders them.
@@ -241,9 +241,12 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
 /// Create the container's pty (in its own devpts), make the slave the
 /// controlling terminal and stdio, bind it at /dev/console, and hand the
 /// master to the parent.
-fn setup_console(sock: RawFd, has_mount_ns: bool) -> ChildResult<()> {
+fn setup_console(sock: RawFd, has_mount_ns: bool, size: Option<(u16, u16)>) -> ChildResult<()> {
     let master = sys::open(c"/dev/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0).step(Step::Pty)?;
     let slave = sys::open_pty_peer(master).step(Step::Pty)?;
+    if let Some((rows, cols)) = size {
+        sys::set_winsize(master, rows, cols).step(Step::Pty)?;
+    }
     if has_mount_ns {
         let root = sys::open(c"/", libc::O_PATH | libc::O_DIRECTORY, 0).step(Step::Console)?;
         let r = rootfs::resolve::open(root, b"/dev", libc::O_PATH | libc::O_DIRECTORY);

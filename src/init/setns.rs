@@ -91,6 +91,9 @@ fn process_steps(plan: &SetnsPlan, sock: RawFd) -> ChildResult<usize> {
     if plan.process.terminal {
         let master = sys::open(c"/dev/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0).step(Step::Pty)?;
         let slave = sys::open_pty_peer(master).step(Step::Pty)?;
+        if let Some((rows, cols)) = plan.process.console_size {
+            sys::set_winsize(master, rows, cols).step(Step::Pty)?;
+        }
         channel::send_fd(sock, Msg::new(Kind::PtyMaster), master).step(Step::Pty)?;
         sys::close(master);
         sys::ioctl_int(slave, libc::TIOCSCTTY, 0).step(Step::Console)?;

@@ -32,6 +32,8 @@ pub struct ProcessPlan {
     pub cwd: CString,
     pub oom_score_adj: Option<String>,
     pub terminal: bool,
+    /// process.consoleSize as (rows, columns), set on the pty.
+    pub console_size: Option<(u16, u16)>,
     /// fds 3..3+preserve_fds stay open in the container.
     pub preserve_fds: u32,
     /// linux.seccomp, compiled.
@@ -119,6 +121,12 @@ impl ProcessPlan {
             cwd: cstring(&p.cwd().to_string_lossy())?,
             oom_score_adj: p.oom_score_adj().map(|v| v.to_string()),
             terminal: p.terminal().unwrap_or(false),
+            console_size: p.console_size().as_ref().map(|b| {
+                (
+                    b.height().min(u16::MAX as u64) as u16,
+                    b.width().min(u16::MAX as u64) as u16,
+                )
+            }),
             preserve_fds,
             seccomp,
             io_priority,
