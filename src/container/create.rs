@@ -214,7 +214,22 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     cleanup.stage1 = Some(pid);
     // Placed (with the systemd driver: the scope started around it, limits
     // applied) before stage 1 may do anything.
-    cgroup.place_first(pid)?;
+    if let Err(e) = cgroup.place_first(pid) {
+        // Stage 1 may have failed on its own (it creates namespaces
+        // meanwhile): its report says more than "no such process".
+        let mut buf = [0u8; HEADER + 16];
+        if sys::poll_one(parent_sock, libc::POLLIN, 0).unwrap_or(false) {
+            if let Ok((msg, _, _)) = channel::recv(parent_sock, &mut buf) {
+                if msg.kind == Kind::Fail {
+                    return Err(Error::Init {
+                        id: id.to_string(),
+                        msg: describe_failure(&spec, &plan, msg),
+                    });
+                }
+            }
+        }
+        return Err(e);
+    }
     cleanup.cgroup = Some(cgroup.clone());
     send(parent_sock, Msg::new(Kind::Placed))?;
 
@@ -264,7 +279,6 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
                 cleanup.stage1 = None;
                 st.pid = init_pid;
                 st.pid_start = state::proc_stat(init_pid).map(|s| s.1).unwrap_or(0);
-                store.save(&st)?;
                 let mut go = Msg::new(Kind::Go).encode().to_vec();
                 if !plan.start_hooks.is_empty() {
                     let json = state_json(&st, Status::Created);
@@ -275,6 +289,9 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
                 }
                 sys::send_with_fd(parent_sock, &go, None)
                     .map_err(|e| Error::sys("talking to the container process", e))?;
+                // Saved while the init builds the rootfs (before any hook
+                // could ask for the state).
+                store.save(&st)?;
             }
             Kind::MountsReady => {
                 let json = state_json(&st, Status::Creating);
@@ -419,6 +436,11 @@ fn build_plan(
         .transpose()?
         .unwrap_or_default();
     let state_buf = vec![0u8; HEADER + if start_hooks.is_empty() { 0 } else { 1 << 16 }];
+    let hooks_before_pivot = spec.hooks().as_ref().is_some_and(|h| {
+        [h.prestart(), h.create_runtime(), h.create_container()]
+            .iter()
+            .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    });
     let opt_c = |s: &Option<String>| -> Result<Option<CString>> {
         s.as_deref()
             .filter(|s| !s.is_empty())
@@ -439,6 +461,7 @@ fn build_plan(
             Some(cstring(&format!("_ses.{}", opts.id))?)
         },
         start_hooks,
+        hooks_before_pivot,
         state_buf,
         parent_fds: Vec::new(),
     })

@@ -50,6 +50,9 @@ pub struct InitPlan {
     /// Session keyring name, unless --no-new-keyring.
     pub keyring: Option<CString>,
     pub start_hooks: Vec<ChildHook>,
+    /// prestart/createRuntime/createContainer hooks exist: stop before
+    /// pivot_root so the parent can run them (else no round trip).
+    pub hooks_before_pivot: bool,
     /// Receives the state JSON for the startContainer hooks.
     pub state_buf: Vec<u8>,
     /// The parent's fds that the children must not keep (the state lock).
@@ -77,16 +80,27 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
     // Not dumpable: nothing in the container may ptrace or open
     // /proc/<pid>/exe of the half-made init (it is still the hull binary).
     sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
-    channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
-    if namespaces::enter_user(&plan.ns)? {
-        // The parent writes the maps; /proc/<pid>/*_map needs us dumpable.
-        sys::prctl(libc::PR_SET_DUMPABLE, 1).step(Step::Protocol)?;
-        channel::send(sock, Msg::new(Kind::UsernsReady)).step(Step::Protocol)?;
-        channel::expect(sock, Kind::MapsDone).step(Step::Protocol)?;
-        sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
-        namespaces::become_ns_root()?;
+    if plan.ns.user == namespaces::UserNs::Host {
+        // No user namespace to own the others: create them while the parent
+        // is still placing us in the cgroup (a v1 attach waits for an RCU
+        // grace period) — all but the cgroup namespace, whose root must be
+        // the container's cgroup. Nothing runs before the init's fork, which
+        // waits for the placement.
+        namespaces::enter_rest_but(&plan.ns, libc::CLONE_NEWCGROUP)?;
+        channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
+        namespaces::unshare_only(&plan.ns, libc::CLONE_NEWCGROUP)?;
+    } else {
+        channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
+        if namespaces::enter_user(&plan.ns)? {
+            // The parent writes the maps; /proc/<pid>/*_map needs us dumpable.
+            sys::prctl(libc::PR_SET_DUMPABLE, 1).step(Step::Protocol)?;
+            channel::send(sock, Msg::new(Kind::UsernsReady)).step(Step::Protocol)?;
+            channel::expect(sock, Kind::MapsDone).step(Step::Protocol)?;
+            sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
+            namespaces::become_ns_root()?;
+        }
+        namespaces::enter_rest(&plan.ns)?;
     }
-    namespaces::enter_rest(&plan.ns)?;
     let pid = sys::fork().step(Step::ForkInit)?;
     if pid == 0 {
         container_init(plan, sock);
@@ -179,8 +193,10 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
         rootfs::resolve::mkdir_all(root, plan.process.cwd.to_bytes()).step(Step::CwdCreate)?;
         sys::close(root);
     }
-    channel::send(sock, Msg::new(Kind::MountsReady)).step(Step::Protocol)?;
-    channel::expect(sock, Kind::Continue).step(Step::Protocol)?;
+    if plan.hooks_before_pivot {
+        channel::send(sock, Msg::new(Kind::MountsReady)).step(Step::Protocol)?;
+        channel::expect(sock, Kind::Continue).step(Step::Protocol)?;
+    }
     if plan.ns.has_mount_ns {
         rootfs::pivot::enter_root(r)?;
     } else {
