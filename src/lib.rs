@@ -13,6 +13,7 @@
 //! - [`sys`]: the thin syscall layer holding the `unsafe` code
 
 pub mod cgroups;
+pub mod check;
 pub mod config;
 pub mod container;
 pub mod error;

@@ -334,6 +334,12 @@ enum Command {
     Exec(Box<ExecArgs>),
     /// Print the features this build of hull supports (runtime-spec JSON).
     Features,
+    /// Report what this host supports, with a verdict per item.
+    Check {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Checkpoint a running container with CRIU.
     Checkpoint {
         id: String,
@@ -525,6 +531,20 @@ fn dispatch(store: &StateStore, command: Command, criu: PathBuf) -> Result<i32> 
             Ok(0)
         }
         Command::Exec(args) => container::exec::exec(store, &args.options()),
+        Command::Check { json } => {
+            let items = hull::check::run(&criu);
+            if json {
+                let text = serde_json::to_string_pretty(&items)
+                    .map_err(|e| Error::Usage(e.to_string()))?;
+                println!("{text}");
+            } else {
+                print!("{}", hull::check::render(&items));
+            }
+            let missing = items
+                .iter()
+                .any(|i| i.verdict == hull::check::Verdict::Missing);
+            Ok(i32::from(missing))
+        }
         Command::Features => {
             let text = serde_json::to_string_pretty(&hull::features::features())
                 .map_err(|e| Error::Usage(e.to_string()))?;

@@ -327,3 +327,49 @@ fn console_size_is_applied() {
     assert_eq!(out.stdout.trim(), "33 101", "{out}");
     rt.assert_nothing_left(&id);
 }
+
+#[test]
+fn check_reports_the_host() {
+    if common::skip() || !common::is_hull() {
+        return;
+    }
+    let out = std::process::Command::new(common::runtime_bin())
+        .args(["check", "--json"])
+        .output()
+        .unwrap();
+    let items: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let find = |name: &str| {
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {items}"))
+    };
+    for ns in ["mount", "pid", "network", "ipc", "uts", "user"] {
+        assert_eq!(find(&format!("namespace: {ns}"))["verdict"], "ok");
+    }
+    let layout = find("cgroup layout");
+    assert!(
+        ["V1", "V2", "Hybrid"].contains(&layout["detail"].as_str().unwrap()),
+        "{layout}"
+    );
+    // The CRIU verdict matches what `criu check` says on this host.
+    let criu_ok = std::process::Command::new("criu")
+        .arg("check")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let criu = find("criu");
+    assert_eq!(criu["verdict"] == "ok", criu_ok, "{criu}");
+    assert!(
+        out.status.success(),
+        "nothing is missing on a host that runs these tests"
+    );
+    let text = std::process::Command::new(common::runtime_bin())
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("verdict: "));
+}
