@@ -18,97 +18,18 @@
 mod common;
 
 use std::fs;
-use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use common::engine::{run_timeout, wrapper, Run};
 use common::{Bundle, TempDir};
 use serde_json::json;
 
 const IMAGE: &str = "docker.io/library/hullbox:latest";
 const NS: &str = "hulltest";
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Output of a command run with a timeout.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn brief(&self) -> String {
-        format!(
-            "exit {} stdout={:?} stderr={:?}",
-            self.code,
-            tail(&self.stdout),
-            tail(&self.stderr)
-        )
-    }
-}
-
-fn tail(s: &str) -> String {
-    let s = s.trim();
-    let start = s.len().saturating_sub(300);
-    let mut i = start;
-    while !s.is_char_boundary(i) {
-        i += 1;
-    }
-    s[i..].to_string()
-}
-
-/// Run `cmd` to completion (killed after `timeout`), capturing its output.
-fn run_timeout(cmd: &mut Command, timeout: Duration) -> Run {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break -999;
-        }
-        sleep(Duration::from_millis(50));
-    };
-    // A timed-out command may leave a grandchild holding the pipes.
-    let stdout = if code == -999 {
-        String::from("(timed out)")
-    } else {
-        t_out.join().unwrap()
-    };
-    let stderr = if code == -999 {
-        String::new()
-    } else {
-        t_err.join().unwrap()
-    };
-    Run {
-        code,
-        stdout,
-        stderr,
-    }
-}
 
 fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
@@ -326,23 +247,6 @@ impl Drop for Daemon {
             }
         }
     }
-}
-
-/// A wrapper that logs each invocation and execs the real runtime.
-fn wrapper(dir: &Path, name: &str, bin: &Path) -> (PathBuf, PathBuf) {
-    let log = dir.join(format!("{name}.calls"));
-    let path = dir.join(format!("{name}-wrapper"));
-    fs::write(
-        &path,
-        format!(
-            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-            log.display(),
-            bin.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-    (path, log)
 }
 
 type Steps = Vec<(&'static str, Result<(), String>)>;

@@ -251,6 +251,7 @@ pub fn restore(store: &StateStore, o: &RestoreOptions) -> Result<i32> {
         return Err(cleanup(e));
     }
     let work = o.work_path.clone().unwrap_or_else(|| o.image_path.clone());
+    std::fs::create_dir_all(&work).map_err(|e| cleanup(Error::io(&work, e)))?;
     let pidfile = work.join("restore.pid");
     let _ = std::fs::remove_file(&pidfile);
     let mut args: Vec<String> = vec![

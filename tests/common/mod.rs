@@ -17,6 +17,8 @@
 //! separately and uses only part of it.
 #![allow(dead_code)]
 
+pub mod engine;
+
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
