@@ -288,6 +288,17 @@ impl StateStore {
     }
 }
 
+/// Write a `--pid-file` atomically; a relative path is taken from the
+/// current directory (as runc does).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().at(".")?.join(path)
+    };
+    write_atomic(&path, pid.to_string().as_bytes())
+}
+
 /// Write `contents` to `path` atomically (temp file in the same directory, rename).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let name = path

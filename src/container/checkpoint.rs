@@ -349,7 +349,7 @@ pub fn restore(store: &StateStore, o: &RestoreOptions) -> Result<i32> {
     };
     store.save(&st)?;
     if let Some(p) = &o.create.pid_file {
-        state::write_atomic(p, pid.to_string().as_bytes())?;
+        state::write_pid_file(p, pid)?;
     }
     drop(lock);
     let Some(sfd) = sfd else {

@@ -141,14 +141,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
         extra_env.push("LISTEN_PID=1".to_string());
     }
     let preserve = listen_fds + opts.preserve_fds;
-    for fd in 3..3 + preserve {
-        if !sys::fd_is_open(fd as RawFd) {
-            return Err(Error::Usage(format!(
-                "--preserve-fds {}: fd {fd} is not open",
-                opts.preserve_fds
-            )));
-        }
-    }
+    crate::process::check_preserved_fds(preserve, opts.preserve_fds)?;
     // Resource limits are checked before anything is made.
     let resources = cgroups::Resources::from_spec(&spec)?;
     cgroups::resources::validate(&resources, &cgroups::host_info()?)?;
@@ -349,7 +342,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
         }
     }
     if let Some(p) = &opts.pid_file {
-        state::write_atomic(&absolute(p), st.pid.to_string().as_bytes())?;
+        state::write_pid_file(p, st.pid)?;
     }
     cleanup.armed = false;
     drop(lock);
@@ -375,16 +368,6 @@ fn send_seccomp_fd(plan: &InitPlan, st: &ContainerState, fd: &OwnedFd) -> Result
     let state = serde_json::to_value(st.oci(Status::Creating)).unwrap_or_default();
     let msg = crate::seccomp::notify::process_state(st.pid, &s.listener_metadata, state);
     crate::seccomp::notify::send(path, fd.as_raw_fd(), &msg)
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map(|d| d.join(p))
-            .unwrap_or_else(|_| p.to_path_buf())
-    }
 }
 
 fn send(sock: RawFd, msg: Msg) -> Result<()> {

@@ -3,9 +3,9 @@
 //! container's confinement (the bundle's `process`, as runc does) unless the
 //! options override it.
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
@@ -222,14 +222,7 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
     if o.console_socket.is_some() && !o.tty && o.process.is_none() {
         return Err(Error::Usage("--console-socket needs --tty".into()));
     }
-    for fd in 3..3 + o.preserve_fds {
-        if !sys::fd_is_open(fd as RawFd) {
-            return Err(Error::Usage(format!(
-                "--preserve-fds {}: fd {fd} is not open",
-                o.preserve_fds
-            )));
-        }
-    }
+    crate::process::check_preserved_fds(o.preserve_fds, o.preserve_fds)?;
     let cfg_path = c.state.bundle.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
     let mut spec_v: Value = serde_json::from_str(&text).map_err(|e| Error::ConfigParse {
@@ -272,7 +265,7 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
     plan.ns.close_fds();
     let (pid, pty) = result?;
     if let Some(f) = &o.pid_file {
-        state::write_atomic(&absolute(f), pid.to_string().as_bytes())?;
+        state::write_pid_file(f, pid)?;
     }
     let Some(sfd) = sfd else {
         return Ok(0);
@@ -290,16 +283,6 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
         r.drain();
     }
     Ok(code)
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map(|d| d.join(p))
-            .unwrap_or_else(|_| p.to_path_buf())
-    }
 }
 
 /// Fork the two stages and drive them until the exec happened.

@@ -21,6 +21,19 @@ use crate::namespaces::{cstring, NsPlan};
 use crate::seccomp::SeccompPlan;
 use crate::sys;
 
+/// `--preserve-fds N` (plus LISTEN_FDS): fds 3..3+total must be open, or
+/// one of hull's own fds could take that number and leak into the container.
+pub fn check_preserved_fds(total: u32, flag: u32) -> Result<()> {
+    for fd in 3..3 + total {
+        if !sys::fd_is_open(fd as i32) {
+            return Err(Error::Usage(format!(
+                "--preserve-fds {flag}: fd {fd} is not open"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub struct ProcessPlan {
     pub exec: exec::ExecPlan,
