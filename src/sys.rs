@@ -60,6 +60,53 @@ pub fn fork() -> SysResult<libc::pid_t> {
     check(unsafe { libc::fork() })
 }
 
+/// clone3(2)'s argument block (CLONE_ARGS_SIZE_VER2: up to `cgroup`).
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// fork(), but the child starts life in the cgroup2 directory open at
+/// `cgroup_fd` (clone3 with CLONE_INTO_CGROUP): no migration afterwards,
+/// so no wait on the cgroup threadgroup lock.
+pub fn fork_into_cgroup(cgroup_fd: RawFd) -> SysResult<libc::pid_t> {
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: cgroup_fd as u64,
+    };
+    // SAFETY: like fork: no CLONE_VM, no new stack; the caller is
+    // single-threaded and the child runs only async-signal-safe code.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    })
+    .map(|pid| pid as libc::pid_t)
+}
+
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and skips atexit handlers, as a forked child must.
     unsafe { libc::_exit(code) }

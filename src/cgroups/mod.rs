@@ -252,6 +252,17 @@ impl Cgroup {
         self.add(pid)
     }
 
+    /// The v1 `tasks` files stage 1 joins by writing "0" to each: a thread
+    /// moving itself skips the cgroup threadgroup lock, whose first writer
+    /// waits for an RCU grace period (about 10 ms per container start).
+    pub fn v1_task_files(&self) -> Vec<PathBuf> {
+        self.paths
+            .iter()
+            .filter(|d| self.unified.as_deref() != Some(d.as_path()))
+            .map(|d| d.join("tasks"))
+            .collect()
+    }
+
     /// Move `pid` into the cgroup in every hierarchy.
     pub fn add(&self, pid: libc::pid_t) -> Result<()> {
         for dir in &self.paths {

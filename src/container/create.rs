@@ -194,6 +194,25 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     let mut buf = [0u8; 64];
     plan.fifo = CString::from(sys::proc_fd_path(&mut buf, fifo_fd));
     plan.parent_fds.push(lock.fd());
+    // cgroupfs driver: stage 1 joins the v1 cgroups itself (through these
+    // fds) and forks the init straight into the cgroup2 directory
+    // (CLONE_INTO_CGROUP); nothing is migrated by the parent.
+    if !opts.systemd_cgroup {
+        for f in cgroup.v1_task_files() {
+            let c = cstring(&f.to_string_lossy())?;
+            let fd = sys::open(&c, libc::O_WRONLY, 0)
+                .map_err(|e| Error::sys(format!("opening {}", f.display()), e))?;
+            cleanup.fds.push(fd);
+            plan.cgroup_tasks.push(fd);
+        }
+        if let Some(dir) = &cgroup.unified {
+            let c = cstring(&dir.to_string_lossy())?;
+            let fd = sys::open(&c, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                .map_err(|e| Error::sys(format!("opening {}", dir.display()), e))?;
+            cleanup.fds.push(fd);
+            plan.init_cgroup = Some(fd);
+        }
+    }
 
     let (parent_sock, child_sock) =
         sys::seqpacket_pair().map_err(|e| Error::sys("creating the init socketpair", e))?;
@@ -207,7 +226,12 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     cleanup.stage1 = Some(pid);
     // Placed (with the systemd driver: the scope started around it, limits
     // applied) before stage 1 may do anything.
-    if let Err(e) = cgroup.place_first(pid) {
+    let placed = if opts.systemd_cgroup {
+        cgroup.place_first(pid)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = placed {
         // Stage 1 may have failed on its own (it creates namespaces
         // meanwhile): its report says more than "no such process".
         let mut buf = [0u8; HEADER + 16];
@@ -445,6 +469,8 @@ fn build_plan(
         },
         start_hooks,
         hooks_before_pivot,
+        init_cgroup: None,
+        cgroup_tasks: Vec::new(),
         state_buf,
         parent_fds: Vec::new(),
     })
@@ -590,6 +616,10 @@ fn describe_failure(spec: &Spec, plan: &InitPlan, msg: Msg) -> String {
         }
         Step::PreserveFds => format!("--preserve-fds: fd {idx}"),
         Step::Setsid => "setsid".into(),
+        Step::CgroupJoin => format!(
+            "joining the container's cgroup ({})",
+            cgroup_task_file(plan, idx)
+        ),
         Step::Seccomp => "linux.seccomp: loading the filter".into(),
         Step::IoPriority => "process.ioPriority: ioprio_set".into(),
         Step::Scheduler => "process.scheduler: sched_setattr".into(),
@@ -614,4 +644,16 @@ fn describe_failure(spec: &Spec, plan: &InitPlan, msg: Msg) -> String {
         return format!("{what}: /proc in the container is not a procfs mount (refused)");
     }
     format!("{what}: {errno}")
+}
+
+/// The path of the idx-th v1 `tasks` fd stage 1 writes, for messages.
+fn cgroup_task_file(plan: &InitPlan, idx: usize) -> String {
+    if idx == 99 {
+        return "its cgroup2 directory's cgroup.procs".to_string();
+    }
+    plan.cgroup_tasks
+        .get(idx)
+        .and_then(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| format!("v1 hierarchy #{idx}"))
 }

@@ -59,12 +59,13 @@ pub enum Step {
     Personality,
     CwdOutsideRoot,
     Lsm,
+    CgroupJoin,
 }
 
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 50] = [
+        const ALL: [Step; 51] = [
             Protocol,
             JoinUserns,
             UnshareUserns,
@@ -115,6 +116,7 @@ impl Step {
             Personality,
             CwdOutsideRoot,
             Lsm,
+            CgroupJoin,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
@@ -155,10 +157,10 @@ mod tests {
 
     #[test]
     fn every_step_round_trips() {
-        for v in 1..=50 {
+        for v in 1..=51 {
             let s = Step::from_u32(v).unwrap();
             assert_eq!(s as u32, v);
         }
-        assert!(Step::from_u32(51).is_none());
+        assert!(Step::from_u32(52).is_none());
     }
 }

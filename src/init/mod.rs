@@ -53,6 +53,10 @@ pub struct InitPlan {
     /// prestart/createRuntime/createContainer hooks exist: stop before
     /// pivot_root so the parent can run them (else no round trip).
     pub hooks_before_pivot: bool,
+    /// The container's cgroup2 directory: the init is forked into it.
+    pub init_cgroup: Option<RawFd>,
+    /// The container's v1 `tasks` files: stage 1 writes "0" (itself).
+    pub cgroup_tasks: Vec<RawFd>,
     /// Receives the state JSON for the startContainer hooks.
     pub state_buf: Vec<u8>,
     /// The parent's fds that the children must not keep (the state lock).
@@ -82,15 +86,16 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
     sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
     if plan.ns.user == namespaces::UserNs::Host {
         // No user namespace to own the others: create them while the parent
-        // is still placing us in the cgroup (a v1 attach waits for an RCU
-        // grace period) — all but the cgroup namespace, whose root must be
-        // the container's cgroup. Nothing runs before the init's fork, which
-        // waits for the placement.
-        namespaces::enter_rest_but(&plan.ns, libc::CLONE_NEWCGROUP)?;
+        // is still placing us in the cgroup. The cgroup namespace comes
+        // later, in the init, once it is in the container's cgroups.
+        namespaces::enter_rest(&plan.ns)?;
         channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
-        namespaces::unshare_only(&plan.ns, libc::CLONE_NEWCGROUP)?;
+        join_cgroups(plan, true)?;
     } else {
         channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
+        // Inside the new user namespace the host's cgroup files are not
+        // ours to write: join them all first, and fork plainly later.
+        join_cgroups(plan, false)?;
         if namespaces::enter_user(&plan.ns)? {
             // The parent writes the maps; /proc/<pid>/*_map needs us dumpable.
             sys::prctl(libc::PR_SET_DUMPABLE, 1).step(Step::Protocol)?;
@@ -101,7 +106,21 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
         }
         namespaces::enter_rest(&plan.ns)?;
     }
-    let pid = sys::fork().step(Step::ForkInit)?;
+    let into = plan
+        .init_cgroup
+        .filter(|_| plan.ns.user == namespaces::UserNs::Host);
+    let pid = match into {
+        Some(cg) => match sys::fork_into_cgroup(cg) {
+            Ok(pid) => pid,
+            // No clone3/CLONE_INTO_CGROUP: join the cgroup2 directory
+            // ourselves, then fork.
+            Err(_) => {
+                join_cgroup2(cg)?;
+                sys::fork().step(Step::ForkInit)?
+            }
+        },
+        None => sys::fork().step(Step::ForkInit)?,
+    };
     if pid == 0 {
         container_init(plan, sock);
     }
@@ -110,7 +129,29 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
     channel::send(sock, msg).step(Step::Protocol)
 }
 
-/// "N" of "/proc/self/fd/N": the fifo's entry in a /proc/self/fd dirfd.
+/// Stage 1 moves itself into the container's cgroups (the parent opened
+/// the files): "0" in each v1 `tasks` file (a thread moving itself skips
+/// the cgroup threadgroup lock and its RCU grace period), and, unless the
+/// init will be forked into it, the cgroup2 directory.
+fn join_cgroups(plan: &InitPlan, init_via_clone: bool) -> ChildResult<()> {
+    for (i, &fd) in plan.cgroup_tasks.iter().enumerate() {
+        sys::write_all(fd, b"0").step_at(Step::CgroupJoin, i)?;
+    }
+    match plan.init_cgroup {
+        Some(cg) if !init_via_clone => join_cgroup2(cg),
+        _ => Ok(()),
+    }
+}
+
+fn join_cgroup2(cg: RawFd) -> ChildResult<()> {
+    let procs =
+        sys::openat(cg, c"cgroup.procs", libc::O_WRONLY, 0).step_at(Step::CgroupJoin, 99)?;
+    let r = sys::write_all(procs, b"0");
+    sys::close(procs);
+    r.step_at(Step::CgroupJoin, 99)
+}
+
+/// "N" of "/proc/self/fd/N" (the fifo entry in a /proc/self/fd dirfd).
 fn fifo_name(path: &CString) -> &std::ffi::CStr {
     let bytes = path.as_bytes_with_nul();
     let start = bytes.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
@@ -171,6 +212,9 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
         return Err(Errno(libc::EPROTO)).step(Step::Protocol);
     }
     let state_len = len;
+    // The cgroup namespace, rooted at the container's cgroups (which this
+    // process is in by now, v1 and v2 alike).
+    namespaces::unshare_only(&plan.ns, libc::CLONE_NEWCGROUP)?;
     // The runtime's /proc/self/fd, kept to reopen the exec fifo after
     // pivot_root: the container may have no /proc of its own.
     let proc_fds =

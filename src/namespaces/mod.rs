@@ -198,18 +198,13 @@ pub fn become_ns_root() -> ChildResult<()> {
 
 /// Child side, stage 1, part two: join namespaces by path, then create the
 /// new ones. A new PID (or time) namespace applies to the next fork.
+/// A new cgroup namespace is left out: its root is the creator's cgroup, so
+/// the init creates it with [`unshare_only`] once it is in the container's.
 pub fn enter_rest(plan: &NsPlan) -> ChildResult<()> {
-    enter_rest_but(plan, 0)?;
-    unshare_only(plan, libc::CLONE_NEWCGROUP)
-}
-
-/// Like [`enter_rest`], but leaves the new namespaces in `later` (CLONE_*
-/// flags) for [`unshare_only`].
-pub fn enter_rest_but(plan: &NsPlan, later: libc::c_int) -> ChildResult<()> {
     for j in &plan.joins {
         sys::setns(j.fd, j.nstype).step_at(Step::JoinNamespace, j.index)?;
     }
-    let now = plan.unshare_flags & !later & !libc::CLONE_NEWCGROUP;
+    let now = plan.unshare_flags & !libc::CLONE_NEWCGROUP;
     if now != 0 {
         sys::unshare(now).step(Step::Unshare)?;
     }
