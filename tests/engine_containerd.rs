@@ -241,11 +241,7 @@ impl Drop for Daemon {
         // containerd puts tasks under /<namespace>/<id> and never removes
         // the namespace's parent cgroup; remove it once empty (a daemon of
         // the other runtime may still be using it: then rmdir just fails).
-        if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
-            for h in rd.flatten() {
-                let _ = fs::remove_dir(h.path().join(NS));
-            }
-        }
+        common::engine::remove_empty_cgroup_parent(NS);
     }
 }
 

@@ -140,6 +140,7 @@ impl Drop for Daemon {
                 .stderr(Stdio::null())
                 .status();
         }
+        common::engine::remove_empty_cgroup_parent("docker");
     }
 }
 

@@ -110,6 +110,7 @@ impl Drop for Podman {
             .arg(self.tmp.path().join("runroot"))
             .stderr(Stdio::null())
             .status();
+        common::engine::remove_empty_cgroup_parent("libpod_parent");
     }
 }
 

@@ -104,3 +104,28 @@ pub fn wrapper(dir: &Path, name: &str, bin: &Path) -> (PathBuf, PathBuf) {
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     (path, log)
 }
+
+/// Engines put their containers under a parent cgroup of their own
+/// (`/<namespace>` for containerd, `/docker`, `/libpod_parent` with podman's
+/// `conmon` child) and never remove it: remove it, children first, once
+/// empty (rmdir fails harmlessly on a cgroup still in use).
+pub fn remove_empty_cgroup_parent(name: &str) {
+    fn rmdir_tree(dir: &Path) {
+        if let Ok(rd) = fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    rmdir_tree(&e.path());
+                }
+            }
+        }
+        let _ = fs::remove_dir(dir);
+    }
+    // v1/hybrid: one per hierarchy; pure v2: directly under the root.
+    let mut dirs = vec![Path::new("/sys/fs/cgroup").join(name)];
+    if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
+        dirs.extend(rd.flatten().map(|h| h.path().join(name)));
+    }
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        rmdir_tree(dir);
+    }
+}
