@@ -85,9 +85,10 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
     // /proc/<pid>/exe of the half-made init (it is still the hull binary).
     sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
     if plan.ns.user == namespaces::UserNs::Host {
-        // No user namespace to own the others: create them while the parent
-        // is still placing us in the cgroup. The cgroup namespace comes
-        // later, in the init, once it is in the container's cgroups.
+        // No user namespace to own the others: create them at once (with
+        // the systemd driver the parent is meanwhile starting the scope).
+        // The cgroup namespace comes later, in the init, once it is in the
+        // container's cgroups.
         namespaces::enter_rest(&plan.ns)?;
         channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
         join_cgroups(plan, true)?;
