@@ -639,6 +639,24 @@ pub fn read_signalfd(fd: RawFd) -> Option<libc::c_int> {
     (n == size as isize).then_some(info.ssi_signo as libc::c_int)
 }
 
+/// An inotify fd (non-blocking, close-on-exec) watching `path` for writes.
+pub fn inotify_modify_watch(path: &CStr) -> SysResult<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain syscall.
+    let fd = check(unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) })?;
+    // SAFETY: fd was just created and nothing else owns it.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: path is a valid C string.
+    check(unsafe { libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_MODIFY) })?;
+    Ok(owned)
+}
+
+/// Read and discard whatever is queued on a non-blocking fd.
+pub fn drain(fd: RawFd) {
+    let mut buf = [0u8; 4096];
+    while matches!(read(fd, &mut buf), Ok(n) if n > 0) {}
+}
+
 /// mkfifo(path, mode).
 pub fn mkfifo(path: &CStr, mode: libc::mode_t) -> SysResult<()> {
     // SAFETY: path is a valid C string.

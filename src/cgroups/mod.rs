@@ -361,6 +361,16 @@ impl Cgroup {
     }
 
     /// The OOM-kill count so far (v1 memory.oom_control, v2 memory.events).
+    /// The file whose changes announce an OOM kill (cgroup2 only; v1's
+    /// memory.oom_control does not notify through inotify).
+    pub fn oom_notify_file(&self) -> Option<PathBuf> {
+        if self.v2 {
+            self.unified.as_ref().map(|d| d.join("memory.events"))
+        } else {
+            None
+        }
+    }
+
     pub fn oom_kills(&self) -> Option<u64> {
         let (dir, file) = if self.v2 {
             (self.unified.as_deref()?, "memory.events")

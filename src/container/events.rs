@@ -77,6 +77,15 @@ impl Container {
         if stats_only {
             return self.emit(out, &stats(self));
         }
+        // On cgroup2, wake as soon as memory.events changes: with the
+        // systemd driver the scope's cgroup (and the counter) is removed
+        // right after its last process dies, so a slow poll can miss an OOM.
+        let watch = self
+            .state
+            .cgroup
+            .oom_notify_file()
+            .and_then(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok())
+            .and_then(|c| crate::sys::inotify_modify_watch(&c).ok());
         let mut ooms = self.state.cgroup.oom_kills().unwrap_or(0);
         let mut next = Instant::now();
         loop {
@@ -100,7 +109,14 @@ impl Container {
                 self.emit(out, &stats(self))?;
                 next = Instant::now() + interval;
             }
-            crate::sys::nanosleep_ms(50);
+            match &watch {
+                Some(fd) => {
+                    use std::os::fd::AsRawFd;
+                    let _ = crate::sys::poll_one(fd.as_raw_fd(), libc::POLLIN, 50);
+                    crate::sys::drain(fd.as_raw_fd());
+                }
+                None => crate::sys::nanosleep_ms(50),
+            }
         }
     }
 }
