@@ -26,7 +26,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::engine::{run_timeout, wrapper, Run};
+use common::engine::{compare_steps, run_timeout, wrapper, Run};
 use common::{Bundle, TempDir};
 
 const IMAGE: &str = "localhost/hullbox:latest";
@@ -264,23 +264,7 @@ fn podman_runs_hull_like_runc() {
         Vec::new()
     };
 
-    eprintln!("{:<55} {:<5} runc", "step", "hull");
-    let mut regressions = Vec::new();
-    for (i, (step, res)) in hull_steps.iter().enumerate() {
-        let runc = runc_steps.get(i).map(|(_, r)| r);
-        let v = |r: &Result<(), String>| if r.is_ok() { "PASS" } else { "FAIL" };
-        eprintln!("{:<55} {:<5} {}", step, v(res), runc.map(v).unwrap_or("-"));
-        if let Err(e) = res {
-            eprintln!("    hull: {e}");
-        }
-        if let Some(Err(e)) = runc {
-            eprintln!("    runc: {e}");
-        }
-        let runc_ok = runc.map(|r| r.is_ok()).unwrap_or(true);
-        if res.is_err() && (runc_ok || step.starts_with("runtime invoked")) {
-            regressions.push(format!("{step}: {}", res.as_ref().unwrap_err()));
-        }
-    }
+    let regressions = compare_steps(&hull_steps, &runc_steps);
     drop(pm);
     assert!(
         regressions.is_empty(),

@@ -129,3 +129,32 @@ pub fn remove_empty_cgroup_parent(name: &str) {
         rmdir_tree(dir);
     }
 }
+
+/// Print hull's and runc's results per step side by side and return hull's
+/// regressions: steps hull fails that runc passes (or that runc did not
+/// run), and any failed "runtime invoked" check.
+pub fn compare_steps(
+    hull: &[(&'static str, Result<(), String>)],
+    runc: &[(&'static str, Result<(), String>)],
+) -> Vec<String> {
+    eprintln!("{:<62} {:<5} runc", "step", "hull");
+    let mut regressions = Vec::new();
+    for (i, (step, res)) in hull.iter().enumerate() {
+        let runc = runc.get(i).map(|(_, r)| r);
+        let v = |r: &Result<(), String>| if r.is_ok() { "PASS" } else { "FAIL" };
+        eprintln!("{:<62} {:<5} {}", step, v(res), runc.map(v).unwrap_or("-"));
+        if let Err(e) = res {
+            eprintln!("    hull: {e}");
+        }
+        if let Some(Err(e)) = runc {
+            eprintln!("    runc: {e}");
+        }
+        let runc_ok = runc.map(|r| r.is_ok()).unwrap_or(true);
+        if let Err(e) = res {
+            if runc_ok || step.starts_with("runtime invoked") {
+                regressions.push(format!("{step}: {e}"));
+            }
+        }
+    }
+    regressions
+}
