@@ -27,10 +27,17 @@ pub enum Layout {
     Hybrid,
 }
 
-/// The hierarchies hull places containers in, and the layout.
+/// The hierarchies hull places containers in, and the layout. Read from
+/// mountinfo once per process: cgroup hierarchies are mounted at boot, and
+/// one `create` would otherwise parse mountinfo for validation, creation
+/// and placement separately.
 pub fn discover() -> Result<(Layout, Vec<Hierarchy>)> {
+    static LAYOUT: std::sync::OnceLock<(Layout, Vec<Hierarchy>)> = std::sync::OnceLock::new();
+    if let Some(l) = LAYOUT.get() {
+        return Ok(l.clone());
+    }
     let text = std::fs::read_to_string("/proc/self/mountinfo").at("/proc/self/mountinfo")?;
-    Ok(parse_mountinfo(&text))
+    Ok(LAYOUT.get_or_init(|| parse_mountinfo(&text)).clone())
 }
 
 /// Parse mountinfo text into the layout and the hierarchies to use: on v1

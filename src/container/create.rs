@@ -483,6 +483,9 @@ fn describe_failure(spec: &Spec, plan: &InitPlan, msg: Msg) -> String {
     let Some(step) = Step::from_u32(msg.a as u32) else {
         return format!("container setup failed: {errno}");
     };
+    if let Some(s) = plan.process.describe_failure(step, idx, errno) {
+        return s;
+    }
     let mount = |i: usize| -> String {
         match plan.rootfs.mounts.get(i) {
             Some(m) => {
@@ -556,8 +559,6 @@ fn describe_failure(spec: &Spec, plan: &InitPlan, msg: Msg) -> String {
         ),
         Step::PivotRoot => "pivot_root into the rootfs".into(),
         Step::MoveRoot => "moving the rootfs to / (--no-pivot)".into(),
-        Step::Pty => "creating the pty (process.terminal)".into(),
-        Step::Console => "setting up /dev/console".into(),
         Step::MaskPath => format!(
             "linux.maskedPaths: masking {}",
             list(&plan.rootfs.masked, idx)
@@ -577,70 +578,15 @@ fn describe_failure(spec: &Spec, plan: &InitPlan, msg: Msg) -> String {
                 .map(|s| s.0.to_string_lossy().into_owned())
                 .unwrap_or_default()
         ),
-        Step::OomScoreAdj => "process.oomScoreAdj: writing /proc/self/oom_score_adj".into(),
-        Step::Rlimit => format!("process.rlimits[{idx}]: setting it"),
         Step::Keyring => "joining a new session keyring".into(),
-        Step::Bounding => format!("process.capabilities.bounding: dropping capability {idx}"),
-        Step::KeepCaps => "keeping capabilities across the user switch".into(),
-        Step::Setgroups => "process.user.additionalGids: setgroups".into(),
-        Step::Setgid => format!(
-            "process.user.gid: switching to gid {}",
-            plan.process.user.gid
-        ),
-        Step::Setuid => format!(
-            "process.user.uid: switching to uid {}",
-            plan.process.user.uid
-        ),
-        Step::Capset => "process.capabilities: applying the sets".into(),
-        Step::Ambient => "process.capabilities.ambient".into(),
-        Step::NoNewPrivs => "process.noNewPrivileges".into(),
-        Step::Chdir => format!(
-            "process.cwd: chdir to {}",
-            plan.process.cwd.to_string_lossy()
-        ),
-        Step::FindExecutable => {
-            let arg0 = plan
-                .process
-                .exec
-                .argv
-                .first()
-                .map(|c| c.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return if arg0.contains('/') {
-                format!(
-                    "exec: {arg0:?}: no such executable file in the container (process.args[0])"
-                )
-            } else {
-                format!("exec: {arg0:?}: executable file not found in $PATH (process.args[0])")
-            };
-        }
-        Step::PreserveFds => format!("--preserve-fds: fd {idx}"),
-        Step::Setsid => "setsid".into(),
         Step::CgroupJoin => format!(
             "joining the container's cgroup ({})",
             cgroup_task_file(plan, idx)
         ),
-        Step::Seccomp => "linux.seccomp: loading the filter".into(),
-        Step::IoPriority => "process.ioPriority: ioprio_set".into(),
-        Step::Scheduler => "process.scheduler: sched_setattr".into(),
-        Step::Personality => "linux.personality: personality".into(),
-        Step::Lsm => format!(
-            "applying the LSM label ({})",
-            plan.process
-                .lsm
-                .writes
-                .get(idx)
-                .map(|w| w.0.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ),
-        Step::CwdOutsideRoot => {
-            return format!(
-                "process.cwd: {} resolves outside the container's root (refused: possible breakout, CVE-2024-21626)",
-                plan.process.cwd.to_string_lossy()
-            )
-        }
+        // The process steps are shared with exec.
+        _ => format!("{step:?}"),
     };
-    if errno.0 == libc::EXDEV && matches!(step, Step::OomScoreAdj | Step::Sysctl) {
+    if errno.0 == libc::EXDEV && step == Step::Sysctl {
         return format!("{what}: /proc in the container is not a procfs mount (refused)");
     }
     format!("{what}: {errno}")

@@ -400,29 +400,18 @@ fn spawn(
 
 fn describe(plan: &SetnsPlan, msg: Msg) -> String {
     let errno = sys::Errno(msg.b);
-    let arg0 = plan
-        .process
-        .exec
-        .argv
-        .first()
-        .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    match Step::from_u32(msg.a as u32) {
-        Some(Step::FindExecutable) if msg.c == 1 => format!("exec {arg0:?}: {errno}"),
-        Some(Step::FindExecutable) => {
-            format!("exec: {arg0:?}: executable file not found in $PATH")
-        }
-        Some(Step::JoinNamespace) => format!(
+    let idx = msg.c as usize;
+    let Some(step) = Step::from_u32(msg.a as u32) else {
+        return format!("exec setup failed: {errno}");
+    };
+    if let Some(s) = plan.process.describe_failure(step, idx, errno) {
+        return s;
+    }
+    match step {
+        Step::JoinNamespace => format!(
             "joining the container's {} namespace: {errno}",
-            NAMESPACES.get(msg.c as usize).map(|n| n.0).unwrap_or("?")
+            NAMESPACES.get(idx).map(|n| n.0).unwrap_or("?")
         ),
-        Some(Step::Chdir) => format!(
-            "process.cwd: chdir to {}: {errno}",
-            plan.process.cwd.to_string_lossy()
-        ),
-        Some(Step::Setuid) => format!("switching to uid {}: {errno}", plan.process.user.uid),
-        Some(Step::Setgid) => format!("switching to gid {}: {errno}", plan.process.user.gid),
-        Some(step) => format!("{step:?}: {errno}"),
-        None => format!("exec setup failed: {errno}"),
+        step => format!("{step:?}: {errno}"),
     }
 }

@@ -149,6 +149,88 @@ impl ProcessPlan {
         })
     }
 
+    /// The sentence for a failed process step (shared by create and exec),
+    /// or None for steps that are not the process's.
+    pub fn describe_failure(&self, step: Step, idx: usize, errno: sys::Errno) -> Option<String> {
+        let what: String = match step {
+        Step::OomScoreAdj => "process.oomScoreAdj: writing /proc/self/oom_score_adj".into(),
+        Step::Rlimit => format!("process.rlimits[{idx}]: setting it"),
+        Step::Bounding => format!("process.capabilities.bounding: dropping capability {idx}"),
+        Step::KeepCaps => "keeping capabilities across the user switch".into(),
+        Step::Setgroups => "process.user.additionalGids: setgroups".into(),
+        Step::Setgid => format!(
+            "process.user.gid: switching to gid {}",
+            self.user.gid
+        ),
+        Step::Setuid => format!(
+            "process.user.uid: switching to uid {}",
+            self.user.uid
+        ),
+        Step::Capset => "process.capabilities: applying the sets".into(),
+        Step::Ambient => "process.capabilities.ambient".into(),
+        Step::NoNewPrivs => "process.noNewPrivileges".into(),
+        Step::Chdir => format!(
+            "process.cwd: chdir to {}",
+            self.cwd.to_string_lossy()
+        ),
+        Step::FindExecutable if idx == 1 => {
+            return Some(format!("exec {:?}: {errno}", self.arg0()));
+        }
+        Step::FindExecutable => {
+            let arg0 = self
+                .exec
+                .argv
+                .first()
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Some(if arg0.contains('/') {
+                format!(
+                    "exec: {arg0:?}: no such executable file in the container (process.args[0])"
+                )
+            } else {
+                format!("exec: {arg0:?}: executable file not found in $PATH (process.args[0])")
+            });
+        }
+        Step::PreserveFds => format!("--preserve-fds: fd {idx}"),
+        Step::Setsid => "setsid".into(),
+        Step::Seccomp => "linux.seccomp: loading the filter".into(),
+        Step::IoPriority => "process.ioPriority: ioprio_set".into(),
+        Step::Scheduler => "process.scheduler: sched_setattr".into(),
+        Step::Personality => "linux.personality: personality".into(),
+        Step::Lsm => format!(
+            "applying the LSM label ({})",
+            self.lsm
+                .writes
+                .get(idx)
+                .map(|w| w.0.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        Step::CwdOutsideRoot => {
+            return Some(format!(
+                "process.cwd: {} resolves outside the container's root (refused: possible breakout, CVE-2024-21626)",
+                self.cwd.to_string_lossy()
+            ))
+        }
+        Step::Pty => "creating the pty (process.terminal)".into(),
+        Step::Console => "setting up /dev/console".into(),
+            _ => return None,
+        };
+        if errno.0 == libc::EXDEV && step == Step::OomScoreAdj {
+            return Some(format!(
+                "{what}: /proc in the container is not a procfs mount (refused)"
+            ));
+        }
+        Some(format!("{what}: {errno}"))
+    }
+
+    fn arg0(&self) -> String {
+        self.exec
+            .argv
+            .first()
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// Child side, before dropping privileges: oom_score_adj, rlimits, I/O
     /// priority, scheduler and personality.
     pub fn apply_limits(&self) -> ChildResult<()> {
