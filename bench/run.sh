@@ -163,7 +163,7 @@ done
 if [ -z "${HULL:-}" ]; then
   echo "== building hull (cargo build --release)" >&2
   (cd "$repo" && cargo build --release --quiet)
-  HULL=${CARGO_TARGET_DIR:-$repo/target}/release/hull
+  HULL=${CARGO_TARGET_DIR:-$repo/target}/$(rustc -vV | sed -n 's/^host: //p')/release/hull
   case $HULL in /*) ;; *) HULL=$repo/$HULL ;; esac
 fi
 [ -x "$HULL" ] || { echo "bench: no hull binary at $HULL" >&2; exit 1; }

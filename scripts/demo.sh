@@ -8,7 +8,7 @@ if [ ! -x /bin/busybox ]; then
   apt-get install -y -qq busybox-static >/dev/null
 fi
 cargo build --release --quiet
-HULL="$PWD/target/release/hull"
+HULL="$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release/hull"
 work=$(mktemp -d /tmp/hull-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/mybox/rootfs/bin" "$work/mybox/rootfs/etc"

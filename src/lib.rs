@@ -14,6 +14,7 @@
 
 pub mod cgroups;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod container;
 pub mod error;

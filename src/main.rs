@@ -3,406 +3,439 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
-
+use hull::cli::{self, opt, switch, App, Cmd, Flag, Outcome, Parsed};
 use hull::container::{self, delete::delete_by_id, Container, CreateOptions};
 use hull::error::{Error, Result};
 use hull::logging;
 use hull::state::StateStore;
 
-#[derive(Parser)]
-#[command(
-    name = "hull",
-    about = "hull: a runc-compatible OCI container runtime",
-    disable_version_flag = true
-)]
-struct Cli {
-    /// Root directory for container state.
-    #[arg(long, global = true, default_value = "/run/hull")]
-    root: PathBuf,
-    /// Log file (default: stderr only).
-    #[arg(long, global = true)]
-    log: Option<PathBuf>,
-    /// Log format.
-    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
-    log_format: LogFormat,
-    /// Log debug messages.
-    #[arg(long, global = true)]
-    debug: bool,
-    /// Use systemd for cgroups (a transient scope per container, over D-Bus).
-    #[arg(long = "systemd-cgroup", global = true)]
-    systemd_cgroup: bool,
-    /// Accepted for runc compatibility (auto|true|false).
-    #[arg(id = "global_rootless", long = "rootless", hide = true)]
-    _rootless: Option<String>,
-    /// Path to the criu binary used by checkpoint and restore.
-    #[arg(long = "criu", global = true, default_value = "criu")]
-    criu: PathBuf,
-    /// Print the version.
-    #[arg(short = 'v', long = "version")]
-    version: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
+static GLOBALS: [Flag; 8] = [
+    opt(
+        "root",
+        None,
+        "DIR",
+        "Root directory for container state (default /run/hull).",
+    ),
+    opt("log", None, "FILE", "Log file (default: stderr only)."),
+    opt(
+        "log-format",
+        None,
+        "text|json",
+        "Log format (default text).",
+    ),
+    switch("debug", None, "Log debug messages."),
+    switch(
+        "systemd-cgroup",
+        None,
+        "Use systemd for cgroups (a transient scope per container, over D-Bus).",
+    ),
+    opt(
+        "rootless",
+        None,
+        "auto|true|false",
+        "Accepted for runc compatibility.",
+    )
+    .hide(),
+    opt(
+        "criu",
+        None,
+        "PATH",
+        "The criu binary used by checkpoint and restore (default criu).",
+    ),
+    switch("version", Some('v'), "Print the version."),
+];
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
+/// create, run and restore.
+const CREATE_FLAGS: [Flag; 6] = [
+    opt(
+        "bundle",
+        Some('b'),
+        "DIR",
+        "Path to the bundle (the directory holding config.json; default .).",
+    ),
+    opt(
+        "console-socket",
+        None,
+        "PATH",
+        "Unix socket that receives the pty master (process.terminal).",
+    ),
+    opt(
+        "pid-file",
+        None,
+        "FILE",
+        "File to write the container init's pid to.",
+    ),
+    switch(
+        "no-pivot",
+        None,
+        "Use MS_MOVE + chroot instead of pivot_root.",
+    ),
+    switch(
+        "no-new-keyring",
+        None,
+        "Do not create a new session keyring.",
+    ),
+    opt(
+        "preserve-fds",
+        None,
+        "N",
+        "Pass N extra fds (3..3+N) into the container.",
+    ),
+];
+static CREATE: [Flag; 6] = CREATE_FLAGS;
+static RUN: [Flag; 8] = {
+    let c = CREATE_FLAGS;
+    let [a, b, d, e, f, g] = c;
+    [
+        a,
+        b,
+        d,
+        e,
+        f,
+        g,
+        switch("detach", Some('d'), "Return once the container is started."),
+        switch("keep", None, "Do not delete the container after it exits."),
+    ]
+};
+/// checkpoint and restore.
+const CRIU_FLAGS: [Flag; 7] = [
+    opt(
+        "image-path",
+        None,
+        "DIR",
+        "Directory for the CRIU image files (default ./checkpoint).",
+    ),
+    opt(
+        "work-path",
+        None,
+        "DIR",
+        "Directory for CRIU's work files and logs (default: the image path).",
+    ),
+    switch("tcp-established", None, "Allow open TCP connections."),
+    switch("ext-unix-sk", None, "Allow external unix sockets."),
+    switch("shell-job", None, "Allow shell jobs."),
+    switch("file-locks", None, "Handle file locks."),
+    opt(
+        "manage-cgroups-mode",
+        None,
+        "MODE",
+        "Cgroup mode for CRIU: soft, full, strict or ignore.",
+    ),
+];
+static CHECKPOINT: [Flag; 10] = {
+    let [a, b, c, d, e, f, g] = CRIU_FLAGS;
+    [
+        a,
+        b,
+        c,
+        d,
+        e,
+        f,
+        g,
+        opt(
+            "parent-path",
+            None,
+            "DIR",
+            "Directory of a previous (pre-)dump.",
+        ),
+        switch(
+            "leave-running",
+            None,
+            "Leave the container running after the checkpoint.",
+        ),
+        switch(
+            "pre-dump",
+            None,
+            "Only dump memory (iterative migration); the container keeps running.",
+        ),
+    ]
+};
+static RESTORE: [Flag; 14] = {
+    let [a, b, c, d, e, f] = CREATE_FLAGS;
+    let [g, h, i, j, k, l, m] = CRIU_FLAGS;
+    [
+        a,
+        b,
+        c,
+        d,
+        e,
+        f,
+        g,
+        h,
+        i,
+        j,
+        k,
+        l,
+        m,
+        switch(
+            "detach",
+            Some('d'),
+            "Return once the container is restored.",
+        ),
+    ]
+};
+static LIST: [Flag; 2] = [
+    opt(
+        "format",
+        Some('f'),
+        "table|json",
+        "Output format (default table).",
+    ),
+    switch("quiet", Some('q'), "Print only the ids."),
+];
+static KILL: [Flag; 1] = [switch(
+    "all",
+    Some('a'),
+    "Signal every process in the container.",
+)];
+static EXEC: [Flag; 15] = [
+    opt(
+        "process",
+        Some('p'),
+        "FILE",
+        "A JSON file with a full OCI process object.",
+    ),
+    switch("tty", Some('t'), "Allocate a pty."),
+    opt(
+        "console-socket",
+        None,
+        "PATH",
+        "Unix socket that receives the pty master.",
+    ),
+    opt(
+        "cwd",
+        None,
+        "DIR",
+        "Working directory inside the container.",
+    ),
+    opt(
+        "env",
+        Some('e'),
+        "KEY=VALUE",
+        "Add to the environment (repeatable).",
+    ),
+    opt("user", Some('u'), "UID[:GID]", "User to run as."),
+    opt(
+        "additional-gids",
+        Some('g'),
+        "GID",
+        "Additional gids (repeatable).",
+    ),
+    opt("cap", Some('c'), "CAP", "Capabilities to add (repeatable)."),
+    switch("no-new-privs", None, "Set no_new_privileges."),
+    opt("apparmor", None, "PROFILE", "AppArmor profile."),
+    opt("process-label", None, "LABEL", "SELinux process label."),
+    switch("detach", Some('d'), "Do not wait for the process."),
+    opt(
+        "pid-file",
+        None,
+        "FILE",
+        "File to write the process's host pid to.",
+    ),
+    opt(
+        "preserve-fds",
+        None,
+        "N",
+        "Pass N extra fds (3..3+N) into the process.",
+    ),
+    switch("ignore-paused", None, "Allow exec into a paused container."),
+];
+static UPDATE: [Flag; 15] = [
+    opt("resources", Some('r'), "FILE", "File with the resources (linux.resources JSON), or - for stdin; other flags are then ignored."),
+    opt("memory", None, "BYTES", "Memory limit (k, m, g suffixes; -1 unlimited)."),
+    opt("memory-swap", None, "BYTES", "Total memory usage (memory + swap); -1 for unlimited swap."),
+    opt("memory-reservation", None, "BYTES", "Memory reservation or soft limit."),
+    opt("kernel-memory", None, "BYTES", "Kernel memory limit (ignored by current kernels, like runc)."),
+    opt("kernel-memory-tcp", None, "BYTES", "Kernel TCP buffer memory limit."),
+    opt("cpu-share", None, "N", "CPU shares (relative weight vs. other containers).").alias(&["cpu-shares"]),
+    opt("cpu-quota", None, "USECS", "CPU CFS hardcap limit per period; -1 unlimited."),
+    opt("cpu-period", None, "USECS", "CPU CFS period."),
+    opt("cpu-rt-period", None, "USECS", "CPU realtime period."),
+    opt("cpu-rt-runtime", None, "USECS", "CPU realtime hardcap limit per period."),
+    opt("cpuset-cpus", None, "CPUS", "CPUs to use."),
+    opt("cpuset-mems", None, "NODES", "Memory nodes to use."),
+    opt("pids-limit", None, "N", "Maximum number of pids; -1 unlimited."),
+    opt("blkio-weight", None, "N", "Block IO weight (10..1000)."),
+];
+static EVENTS: [Flag; 2] = [
+    switch("stats", None, "Print one stats event and exit."),
+    opt(
+        "interval",
+        None,
+        "DURATION",
+        "How often to print stats (default 5s; e.g. 500ms).",
+    ),
+];
+static PS: [Flag; 1] = [opt(
+    "format",
+    Some('f'),
+    "table|json",
+    "Output format (default table).",
+)];
+static DELETE: [Flag; 1] = [switch(
+    "force",
+    Some('f'),
+    "Kill a running container first.",
+)];
+static SPEC: [Flag; 2] = [
+    opt(
+        "bundle",
+        Some('b'),
+        "DIR",
+        "The bundle directory (default .).",
+    ),
+    switch(
+        "rootless",
+        None,
+        "A config for running without root (user namespace, id maps).",
+    ),
+];
+static CHECK: [Flag; 1] = [switch("json", None, "Machine-readable output.")];
 
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum ListFormat {
-    Table,
-    Json,
-}
-
-#[derive(clap::Args, Clone, Default)]
-struct CreateArgs {
-    /// Container id.
-    id: String,
-    /// Path to the bundle (the directory holding config.json).
-    #[arg(short = 'b', long, default_value = ".")]
-    bundle: PathBuf,
-    /// Unix socket that receives the pty master (process.terminal).
-    #[arg(long = "console-socket")]
-    console_socket: Option<PathBuf>,
-    /// File to write the container init's pid to.
-    #[arg(long = "pid-file")]
-    pid_file: Option<PathBuf>,
-    /// Use MS_MOVE + chroot instead of pivot_root.
-    #[arg(long = "no-pivot")]
-    no_pivot: bool,
-    /// Do not create a new session keyring.
-    #[arg(long = "no-new-keyring")]
-    no_new_keyring: bool,
-    /// Pass N extra fds (3..3+N) into the container.
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    preserve_fds: u32,
-}
-
-impl CreateArgs {
-    fn options(&self) -> CreateOptions {
-        CreateOptions {
-            id: self.id.clone(),
-            bundle: self.bundle.clone(),
-            pid_file: self.pid_file.clone(),
-            console_socket: self.console_socket.clone(),
-            no_pivot: self.no_pivot,
-            no_new_keyring: self.no_new_keyring,
-            preserve_fds: self.preserve_fds,
-            keep_pty: false,
-            systemd_cgroup: SYSTEMD_CGROUP.load(std::sync::atomic::Ordering::Relaxed),
-        }
+const fn cmd(
+    name: &'static str,
+    about: &'static str,
+    args: &'static [&'static str],
+    flags: &'static [Flag],
+) -> Cmd {
+    Cmd {
+        name,
+        aliases: &[],
+        about,
+        args,
+        trailing: None,
+        flags,
     }
 }
 
-/// `--systemd-cgroup`, for the create options.
-static SYSTEMD_CGROUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static CMDS: [Cmd; 19] = [
+    cmd(
+        "spec",
+        "Write a default config.json into the bundle.",
+        &[],
+        &SPEC,
+    ),
+    cmd(
+        "create",
+        "Create a container; its process waits for `start`.",
+        &["ID"],
+        &CREATE,
+    ),
+    cmd(
+        "start",
+        "Start a created container's process.",
+        &["ID"],
+        &[],
+    ),
+    cmd(
+        "run",
+        "Create and start a container; in the foreground, wait for it.",
+        &["ID"],
+        &RUN,
+    ),
+    cmd("state", "Print a container's state as JSON.", &["ID"], &[]),
+    Cmd {
+        aliases: &["ls"],
+        ..cmd("list", "List containers.", &[], &LIST)
+    },
+    cmd(
+        "kill",
+        "Send a signal (default SIGTERM) to a container's init.",
+        &["ID", "[SIGNAL]"],
+        &KILL,
+    ),
+    Cmd {
+        trailing: Some("COMMAND"),
+        ..cmd(
+            "exec",
+            "Run a process in a running container.",
+            &["ID"],
+            &EXEC,
+        )
+    },
+    cmd(
+        "features",
+        "Print the features this build of hull supports (runtime-spec JSON).",
+        &[],
+        &[],
+    ),
+    cmd(
+        "check",
+        "Report what this host supports, with a verdict per item.",
+        &[],
+        &CHECK,
+    ),
+    cmd(
+        "checkpoint",
+        "Checkpoint a running container with CRIU.",
+        &["ID"],
+        &CHECKPOINT,
+    ),
+    cmd(
+        "restore",
+        "Restore a container from a CRIU checkpoint.",
+        &["ID"],
+        &RESTORE,
+    ),
+    cmd(
+        "update",
+        "Change a container's resource limits.",
+        &["ID"],
+        &UPDATE,
+    ),
+    cmd(
+        "events",
+        "Print resource usage and OOM events as JSON lines.",
+        &["ID"],
+        &EVENTS,
+    ),
+    cmd(
+        "pause",
+        "Freeze every process of a container.",
+        &["ID"],
+        &[],
+    ),
+    cmd("resume", "Thaw a paused container.", &["ID"], &[]),
+    Cmd {
+        trailing: Some("PS_OPTIONS"),
+        ..cmd(
+            "ps",
+            "List a container's processes (ps options after the id, or after --; default -ef).",
+            &["ID"],
+            &PS,
+        )
+    },
+    cmd(
+        "delete",
+        "Delete a container and everything it holds.",
+        &["ID"],
+        &DELETE,
+    ),
+    cmd("help", "Describe a command.", &["[COMMAND]"], &[]),
+];
 
-/// runc's `update` flags.
-#[derive(clap::Args, Clone, Default)]
-struct UpdateArgs {
-    id: String,
-    /// File with the resources (linux.resources JSON), or `-` for stdin; other flags are then ignored.
-    #[arg(short = 'r', long = "resources")]
-    resources: Option<PathBuf>,
-    /// Memory limit (in bytes; k, m, g suffixes; -1 unlimited).
-    #[arg(long, allow_hyphen_values = true)]
-    memory: Option<String>,
-    /// Total memory usage (memory + swap); -1 for unlimited swap.
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
-    memory_swap: Option<String>,
-    /// Memory reservation or soft limit.
-    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
-    memory_reservation: Option<String>,
-    /// Kernel memory limit (ignored by current kernels, like runc).
-    #[arg(long = "kernel-memory", allow_hyphen_values = true)]
-    kernel_memory: Option<String>,
-    /// Kernel TCP buffer memory limit.
-    #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
-    kernel_memory_tcp: Option<String>,
-    /// CPU shares (relative weight vs. other containers).
-    #[arg(long = "cpu-share", visible_alias = "cpu-shares")]
-    cpu_shares: Option<u64>,
-    /// CPU CFS hardcap limit (in usecs) per period; -1 unlimited.
-    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
-    cpu_quota: Option<i64>,
-    /// CPU CFS period (in usecs).
-    #[arg(long = "cpu-period")]
-    cpu_period: Option<u64>,
-    /// CPU realtime period (in usecs).
-    #[arg(long = "cpu-rt-period")]
-    cpu_rt_period: Option<u64>,
-    /// CPU realtime hardcap limit (in usecs) per period.
-    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
-    cpu_rt_runtime: Option<i64>,
-    /// CPUs to use.
-    #[arg(long = "cpuset-cpus")]
-    cpuset_cpus: Option<String>,
-    /// Memory nodes to use.
-    #[arg(long = "cpuset-mems")]
-    cpuset_mems: Option<String>,
-    /// Maximum number of pids; -1 unlimited.
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
-    pids_limit: Option<i64>,
-    /// Block IO weight (10..1000).
-    #[arg(long = "blkio-weight")]
-    blkio_weight: Option<u16>,
-}
+static APP: App = App {
+    name: "hull",
+    about: "hull: a runc-compatible OCI container runtime",
+    globals: &GLOBALS,
+    cmds: &CMDS,
+};
 
-impl UpdateArgs {
-    fn options(&self) -> container::update::UpdateOptions {
-        container::update::UpdateOptions {
-            resources_file: self.resources.clone(),
-            memory: self.memory.clone(),
-            memory_swap: self.memory_swap.clone(),
-            memory_reservation: self.memory_reservation.clone(),
-            kernel_memory: self.kernel_memory.clone(),
-            kernel_memory_tcp: self.kernel_memory_tcp.clone(),
-            cpu_shares: self.cpu_shares,
-            cpu_quota: self.cpu_quota,
-            cpu_period: self.cpu_period,
-            cpu_rt_period: self.cpu_rt_period,
-            cpu_rt_runtime: self.cpu_rt_runtime,
-            cpuset_cpus: self.cpuset_cpus.clone(),
-            cpuset_mems: self.cpuset_mems.clone(),
-            pids_limit: self.pids_limit,
-            blkio_weight: self.blkio_weight,
-        }
-    }
-}
-
-#[derive(clap::Args, Clone, Default)]
-struct ExecArgs {
-    /// Container id.
-    id: String,
-    /// The command and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
-    /// A JSON file with a full OCI process object.
-    #[arg(short = 'p', long)]
-    process: Option<PathBuf>,
-    /// Allocate a pty.
-    #[arg(short = 't', long)]
-    tty: bool,
-    /// Unix socket that receives the pty master.
-    #[arg(long = "console-socket")]
-    console_socket: Option<PathBuf>,
-    /// Working directory inside the container.
-    #[arg(long)]
-    cwd: Option<String>,
-    /// KEY=value to add to the environment (repeatable).
-    #[arg(short = 'e', long = "env")]
-    env: Vec<String>,
-    /// uid[:gid] to run as.
-    #[arg(short = 'u', long)]
-    user: Option<String>,
-    /// Additional gids (repeatable).
-    #[arg(short = 'g', long = "additional-gids")]
-    additional_gids: Vec<u32>,
-    /// Capabilities to add (repeatable).
-    #[arg(short = 'c', long = "cap")]
-    cap: Vec<String>,
-    /// Set no_new_privileges.
-    #[arg(long = "no-new-privs")]
-    no_new_privs: bool,
-    /// AppArmor profile.
-    #[arg(long)]
-    apparmor: Option<String>,
-    /// SELinux process label.
-    #[arg(long = "process-label")]
-    process_label: Option<String>,
-    /// Do not wait for the process.
-    #[arg(short = 'd', long)]
-    detach: bool,
-    /// File to write the process's host pid to.
-    #[arg(long = "pid-file")]
-    pid_file: Option<PathBuf>,
-    /// Pass N extra fds (3..3+N) into the process.
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    preserve_fds: u32,
-    /// Allow exec into a paused container.
-    #[arg(long = "ignore-paused")]
-    ignore_paused: bool,
-}
-
-impl ExecArgs {
-    fn options(&self) -> container::exec::ExecOptions {
-        container::exec::ExecOptions {
-            id: self.id.clone(),
-            process: self.process.clone(),
-            args: self.command.clone(),
-            tty: self.tty,
-            console_socket: self.console_socket.clone(),
-            cwd: self.cwd.clone(),
-            env: self.env.clone(),
-            user: self.user.clone(),
-            additional_gids: self.additional_gids.clone(),
-            caps: self.cap.clone(),
-            no_new_privs: self.no_new_privs,
-            apparmor: self.apparmor.clone(),
-            process_label: self.process_label.clone(),
-            detach: self.detach,
-            pid_file: self.pid_file.clone(),
-            preserve_fds: self.preserve_fds,
-            ignore_paused: self.ignore_paused,
-        }
-    }
-}
-
-#[derive(clap::Args, Clone, Default)]
-struct CriuArgs {
-    /// Directory for the CRIU image files (default: ./checkpoint).
-    #[arg(long = "image-path")]
-    image_path: Option<PathBuf>,
-    /// Directory for CRIU's work files and logs (default: the image path).
-    #[arg(long = "work-path")]
-    work_path: Option<PathBuf>,
-    /// Allow open TCP connections.
-    #[arg(long = "tcp-established")]
-    tcp_established: bool,
-    /// Allow external unix sockets.
-    #[arg(long = "ext-unix-sk")]
-    ext_unix_sk: bool,
-    /// Allow shell jobs.
-    #[arg(long = "shell-job")]
-    shell_job: bool,
-    /// Handle file locks.
-    #[arg(long = "file-locks")]
-    file_locks: bool,
-    /// Cgroup mode for CRIU: soft, full, strict or ignore.
-    #[arg(long = "manage-cgroups-mode")]
-    manage_cgroups_mode: Option<String>,
-}
-
-impl CriuArgs {
-    fn image_path(&self) -> PathBuf {
-        self.image_path.clone().unwrap_or_else(|| {
-            std::env::current_dir()
-                .unwrap_or_else(|_| PathBuf::from("."))
-                .join("checkpoint")
-        })
-    }
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Write a default config.json into the bundle.
-    Spec {
-        #[arg(short = 'b', long, default_value = ".")]
-        bundle: PathBuf,
-        /// A config for running without root (user namespace, id maps).
-        #[arg(long)]
-        rootless: bool,
-    },
-    /// Create a container; its process waits for `start`.
-    Create(CreateArgs),
-    /// Start a created container's process.
-    Start { id: String },
-    /// Create and start a container; in the foreground, wait for it.
-    Run {
-        #[command(flatten)]
-        args: CreateArgs,
-        /// Return once the container is started.
-        #[arg(short = 'd', long)]
-        detach: bool,
-        /// Do not delete the container after it exits.
-        #[arg(long)]
-        keep: bool,
-    },
-    /// Print a container's state as JSON.
-    State { id: String },
-    /// List containers.
-    #[command(alias = "ls")]
-    List {
-        #[arg(short = 'f', long, value_enum, default_value = "table")]
-        format: ListFormat,
-        /// Print only the ids.
-        #[arg(short = 'q', long)]
-        quiet: bool,
-    },
-    /// Send a signal (default SIGTERM) to a container's init.
-    Kill {
-        id: String,
-        signal: Option<String>,
-        /// Signal every process in the container.
-        #[arg(short = 'a', long)]
-        all: bool,
-    },
-    /// Run a process in a running container.
-    Exec(Box<ExecArgs>),
-    /// Print the features this build of hull supports (runtime-spec JSON).
-    Features,
-    /// Report what this host supports, with a verdict per item.
-    Check {
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Checkpoint a running container with CRIU.
-    Checkpoint {
-        id: String,
-        #[command(flatten)]
-        criu: CriuArgs,
-        /// Directory of a previous (pre-)dump.
-        #[arg(long = "parent-path")]
-        parent_path: Option<PathBuf>,
-        /// Leave the container running after the checkpoint.
-        #[arg(long = "leave-running")]
-        leave_running: bool,
-        /// Only dump memory (iterative migration); the container keeps running.
-        #[arg(long = "pre-dump")]
-        pre_dump: bool,
-    },
-    /// Restore a container from a CRIU checkpoint.
-    Restore {
-        #[command(flatten)]
-        args: CreateArgs,
-        #[command(flatten)]
-        criu: CriuArgs,
-        /// Return once the container is restored.
-        #[arg(short = 'd', long)]
-        detach: bool,
-    },
-    /// Change a container's resource limits.
-    Update(UpdateArgs),
-    /// Print resource usage and OOM events as JSON lines.
-    Events {
-        id: String,
-        /// Print one stats event and exit.
-        #[arg(long)]
-        stats: bool,
-        /// How often to print stats (e.g. 5s, 500ms).
-        #[arg(long, default_value = "5s")]
-        interval: String,
-    },
-    /// Freeze every process of a container.
-    Pause { id: String },
-    /// Thaw a paused container.
-    Resume { id: String },
-    /// List a container's processes (`ps` options after `--`).
-    Ps {
-        id: String,
-        #[arg(short = 'f', long, value_enum, default_value = "table")]
-        format: ListFormat,
-        /// Options passed to ps (default -ef), after the id like runc
-        /// (`ps ID -o pid,comm`) or after `--`.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        ps_args: Vec<String>,
-    },
-    /// Delete a container and everything it holds.
-    Delete {
-        id: String,
-        /// Kill a running container first.
-        #[arg(short = 'f', long)]
-        force: bool,
-    },
+fn usage_error(msg: &str) -> ! {
+    eprintln!("hull: {msg}");
+    std::process::exit(2)
 }
 
 fn main() {
-    let cli = Cli::parse();
-    if cli.version {
+    let p = match cli::parse(&APP, std::env::args().skip(1)) {
+        Ok(Outcome::Run(p)) => p,
+        Ok(Outcome::Help(text)) => {
+            print!("{text}");
+            return;
+        }
+        Err(e) => usage_error(&e),
+    };
+    if p.has("version") {
         println!(
             "hull version {}\ncommit: {}\nspec: {}",
             hull::VERSION,
@@ -411,21 +444,22 @@ fn main() {
         );
         return;
     }
-    let format = match cli.log_format {
-        LogFormat::Text => logging::Format::Text,
-        LogFormat::Json => logging::Format::Json,
+    let format = match p.value("log-format").unwrap_or("text") {
+        "text" => logging::Format::Text,
+        "json" => logging::Format::Json,
+        other => usage_error(&format!("--log-format: {other:?} is not text or json")),
     };
-    if let Err(e) = logging::init(cli.log.as_deref(), format, cli.debug) {
+    let log = p.value("log").map(PathBuf::from);
+    if let Err(e) = logging::init(log.as_deref(), format, p.has("debug")) {
         eprintln!("hull: opening log file: {e}");
         std::process::exit(1);
     }
-    let Some(command) = cli.command else {
+    let Some(command) = p.cmd else {
         eprintln!("hull: no command given (try `hull --help`)");
         std::process::exit(1);
     };
-    let store = StateStore::new(&cli.root);
-    SYSTEMD_CGROUP.store(cli.systemd_cgroup, std::sync::atomic::Ordering::Relaxed);
-    match dispatch(&store, command, cli.criu) {
+    let store = StateStore::new(p.value("root").unwrap_or("/run/hull"));
+    match dispatch(&store, command.name, &p) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             logging::error(&e.to_string());
@@ -434,106 +468,174 @@ fn main() {
     }
 }
 
-fn dispatch(store: &StateStore, command: Command, criu: PathBuf) -> Result<i32> {
+fn path(p: &Parsed, long: &str) -> Option<PathBuf> {
+    p.value(long).map(PathBuf::from)
+}
+
+fn usage(e: String) -> Error {
+    Error::Usage(e)
+}
+
+fn create_options(p: &Parsed) -> Result<CreateOptions> {
+    Ok(CreateOptions {
+        id: p.arg(0),
+        bundle: path(p, "bundle").unwrap_or_else(|| PathBuf::from(".")),
+        pid_file: path(p, "pid-file"),
+        console_socket: path(p, "console-socket"),
+        no_pivot: p.has("no-pivot"),
+        no_new_keyring: p.has("no-new-keyring"),
+        preserve_fds: p.num("preserve-fds").map_err(usage)?.unwrap_or(0),
+        keep_pty: false,
+        systemd_cgroup: p.has("systemd-cgroup"),
+    })
+}
+
+fn image_path(p: &Parsed) -> PathBuf {
+    path(p, "image-path").unwrap_or_else(|| {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("."))
+            .join("checkpoint")
+    })
+}
+
+fn list_format(p: &Parsed) -> Result<bool> {
+    match p.value("format").unwrap_or("table") {
+        "table" => Ok(false),
+        "json" => Ok(true),
+        other => Err(Error::Usage(format!(
+            "--format: {other:?} is not table or json"
+        ))),
+    }
+}
+
+fn dispatch(store: &StateStore, command: &str, p: &Parsed) -> Result<i32> {
     use container::checkpoint::{restore, CheckpointOptions, RestoreOptions};
+    let id = p.arg(0);
+    let criu = path(p, "criu").unwrap_or_else(|| PathBuf::from("criu"));
     match command {
-        Command::Checkpoint {
-            id,
-            criu: c,
-            parent_path,
-            leave_running,
-            pre_dump,
-        } => {
+        "checkpoint" => {
             let o = CheckpointOptions {
                 criu,
-                image_path: c.image_path(),
-                work_path: c.work_path.clone(),
-                parent_path,
-                leave_running,
-                tcp_established: c.tcp_established,
-                ext_unix_sk: c.ext_unix_sk,
-                shell_job: c.shell_job,
-                file_locks: c.file_locks,
-                pre_dump,
-                manage_cgroups_mode: c.manage_cgroups_mode.clone(),
+                image_path: image_path(p),
+                work_path: path(p, "work-path"),
+                parent_path: path(p, "parent-path"),
+                leave_running: p.has("leave-running"),
+                tcp_established: p.has("tcp-established"),
+                ext_unix_sk: p.has("ext-unix-sk"),
+                shell_job: p.has("shell-job"),
+                file_locks: p.has("file-locks"),
+                pre_dump: p.has("pre-dump"),
+                manage_cgroups_mode: p.value("manage-cgroups-mode").map(String::from),
             };
             Container::load(store, &id)?.checkpoint(&o).map(|_| 0)
         }
-        Command::Restore {
-            args,
-            criu: c,
-            detach,
-        } => {
+        "restore" => {
             let o = RestoreOptions {
-                create: args.options(),
+                create: create_options(p)?,
                 criu,
-                image_path: c.image_path(),
-                work_path: c.work_path.clone(),
-                detach,
-                tcp_established: c.tcp_established,
-                ext_unix_sk: c.ext_unix_sk,
-                shell_job: c.shell_job,
-                file_locks: c.file_locks,
-                manage_cgroups_mode: c.manage_cgroups_mode.clone(),
+                image_path: image_path(p),
+                work_path: path(p, "work-path"),
+                detach: p.has("detach"),
+                tcp_established: p.has("tcp-established"),
+                ext_unix_sk: p.has("ext-unix-sk"),
+                shell_job: p.has("shell-job"),
+                file_locks: p.has("file-locks"),
+                manage_cgroups_mode: p.value("manage-cgroups-mode").map(String::from),
             };
             restore(store, &o)
         }
-        Command::Spec { bundle, rootless } => spec(&bundle, rootless),
-        Command::Create(args) => container::create(store, &args.options()).map(|_| 0),
-        Command::Start { id } => Container::load(store, &id)?.start().map(|_| 0),
-        Command::Run { args, detach, keep } => {
-            container::run::run(store, &args.options(), detach, keep)
-        }
-        Command::State { id } => {
+        "spec" => spec(
+            &path(p, "bundle").unwrap_or_else(|| PathBuf::from(".")),
+            p.has("rootless"),
+        ),
+        "create" => container::create(store, &create_options(p)?).map(|_| 0),
+        "start" => Container::load(store, &id)?.start().map(|_| 0),
+        "run" => container::run::run(store, &create_options(p)?, p.has("detach"), p.has("keep")),
+        "state" => {
             let c = Container::load(store, &id)?;
             let text = serde_json::to_string_pretty(&c.oci_state())
                 .map_err(|e| Error::Usage(e.to_string()))?;
             println!("{text}");
             Ok(0)
         }
-        Command::List { format, quiet } => list(store, format, quiet),
-        Command::Kill { id, signal, all } => {
-            let name = signal.as_deref().unwrap_or("SIGTERM");
+        "list" => list(store, list_format(p)?, p.has("quiet")),
+        "kill" => {
+            let name = p.args.get(1).map_or("SIGTERM", String::as_str);
             let sig = hull::signal::parse(name)
                 .ok_or_else(|| Error::Usage(format!("unknown signal {name:?}")))?;
-            Container::load(store, &id)?.kill(sig, all).map(|_| 0)
+            Container::load(store, &id)?
+                .kill(sig, p.has("all"))
+                .map(|_| 0)
         }
-        Command::Delete { id, force } => delete_by_id(store, &id, force).map(|_| 0),
-        Command::Update(args) => Container::load(store, &args.id)?
-            .update(&args.options())
-            .map(|_| 0),
-        Command::Events {
-            id,
-            stats,
-            interval,
-        } => {
-            let every = container::events::parse_duration(&interval).ok_or_else(|| {
+        "delete" => delete_by_id(store, &id, p.has("force")).map(|_| 0),
+        "update" => {
+            let o = container::update::UpdateOptions {
+                resources_file: path(p, "resources"),
+                memory: p.value("memory").map(String::from),
+                memory_swap: p.value("memory-swap").map(String::from),
+                memory_reservation: p.value("memory-reservation").map(String::from),
+                kernel_memory: p.value("kernel-memory").map(String::from),
+                kernel_memory_tcp: p.value("kernel-memory-tcp").map(String::from),
+                cpu_shares: p.num("cpu-share").map_err(usage)?,
+                cpu_quota: p.num("cpu-quota").map_err(usage)?,
+                cpu_period: p.num("cpu-period").map_err(usage)?,
+                cpu_rt_period: p.num("cpu-rt-period").map_err(usage)?,
+                cpu_rt_runtime: p.num("cpu-rt-runtime").map_err(usage)?,
+                cpuset_cpus: p.value("cpuset-cpus").map(String::from),
+                cpuset_mems: p.value("cpuset-mems").map(String::from),
+                pids_limit: p.num("pids-limit").map_err(usage)?,
+                blkio_weight: p.num("blkio-weight").map_err(usage)?,
+            };
+            Container::load(store, &id)?.update(&o).map(|_| 0)
+        }
+        "events" => {
+            let interval = p.value("interval").unwrap_or("5s");
+            let every = container::events::parse_duration(interval).ok_or_else(|| {
                 Error::Usage(format!("--interval {interval:?}: not a duration like 5s"))
             })?;
             let c = Container::load(store, &id)?;
-            c.events(stats, every, &mut std::io::stdout()).map(|_| 0)
+            c.events(p.has("stats"), every, &mut std::io::stdout())
+                .map(|_| 0)
         }
-        Command::Pause { id } => Container::load(store, &id)?.pause().map(|_| 0),
-        Command::Resume { id } => Container::load(store, &id)?.resume().map(|_| 0),
-        Command::Ps {
-            id,
-            format,
-            ps_args,
-        } => {
-            let f = match format {
-                ListFormat::Table => container::ps::PsFormat::Table,
-                ListFormat::Json => container::ps::PsFormat::Json,
+        "pause" => Container::load(store, &id)?.pause().map(|_| 0),
+        "resume" => Container::load(store, &id)?.resume().map(|_| 0),
+        "ps" => {
+            let f = if list_format(p)? {
+                container::ps::PsFormat::Json
+            } else {
+                container::ps::PsFormat::Table
             };
-            let text = Container::load(store, &id)?.ps(f, &ps_args)?;
+            let text = Container::load(store, &id)?.ps(f, &p.trailing)?;
             std::io::stdout()
                 .write_all(text.as_bytes())
                 .map_err(|e| Error::io("stdout", e))?;
             Ok(0)
         }
-        Command::Exec(args) => container::exec::exec(store, &args.options()),
-        Command::Check { json } => {
+        "exec" => {
+            let o = container::exec::ExecOptions {
+                id,
+                process: path(p, "process"),
+                args: p.trailing.clone(),
+                tty: p.has("tty"),
+                console_socket: path(p, "console-socket"),
+                cwd: p.value("cwd").map(String::from),
+                env: p.values("env"),
+                user: p.value("user").map(String::from),
+                additional_gids: p.nums("additional-gids").map_err(usage)?,
+                caps: p.values("cap"),
+                no_new_privs: p.has("no-new-privs"),
+                apparmor: p.value("apparmor").map(String::from),
+                process_label: p.value("process-label").map(String::from),
+                detach: p.has("detach"),
+                pid_file: path(p, "pid-file"),
+                preserve_fds: p.num("preserve-fds").map_err(usage)?.unwrap_or(0),
+                ignore_paused: p.has("ignore-paused"),
+            };
+            container::exec::exec(store, &o)
+        }
+        "check" => {
             let items = hull::check::run(&criu);
-            if json {
+            if p.has("json") {
                 let text = serde_json::to_string_pretty(&items)
                     .map_err(|e| Error::Usage(e.to_string()))?;
                 println!("{text}");
@@ -545,12 +647,14 @@ fn dispatch(store: &StateStore, command: Command, criu: PathBuf) -> Result<i32> 
                 .any(|i| i.verdict == hull::check::Verdict::Missing);
             Ok(i32::from(missing))
         }
-        Command::Features => {
+        "features" => {
             let text = serde_json::to_string_pretty(&hull::features::features())
                 .map_err(|e| Error::Usage(e.to_string()))?;
             println!("{text}");
             Ok(0)
         }
+        // `help` is answered by the parser; anything else is not in CMDS.
+        other => Err(Error::Usage(format!("unknown command {other:?}"))),
     }
 }
 
@@ -588,7 +692,7 @@ fn owner_name(path: &std::path::Path) -> String {
         .unwrap_or_else(|| format!("#{uid}"))
 }
 
-fn list(store: &StateStore, format: ListFormat, quiet: bool) -> Result<i32> {
+fn list(store: &StateStore, json: bool, quiet: bool) -> Result<i32> {
     let mut states = Vec::new();
     for id in store.list()? {
         if let Ok(c) = Container::load(store, &id) {
@@ -603,7 +707,7 @@ fn list(store: &StateStore, format: ListFormat, quiet: bool) -> Result<i32> {
             out.push_str(&s.id);
             out.push('\n');
         }
-    } else if format == ListFormat::Json {
+    } else if json {
         out = serde_json::to_string(&states).map_err(|e| Error::Usage(e.to_string()))?;
         out.push('\n');
     } else {

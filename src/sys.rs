@@ -82,8 +82,33 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// `cgroup_fd` (clone3 with CLONE_INTO_CGROUP): no migration afterwards,
 /// so no wait on the cgroup threadgroup lock.
 pub fn fork_into_cgroup(cgroup_fd: RawFd) -> SysResult<libc::pid_t> {
+    clone_child(0, Some(cgroup_fd))
+}
+
+/// fork() with extra clone `flags` (e.g. CLONE_NEWPID): the child is in the
+/// new namespaces from its first instruction. With `cgroup_fd`, clone3 puts
+/// it into that cgroup2 directory too (CLONE_INTO_CGROUP); without, plain
+/// clone(2), which every kernel has.
+pub fn clone_child(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> SysResult<libc::pid_t> {
+    let flags = flags as u32 as u64;
+    let Some(cg) = cgroup_fd else {
+        // SAFETY: like fork: no CLONE_VM and a null stack (the child runs on
+        // a copy of ours); the caller is single-threaded and the child runs
+        // only async-signal-safe code.
+        return check_long(unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                flags | libc::SIGCHLD as u64,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        })
+        .map(|pid| pid as libc::pid_t);
+    };
     let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
+        flags: flags | CLONE_INTO_CGROUP,
         pidfd: 0,
         child_tid: 0,
         parent_tid: 0,
@@ -93,7 +118,7 @@ pub fn fork_into_cgroup(cgroup_fd: RawFd) -> SysResult<libc::pid_t> {
         tls: 0,
         set_tid: 0,
         set_tid_size: 0,
-        cgroup: cgroup_fd as u64,
+        cgroup: cg as u64,
     };
     // SAFETY: like fork: no CLONE_VM, no new stack; the caller is
     // single-threaded and the child runs only async-signal-safe code.

@@ -154,6 +154,20 @@ impl Cgroup {
         Cgroup::build(layout, &hier, &own, cgroup, false)
     }
 
+    /// Create the directories of a cgroup from [`Cgroup::paths_for`]: the
+    /// cgroup2 one (`v2`: it must exist before the init is cloned into it)
+    /// or the v1 ones (made while the init creates its namespaces). On
+    /// failure the caller removes the cgroup.
+    pub fn make_dirs(&self, v2: bool) -> Result<()> {
+        let (layout, hier) = discover()?;
+        for (dir, h) in self.paths.iter().zip(hier.iter()) {
+            if h.v2 == v2 {
+                make_dir(layout, h, dir)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Create `cgroup` in the given hierarchies (`own`: /proc/self/cgroup
     /// text, for relative paths). Tests pass a cgroup2-shaped temp tree.
     pub fn create_in(

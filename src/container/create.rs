@@ -165,11 +165,18 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     let mut cgroup = if opts.systemd_cgroup {
         cgroups::systemd::create(linux.cgroups_path().as_deref(), id, &resources)?
     } else {
-        Cgroup::create(&cg_path)?
+        Cgroup::paths_for(&cg_path)?
     };
     cleanup.cgroup = Some(cgroup.clone());
-    // Limits are in place before the container's first process exists.
-    cgroup.apply(&resources, Some(&cgroups::device_rules(&resources)))?;
+    let rules = cgroups::device_rules(&resources);
+    if opts.systemd_cgroup {
+        // Kept until the scope starts with the first process (place_first).
+        cgroup.apply(&resources, Some(&rules))?;
+    } else {
+        // The cgroup2 directory now (the init is cloned into it); the v1
+        // ones and the limits once the child is busy with its namespaces.
+        cgroup.make_dirs(true)?;
+    }
 
     let mut plan = build_plan(&spec, &bundle, &rootfs, &cgroup, opts, &extra_env, preserve)?;
     cleanup.fds.extend(plan.ns.joins.iter().map(|j| j.fd));
@@ -194,16 +201,21 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     let mut buf = [0u8; 64];
     plan.fifo = CString::from(sys::proc_fd_path(&mut buf, fifo_fd));
     plan.parent_fds.push(lock.fd());
-    // cgroupfs driver: stage 1 joins the v1 cgroups itself (through these
-    // fds) and forks the init straight into the cgroup2 directory
-    // (CLONE_INTO_CGROUP); nothing is migrated by the parent.
+    // cgroupfs driver: the child joins the v1 cgroups itself (their `tasks`
+    // files, reached from the host's root), and the init is cloned straight
+    // into the cgroup2 directory (CLONE_INTO_CGROUP); the parent migrates
+    // nothing.
     if !opts.systemd_cgroup {
         for f in cgroup.v1_task_files() {
-            let c = cstring(&f.to_string_lossy())?;
-            let fd = sys::open(&c, libc::O_WRONLY, 0)
-                .map_err(|e| Error::sys(format!("opening {}", f.display()), e))?;
+            let rel = f.to_string_lossy();
+            plan.cgroup_tasks
+                .push(cstring(rel.trim_start_matches('/'))?);
+        }
+        if !plan.cgroup_tasks.is_empty() {
+            let fd = sys::open(c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
+                .map_err(|e| Error::sys("opening /", e))?;
             cleanup.fds.push(fd);
-            plan.cgroup_tasks.push(fd);
+            plan.host_root = fd;
         }
         if let Some(dir) = &cgroup.unified {
             let c = cstring(&dir.to_string_lossy())?;
@@ -217,22 +229,37 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     let (parent_sock, child_sock) =
         sys::seqpacket_pair().map_err(|e| Error::sys("creating the init socketpair", e))?;
     cleanup.fds.push(parent_sock);
-    let pid = sys::fork().map_err(|e| Error::sys("forking the container process", e))?;
+    plan.direct = plan.ns.direct_clone();
+    let pid = if plan.direct {
+        clone_init(&mut plan)?
+    } else {
+        sys::fork().map_err(|e| Error::sys("forking the container process", e))?
+    };
     if pid == 0 {
         sys::close(parent_sock);
+        if plan.direct {
+            init::direct(&mut plan, child_sock);
+        }
         init::stage1(&mut plan, child_sock);
     }
     sys::close(child_sock);
-    cleanup.stage1 = Some(pid);
-    // Placed (with the systemd driver: the scope started around it, limits
-    // applied) before stage 1 may do anything.
+    if plan.direct {
+        cleanup.init = Some(pid);
+    } else {
+        cleanup.stage1 = Some(pid);
+    }
+    // Placed (with the systemd driver: the scope started around it; with
+    // cgroupfs: the v1 directories made, limits applied) before the child
+    // may go on. It creates its namespaces meanwhile.
     let placed = if opts.systemd_cgroup {
         cgroup.place_first(pid)
     } else {
-        Ok(())
+        cgroup
+            .make_dirs(false)
+            .and_then(|()| cgroup.apply(&resources, Some(&rules)))
     };
     if let Err(e) = placed {
-        // Stage 1 may have failed on its own (it creates namespaces
+        // The child may have failed on its own (it creates namespaces
         // meanwhile): its report says more than "no such process".
         let mut buf = [0u8; HEADER + 16];
         if sys::poll_one(parent_sock, libc::POLLIN, 0).unwrap_or(false) {
@@ -272,6 +299,9 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
         own_pid_ns: plan.ns.unshare_flags & libc::CLONE_NEWPID != 0,
         started: false,
     };
+    if plan.direct {
+        go(store, &plan, &mut st, parent_sock, pid)?;
+    }
     let mut pty = None;
     let mut rbuf = vec![0u8; HEADER + 16];
     loop {
@@ -294,21 +324,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
                 cleanup.init = Some(init_pid);
                 let _ = sys::waitpid(pid, 0);
                 cleanup.stage1 = None;
-                st.pid = init_pid;
-                st.pid_start = state::proc_stat(init_pid).map(|s| s.1).unwrap_or(0);
-                let mut go = Msg::new(Kind::Go).encode().to_vec();
-                if !plan.start_hooks.is_empty() {
-                    let json = state_json(&st, Status::Created);
-                    if json.len() + HEADER > plan.state_buf.len() {
-                        return Err(Error::config("annotations", "too large for hooks' state"));
-                    }
-                    go.extend_from_slice(&json);
-                }
-                sys::send_with_fd(parent_sock, &go, None)
-                    .map_err(|e| Error::sys("talking to the container process", e))?;
-                // Saved while the init builds the rootfs (before any hook
-                // could ask for the state).
-                store.save(&st)?;
+                go(store, &plan, &mut st, parent_sock, init_pid)?;
             }
             Kind::MountsReady => {
                 let json = state_json(&st, Status::Creating);
@@ -377,6 +393,47 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
         },
         pty,
     })
+}
+
+/// Clone the init with its new PID namespace (and into the cgroup2
+/// directory if there is one; if the kernel refuses that, the init joins
+/// it itself). Returns 0 in the child.
+fn clone_init(plan: &mut InitPlan) -> Result<libc::pid_t> {
+    let flags = plan.ns.unshare_flags & libc::CLONE_NEWPID;
+    let err = |e| Error::sys("cloning the container init", e);
+    if let Some(cg) = plan.init_cgroup {
+        plan.init_in_cgroup = true;
+        if let Ok(pid) = sys::clone_child(flags, Some(cg)) {
+            return Ok(pid);
+        }
+        plan.init_in_cgroup = false;
+    }
+    sys::clone_child(flags, None).map_err(err)
+}
+
+/// The init's pid is known: record it and send `Go` (with the state for
+/// startContainer hooks), then save state.json while the init builds the
+/// rootfs (before any hook could ask for the state).
+fn go(
+    store: &StateStore,
+    plan: &InitPlan,
+    st: &mut ContainerState,
+    sock: RawFd,
+    init_pid: libc::pid_t,
+) -> Result<()> {
+    st.pid = init_pid;
+    st.pid_start = state::proc_stat(init_pid).map(|s| s.1).unwrap_or(0);
+    let mut go = Msg::new(Kind::Go).encode().to_vec();
+    if !plan.start_hooks.is_empty() {
+        let json = state_json(st, Status::Created);
+        if json.len() + HEADER > plan.state_buf.len() {
+            return Err(Error::config("annotations", "too large for hooks' state"));
+        }
+        go.extend_from_slice(&json);
+    }
+    sys::send_with_fd(sock, &go, None)
+        .map_err(|e| Error::sys("talking to the container process", e))?;
+    store.save(st)
 }
 
 /// SCMP_ACT_NOTIFY: hand the listener fd and the container's process state
@@ -470,7 +527,10 @@ fn build_plan(
         start_hooks,
         hooks_before_pivot,
         init_cgroup: None,
+        init_in_cgroup: false,
         cgroup_tasks: Vec::new(),
+        host_root: -1,
+        direct: false,
         state_buf,
         parent_fds: Vec::new(),
     })
@@ -592,14 +652,13 @@ fn describe_failure(spec: &Spec, plan: &InitPlan, msg: Msg) -> String {
     format!("{what}: {errno}")
 }
 
-/// The path of the idx-th v1 `tasks` fd stage 1 writes, for messages.
+/// The idx-th v1 `tasks` file the child writes, for messages.
 fn cgroup_task_file(plan: &InitPlan, idx: usize) -> String {
     if idx == 99 {
         return "its cgroup2 directory's cgroup.procs".to_string();
     }
     plan.cgroup_tasks
         .get(idx)
-        .and_then(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
-        .map(|p| p.display().to_string())
+        .map(|p| format!("/{}", p.to_string_lossy()))
         .unwrap_or_else(|| format!("v1 hierarchy #{idx}"))
 }

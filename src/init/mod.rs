@@ -1,20 +1,33 @@
-//! The child side of `create`: the two forked stages.
+//! The child side of `create`.
+//!
+//! Usually the runtime clones the init directly ([`direct`]), with its new
+//! PID namespace (and into its cgroup2 directory on v2), and the two work in
+//! parallel:
 //!
 //! ```text
-//! hull create (parent) ──fork──► stage 1 ──fork──► init (PID 1 of the container)
-//!   cgroup placement ──Placed──►  user ns first (parent writes id maps)
-//!                                 setns(path) / unshare(new)
-//!                    ◄─InitPid──  exits
-//!               ──Go(state)───────────────────────► rootfs: mounts, devices
-//!   prestart, createRuntime, ◄────MountsReady─────  (waits)
-//!   createContainer hooks ────────Continue────────► pivot_root, console, masked/ro paths,
-//!                            ◄────PtyMaster───────  hostname, sysctl, rlimits, user, caps,
-//!   state.json, pid file     ◄────Ready───────────  no_new_privs, fds sealed
-//!   (create returns)                                 blocks on exec.fifo ... `start` reads it
-//!                                                    startContainer hooks, execve(process.args)
+//! hull create (parent) ──clone(NEWPID)──► init (PID 1 of the container)
+//!   v1 cgroups made, limits  ─Placed─►     unshare(mount, net, uts, ipc), setns(path)
+//!   state.json               ─Go(state)─►  joins the cgroups, cgroup ns, rootfs: mounts, devices
+//!   prestart, createRuntime, ◄─MountsReady─ (only if such hooks exist; waits)
+//!   createContainer hooks    ─Continue──►  pivot_root, console, masked/ro paths,
+//!                            ◄─PtyMaster──  hostname, sysctl, rlimits, user, caps,
+//!   pid file                 ◄─Ready──────  no_new_privs, fds sealed
+//!   (create returns)                        blocks on exec.fifo ... `start` reads it
+//!                                           startContainer hooks, execve(process.args)
 //! ```
 //!
-//! Both stages only run allocation-free, async-signal-safe code: everything
+//! With a user namespace (it must come first, its id maps written from
+//! outside), or a PID/time namespace joined by path, an intermediate
+//! [`stage1`] enters the namespaces and forks the init:
+//!
+//! ```text
+//! hull create ──fork──► stage 1 ──fork──► init
+//!   placement ─Placed─►  user ns (UsernsReady/MapsDone: parent writes maps)
+//!                        setns(path) / unshare(new)
+//!             ◄─InitPid─  exits;  then Go, ... as above
+//! ```
+//!
+//! The children only run allocation-free, async-signal-safe code: everything
 //! they need was prepared by the parent in an [`InitPlan`] before the fork.
 //! A failure is sent to the parent as (step, errno, index); the parent turns
 //! it into a sentence.
@@ -55,8 +68,17 @@ pub struct InitPlan {
     pub hooks_before_pivot: bool,
     /// The container's cgroup2 directory: the init is forked into it.
     pub init_cgroup: Option<RawFd>,
-    /// The container's v1 `tasks` files: stage 1 writes "0" (itself).
-    pub cgroup_tasks: Vec<RawFd>,
+    /// The init was cloned into `init_cgroup` (else it joins it itself).
+    pub init_in_cgroup: bool,
+    /// The container's v1 `tasks` files, relative to `host_root`: the
+    /// process that gets placed writes "0" (itself) to each. They are made
+    /// after the fork, while the child creates its namespaces.
+    pub cgroup_tasks: Vec<CString>,
+    /// The host's `/` (O_PATH), to reach `cgroup_tasks` from inside a
+    /// joined mount namespace; -1 when there are none.
+    pub host_root: RawFd,
+    /// The init is cloned by the runtime itself ([`direct`]), not by stage 1.
+    pub direct: bool,
     /// Receives the state JSON for the startContainer hooks.
     pub state_buf: Vec<u8>,
     /// The parent's fds that the children must not keep (the state lock).
@@ -89,7 +111,7 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
         // the systemd driver the parent is meanwhile starting the scope).
         // The cgroup namespace comes later, in the init, once it is in the
         // container's cgroups.
-        namespaces::enter_rest(&plan.ns)?;
+        namespaces::enter_rest(&plan.ns, 0)?;
         channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
         join_cgroups(plan, true)?;
     } else {
@@ -105,7 +127,7 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
             sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
             namespaces::become_ns_root()?;
         }
-        namespaces::enter_rest(&plan.ns)?;
+        namespaces::enter_rest(&plan.ns, 0)?;
     }
     let into = plan
         .init_cgroup
@@ -130,13 +152,45 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
     channel::send(sock, msg).step(Step::Protocol)
 }
 
-/// Stage 1 moves itself into the container's cgroups (the parent opened
-/// the files): "0" in each v1 `tasks` file (a thread moving itself skips
-/// the cgroup threadgroup lock and its RCU grace period), and, unless the
-/// init will be forked into it, the cgroup2 directory.
+/// The init, cloned by the runtime with its new PID namespace (and into
+/// its cgroup2 directory): it creates the other namespaces while the
+/// runtime makes the v1 cgroups and applies the limits, joins them on
+/// `Placed`, and goes on as the container's PID 1.
+pub fn direct(plan: &mut InitPlan, sock: RawFd) -> ! {
+    if let Err(f) = direct_steps(plan, sock) {
+        report(sock, f);
+        sys::exit_now(1)
+    }
+    container_init(plan, sock)
+}
+
+fn direct_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
+    for &fd in &plan.parent_fds {
+        sys::close(fd);
+    }
+    // Die with the runtime until the container is handed over (cleared
+    // before Ready); not dumpable, as in stage 1.
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
+    namespaces::enter_rest(&plan.ns, libc::CLONE_NEWPID)?;
+    channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
+    join_cgroups(plan, plan.init_in_cgroup)
+}
+
+/// Move this process into the container's cgroups (made by the parent by
+/// now): "0" in each v1 `tasks` file (a thread moving itself skips the
+/// cgroup threadgroup lock and its RCU grace period), and, unless the init
+/// is or will be cloned into it, the cgroup2 directory.
 fn join_cgroups(plan: &InitPlan, init_via_clone: bool) -> ChildResult<()> {
-    for (i, &fd) in plan.cgroup_tasks.iter().enumerate() {
-        sys::write_all(fd, b"0").step_at(Step::CgroupJoin, i)?;
+    for (i, path) in plan.cgroup_tasks.iter().enumerate() {
+        let fd =
+            sys::openat(plan.host_root, path, libc::O_WRONLY, 0).step_at(Step::CgroupJoin, i)?;
+        let r = sys::write_all(fd, b"0");
+        sys::close(fd);
+        r.step_at(Step::CgroupJoin, i)?;
+    }
+    if plan.host_root >= 0 {
+        sys::close(plan.host_root);
     }
     match plan.init_cgroup {
         Some(cg) if !init_via_clone => join_cgroup2(cg),
@@ -273,7 +327,10 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
     // SCMP_ACT_NOTIFY profiles only: the listener fd must reach the parent.
     plan.process.seccomp_before_ready(sock)?;
 
-    // Wait for `start`.
+    // Wait for `start`, outliving the runtime from here on.
+    if plan.direct {
+        let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0);
+    }
     channel::send(sock, Msg::new(Kind::Ready)).step(Step::Protocol)?;
     sys::close(sock);
     let fifo = match sys::openat(proc_fds, fifo_name(&plan.fifo), libc::O_WRONLY, 0) {

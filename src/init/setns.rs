@@ -48,7 +48,7 @@ fn stage1_steps(plan: &SetnsPlan, sock: RawFd) -> ChildResult<()> {
     sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
     channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
     namespaces::enter_user(&plan.ns)?;
-    namespaces::enter_rest(&plan.ns)?;
+    namespaces::enter_rest(&plan.ns, 0)?;
     let pid = sys::fork().step(Step::ForkInit)?;
     if pid == 0 {
         process(plan, sock);

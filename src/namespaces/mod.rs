@@ -130,6 +130,18 @@ impl NsPlan {
         Ok(plan)
     }
 
+    /// Whether the init can be cloned straight from the runtime, with no
+    /// intermediate process: no user namespace (it must come first, with
+    /// its maps written from outside) and no PID or time namespace joined or
+    /// created by unshare (those apply only to a later child). The new PID
+    /// namespace is then made by the clone itself.
+    pub fn direct_clone(&self) -> bool {
+        let later = libc::CLONE_NEWPID | libc::CLONE_NEWTIME;
+        self.user == UserNs::Host
+            && self.unshare_flags & libc::CLONE_NEWTIME == 0
+            && !self.joins.iter().any(|j| j.nstype & later != 0)
+    }
+
     /// Whether the container runs in a user namespace other than the host's.
     pub fn in_userns(&self) -> bool {
         self.user != UserNs::Host
@@ -200,11 +212,13 @@ pub fn become_ns_root() -> ChildResult<()> {
 /// new ones. A new PID (or time) namespace applies to the next fork.
 /// A new cgroup namespace is left out: its root is the creator's cgroup, so
 /// the init creates it with [`unshare_only`] once it is in the container's.
-pub fn enter_rest(plan: &NsPlan) -> ChildResult<()> {
+/// `made`: namespaces the process was already cloned into (the init cloned
+/// with CLONE_NEWPID).
+pub fn enter_rest(plan: &NsPlan, made: libc::c_int) -> ChildResult<()> {
     for j in &plan.joins {
         sys::setns(j.fd, j.nstype).step_at(Step::JoinNamespace, j.index)?;
     }
-    let now = plan.unshare_flags & !libc::CLONE_NEWCGROUP;
+    let now = plan.unshare_flags & !libc::CLONE_NEWCGROUP & !made;
     if now != 0 {
         sys::unshare(now).step(Step::Unshare)?;
     }

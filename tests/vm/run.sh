@@ -42,7 +42,7 @@ if [ -n "${HULL_VM_HULL:-}" ]; then
 else
     say "cargo build --release (CARGO_TARGET_DIR=$TARGET)"
     (cd "$REPO" && CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet --bin hull)
-    HULL_BIN="$TARGET/release/hull"
+    HULL_BIN="$TARGET/$(rustc -vV | sed -n 's/^host: //p')/release/hull"
 fi
 
 # --- guest image, cached by the hash of its recipe. The lock is held until
