@@ -36,6 +36,12 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 
 /// Parse config.json text; the error names the line/column or the field.
 pub fn parse(text: &str) -> std::result::Result<Spec, String> {
+    // Most configs go straight into the typed spec. A config that does not,
+    // or that has a seccomp profile (hull checks it on the JSON, with its
+    // own messages), takes the path below, which names the field in error.
+    if let Some(spec) = parse_direct(text) {
+        return Ok(spec);
+    }
     let value: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
     if !value.is_object() {
         return Err("malformed config: the top level must be a JSON object".into());
@@ -47,6 +53,15 @@ pub fn parse(text: &str) -> std::result::Result<Spec, String> {
         let field = e.path().to_string();
         format!("{field}: {}", e.inner())
     })
+}
+
+fn parse_direct(text: &str) -> Option<Spec> {
+    use serde::Deserialize;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let spec = Spec::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    seccomp.is_none().then_some(spec)
 }
 
 /// Capability names hull does not know (newer kernels' ones, typos) are

@@ -187,6 +187,34 @@ pub fn open_in_root(
     flags: libc::c_int,
     mode: libc::mode_t,
 ) -> SysResult<RawFd> {
+    openat2(
+        root,
+        path,
+        flags,
+        mode,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// Open `name` strictly beneath the directory `dir`: no `..` above it, no
+/// absolute or escaping symlinks (EXDEV), no magic links.
+pub fn open_beneath(dir: RawFd, name: &CStr, flags: libc::c_int) -> SysResult<RawFd> {
+    openat2(
+        dir,
+        name,
+        flags,
+        0,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+fn openat2(
+    root: RawFd,
+    path: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+    resolve: u64,
+) -> SysResult<RawFd> {
     let mut how: libc::open_how = open_how_zeroed();
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.mode = if flags & libc::O_CREAT != 0 {
@@ -194,7 +222,7 @@ pub fn open_in_root(
     } else {
         0
     };
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = resolve;
     // SAFETY: how is a properly initialised open_how of the size we pass.
     let ret = unsafe {
         libc::syscall(
@@ -611,15 +639,73 @@ pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> SysResult<(libc::pid_t, 
 }
 
 /// Reset every catchable signal to its default action and unblock all.
-pub fn reset_signals() {
-    for sig in 1..libc::SIGRTMAX() {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+/// The signals this process ignores (bit n-1 for signal n), from
+/// /proc/self/status `SigIgn`; parent side, before a fork. All of them if
+/// it cannot be read.
+pub fn ignored_signals() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// Before exec: back to the default disposition for the signals in
+/// `ignored` (an ignored signal stays ignored across execve; handlers are
+/// reset by execve itself), and nothing blocked.
+pub fn reset_ignored_signals(ignored: u64) {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || ignored & (1 << (sig - 1)) == 0 {
             continue;
         }
-        // SAFETY: SIG_DFL is always a valid disposition.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        set_default_disposition(sig);
     }
     set_sigmask_empty();
+}
+
+/// rt_sigaction(sig, SIG_DFL) as a raw syscall: glibc's wrappers refuse
+/// the signals it keeps for itself (32 and 33), which a parent may still
+/// have left ignored.
+#[cfg(target_arch = "x86_64")]
+fn set_default_disposition(sig: libc::c_int) {
+    // The kernel's struct sigaction on x86_64: handler, flags, restorer, mask.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let act = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: act is a valid kernel sigaction; the old action is not asked for.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &act as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        )
+    };
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn set_default_disposition(sig: libc::c_int) {
+    // SAFETY: SIG_DFL is always a valid disposition.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+/// Every signal back to its default disposition, nothing blocked.
+pub fn reset_signals() {
+    reset_ignored_signals(u64::MAX);
 }
 
 pub fn set_sigmask_empty() {
@@ -769,15 +855,30 @@ pub fn pipe() -> SysResult<(RawFd, RawFd)> {
     Ok((fds[0], fds[1]))
 }
 
-/// Send `data` and optionally one fd (SCM_RIGHTS) on a unix socket.
+/// Most fds one message carries (the container's v1 cgroups: about a dozen).
+pub const MAX_FDS: usize = 16;
+
+/// Control-message room for MAX_FDS fds, aligned for cmsghdr.
+#[repr(C)]
+union Cmsg {
+    buf: [u8; 128],
+    _align: libc::cmsghdr,
+}
+
+/// sendmsg `data` with `fd` attached (SCM_RIGHTS), if any.
 pub fn send_with_fd(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> SysResult<()> {
-    // Room for one fd's control message, aligned for cmsghdr.
-    #[repr(C)]
-    union Cmsg {
-        buf: [u8; 64],
-        _align: libc::cmsghdr,
+    match fd {
+        Some(fd) => send_with_fds(sock, data, &[fd]),
+        None => send_with_fds(sock, data, &[]),
     }
-    let mut cbuf = Cmsg { buf: [0; 64] };
+}
+
+/// sendmsg `data` with `fds` attached (SCM_RIGHTS; at most MAX_FDS).
+pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> SysResult<()> {
+    if fds.len() > MAX_FDS {
+        return Err(Errno(libc::E2BIG));
+    }
+    let mut cbuf = Cmsg { buf: [0; 128] };
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
@@ -786,19 +887,23 @@ pub fn send_with_fd(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> SysResult<()
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    if let Some(fd) = fd {
-        // SAFETY: CMSG_SPACE/LEN are pure computations; the buffer is large
-        // enough (64 bytes) for one int's control message, and CMSG_FIRSTHDR
-        // points into it.
+    if !fds.is_empty() {
+        let bytes = std::mem::size_of_val(fds) as u32;
+        // SAFETY: CMSG_SPACE/LEN are pure computations; the buffer (128
+        // bytes) holds the control message for MAX_FDS ints, and
+        // CMSG_FIRSTHDR points into it; the fds are copied unaligned.
         unsafe {
-            let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
             msg.msg_control = std::ptr::addr_of_mut!(cbuf.buf).cast();
-            msg.msg_controllen = space;
+            msg.msg_controllen = libc::CMSG_SPACE(bytes) as usize;
             let c = libc::CMSG_FIRSTHDR(&msg);
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr().cast::<u8>(),
+                libc::CMSG_DATA(c),
+                bytes as usize,
+            );
         }
     }
     loop {
@@ -814,14 +919,24 @@ pub fn send_with_fd(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> SysResult<()
     }
 }
 
-/// Receive one message and at most one fd passed with SCM_RIGHTS.
+/// recvmsg into `data`; returns the length and the first fd received.
 pub fn recv_with_fd(sock: RawFd, data: &mut [u8]) -> SysResult<(usize, Option<RawFd>)> {
-    #[repr(C)]
-    union Cmsg {
-        buf: [u8; 64],
-        _align: libc::cmsghdr,
+    let mut fds = [-1; MAX_FDS];
+    let (n, count) = recv_with_fds(sock, data, &mut fds)?;
+    for &extra in fds.iter().take(count).skip(1) {
+        close(extra);
     }
-    let mut cbuf = Cmsg { buf: [0; 64] };
+    Ok((n, (count > 0).then_some(fds[0])))
+}
+
+/// recvmsg into `data`, the fds received into `fds` (close-on-exec);
+/// returns the length and the number of fds. Allocation-free.
+pub fn recv_with_fds(
+    sock: RawFd,
+    data: &mut [u8],
+    fds: &mut [RawFd; MAX_FDS],
+) -> SysResult<(usize, usize)> {
+    let mut cbuf = Cmsg { buf: [0; 128] };
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
         iov_len: data.len(),
@@ -831,7 +946,7 @@ pub fn recv_with_fd(sock: RawFd, data: &mut [u8]) -> SysResult<(usize, Option<Ra
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = std::ptr::addr_of_mut!(cbuf).cast();
-    msg.msg_controllen = 64;
+    msg.msg_controllen = 128;
     let n = loop {
         // SAFETY: msg points at live iov and control buffers.
         let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
@@ -843,19 +958,30 @@ pub fn recv_with_fd(sock: RawFd, data: &mut [u8]) -> SysResult<(usize, Option<Ra
             return Err(e);
         }
     };
-    let mut fd = None;
+    let mut count = 0;
     // SAFETY: the kernel filled msg_control; CMSG_FIRSTHDR/NXTHDR walk it
-    // within msg_controllen.
+    // within msg_controllen, and each SCM_RIGHTS payload holds
+    // (cmsg_len - CMSG_LEN(0)) / 4 ints, read unaligned.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                fd = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>()));
+                let len = (*c).cmsg_len - libc::CMSG_LEN(0) as usize;
+                let data = libc::CMSG_DATA(c).cast::<RawFd>();
+                for i in 0..len / std::mem::size_of::<RawFd>() {
+                    let fd = std::ptr::read_unaligned(data.add(i));
+                    if count < MAX_FDS {
+                        fds[count] = fd;
+                        count += 1;
+                    } else {
+                        close(fd);
+                    }
+                }
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    Ok((n, fd))
+    Ok((n, count))
 }
 
 /// Write the decimal form of `n` after `prefix` into `buf`, NUL-terminated,

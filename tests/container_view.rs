@@ -307,3 +307,45 @@ echo zero=$(head -c 5 /dev/zero | wc -c) urandom=$(head -c 8 /dev/urandom | wc -
     assert!(have("full-enospc"), "{out}");
     assert!(have("zero=5 urandom=8"), "{out}");
 }
+
+/// Signals the runtime was started with ignored (nohup's SIGHUP, a shell's
+/// SIGINT/SIGQUIT for background jobs) or blocked must not reach the
+/// container's process: an ignored disposition survives execve. hull resets
+/// exactly the ones it finds ignored, so this checks that bookkeeping.
+#[test]
+fn inherited_ignored_and_blocked_signals_are_reset() {
+    if common::skip() {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let name = "sigreset";
+    let rt = Runtime::new(name);
+    let mut b = Bundle::new(name);
+    // No shell: ash ignores SIGQUIT itself.
+    b.args(&["grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"]);
+    let id = common::unique_id(name);
+    let out = rt
+        .spawn_run(&id, &mut b, &[], |cmd| {
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR2] {
+                        libc::signal(sig, libc::SIG_IGN);
+                    }
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, libc::SIGUSR1);
+                    libc::sigaddset(&mut set, libc::SIGRTMIN() + 3);
+                    libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                    Ok(())
+                });
+            }
+        })
+        .wait();
+    rt.assert_nothing_left(&id);
+    out.ok();
+    assert_eq!(
+        out.stdout, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
+        "{out}"
+    );
+}

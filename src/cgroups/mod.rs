@@ -59,13 +59,21 @@ pub fn is_v2_dir(dir: &Path) -> bool {
         == Some(CGROUP2_SUPER_MAGIC)
 }
 
-/// What validation needs to know about this host's cgroups.
-pub fn host_info() -> Result<resources::Host> {
+/// What validation of `res` needs to know about this host's cgroups (the
+/// cpusets, huge page sizes and v2 controllers are read only when `res`
+/// asks for them).
+pub fn host_info(res: &Resources) -> Result<resources::Host> {
     let (layout, hier) = discover()?;
-    Ok(host_info_from(layout, &hier))
+    Ok(host_info_from(layout, &hier, res))
 }
 
-fn host_info_from(layout: Layout, hier: &[Hierarchy]) -> resources::Host {
+fn host_info_from(layout: Layout, hier: &[Hierarchy], res: &Resources) -> resources::Host {
+    let cpuset = res
+        .cpu
+        .as_ref()
+        .is_some_and(|c| c.cpus.is_some() || c.mems.is_some());
+    let hugepages = !res.hugepage_limits.is_empty();
+    let controllers = !res.unified.is_empty();
     let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
     let list = |s: String| resources::parse_list(&s).unwrap_or_default();
     let mut host = resources::Host {
@@ -74,24 +82,29 @@ fn host_info_from(layout: Layout, hier: &[Hierarchy]) -> resources::Host {
     };
     for h in hier {
         if h.v2 {
-            let ctrls = read(h.mount.join("cgroup.controllers"));
-            host.v2_controllers = ctrls.split_whitespace().map(str::to_string).collect();
-            if layout == Layout::V2 {
+            if controllers {
+                let ctrls = read(h.mount.join("cgroup.controllers"));
+                host.v2_controllers = ctrls.split_whitespace().map(str::to_string).collect();
+            }
+            if layout == Layout::V2 && cpuset {
                 host.cpus = list(read(h.mount.join("cpuset.cpus.effective")));
                 host.mems = list(read(h.mount.join("cpuset.mems.effective")));
             }
-        } else if h.controllers.iter().any(|c| c == "cpuset") {
+        } else if cpuset && h.controllers.iter().any(|c| c == "cpuset") {
             host.cpus = list(read(h.mount.join("cpuset.cpus")));
             host.mems = list(read(h.mount.join("cpuset.mems")));
         }
     }
-    if host.cpus.is_empty() {
+    if cpuset && host.cpus.is_empty() {
         host.cpus = list(read("/sys/devices/system/cpu/online".into()));
     }
-    if host.mems.is_empty() {
+    if cpuset && host.mems.is_empty() {
         host.mems = list(read("/sys/devices/system/node/online".into()));
     }
-    if let Ok(rd) = std::fs::read_dir("/sys/kernel/mm/hugepages") {
+    let rd = hugepages
+        .then(|| std::fs::read_dir("/sys/kernel/mm/hugepages").ok())
+        .flatten();
+    if let Some(rd) = rd {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(kb) = name

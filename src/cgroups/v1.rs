@@ -33,25 +33,27 @@ pub fn init_cpuset(mount: &Path, leaf: &Path) {
 pub fn write(dir: &Path, file: &str, value: &str, field: &str) -> Result<()> {
     use std::io::Write as _;
     let path = dir.join(file);
-    let r = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .truncate(true)
         .open(&path)
-        .and_then(|mut f| f.write_all(value.as_bytes()));
-    r.map_err(|e| {
-        let why = match e.raw_os_error() {
-            Some(libc::ENOENT) => {
-                "the file does not exist (controller or feature not available on this kernel)"
-                    .to_string()
-            }
-            Some(libc::EINVAL) => format!("the kernel rejected {value:?} (invalid value)"),
-            _ => e.to_string(),
-        };
-        Error::config(
-            field,
-            format!("writing {value:?} to {}: {why}", path.display()),
-        )
-    })
+        .and_then(|mut f| f.write_all(value.as_bytes()))
+        .map_err(|e| write_error(&path, value, field, e))
+}
+
+fn write_error(path: &Path, value: &str, field: &str, e: std::io::Error) -> Error {
+    let why = match e.raw_os_error() {
+        Some(libc::ENOENT) => {
+            "the file does not exist (controller or feature not available on this kernel)"
+                .to_string()
+        }
+        Some(libc::EINVAL) => format!("the kernel rejected {value:?} (invalid value)"),
+        _ => e.to_string(),
+    };
+    Error::config(
+        field,
+        format!("writing {value:?} to {}: {why}", path.display()),
+    )
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
@@ -60,15 +62,19 @@ fn read_u64(path: &Path) -> Option<u64> {
 
 /// Apply `res` (and the device rules, if given) to a v1 cgroup.
 pub fn apply(cg: &Cgroup, res: &Resources, rules: Option<&[DeviceRule]>) -> Result<()> {
-    let mem = cg.v1_dir("memory");
+    // The host's facts are probed only for the limits that need them.
+    let mem = cg.v1_dir("memory").filter(|_| res.memory.is_some());
     let facts = resources::V1Facts {
         current_memory_limit: mem
             .and_then(|d| read_u64(&d.join("memory.limit_in_bytes")))
             .unwrap_or(u64::MAX),
         swap_accounting: mem.is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists()),
-        bfq: cg.v1_dir("blkio").is_some_and(|d| {
-            !d.join("blkio.weight").exists() && d.join("blkio.bfq.weight").exists()
-        }),
+        bfq: cg
+            .v1_dir("blkio")
+            .filter(|_| res.block_io.is_some())
+            .is_some_and(|d| {
+                !d.join("blkio.weight").exists() && d.join("blkio.bfq.weight").exists()
+            }),
     };
     if res
         .memory
@@ -83,8 +89,22 @@ pub fn apply(cg: &Cgroup, res: &Resources, rules: Option<&[DeviceRule]>) -> Resu
     if let Some(rules) = rules {
         match cg.v1_dir("devices") {
             Some(dir) => {
+                // One open per file: each write(2) is one rule.
+                let mut open: Option<(&str, std::fs::File)> = None;
                 for (file, line) in devices::v1_writes(rules) {
-                    write(dir, file, &line, "linux.resources.devices")?;
+                    if open.as_ref().is_none_or(|(f, _)| *f != file) {
+                        let path = dir.join(file);
+                        let f = std::fs::OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .map_err(|e| write_error(&path, &line, "linux.resources.devices", e))?;
+                        open = Some((file, f));
+                    }
+                    if let Some((_, f)) = open.as_mut() {
+                        std::io::Write::write_all(f, line.as_bytes()).map_err(|e| {
+                            write_error(&dir.join(file), &line, "linux.resources.devices", e)
+                        })?;
+                    }
                 }
             }
             None => {

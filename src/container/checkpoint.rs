@@ -232,7 +232,7 @@ pub fn restore(store: &StateStore, o: &RestoreOptions) -> Result<i32> {
     let rootfs = std::fs::canonicalize(crate::config::rootfs_path(&bundle, &spec))
         .map_err(|e| Error::config("root.path", e.to_string()))?;
     let resources = crate::cgroups::Resources::from_spec(&spec)?;
-    crate::cgroups::resources::validate(&resources, &crate::cgroups::host_info()?)?;
+    crate::cgroups::resources::validate(&resources, &crate::cgroups::host_info(&resources)?)?;
     let (dir, lock) = store.create(id)?;
     let cleanup = |e: Error| {
         let _ = std::fs::remove_dir_all(&dir);

@@ -144,7 +144,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     crate::process::check_preserved_fds(preserve, opts.preserve_fds)?;
     // Resource limits are checked before anything is made.
     let resources = cgroups::Resources::from_spec(&spec)?;
-    cgroups::resources::validate(&resources, &cgroups::host_info()?)?;
+    cgroups::resources::validate(&resources, &cgroups::host_info(&resources)?)?;
     check_single_threaded()?;
 
     // From here on, everything made is undone on failure.
@@ -202,20 +202,12 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     plan.fifo = CString::from(sys::proc_fd_path(&mut buf, fifo_fd));
     plan.parent_fds.push(lock.fd());
     // cgroupfs driver: the child joins the v1 cgroups itself (their `tasks`
-    // files, reached from the host's root), and the init is cloned straight
-    // into the cgroup2 directory (CLONE_INTO_CGROUP); the parent migrates
+    // files arrive open with Placed), and the init is cloned straight into
+    // the cgroup2 directory (CLONE_INTO_CGROUP); the parent migrates
     // nothing.
     if !opts.systemd_cgroup {
         for f in cgroup.v1_task_files() {
-            let rel = f.to_string_lossy();
-            plan.cgroup_tasks
-                .push(cstring(rel.trim_start_matches('/'))?);
-        }
-        if !plan.cgroup_tasks.is_empty() {
-            let fd = sys::open(c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
-                .map_err(|e| Error::sys("opening /", e))?;
-            cleanup.fds.push(fd);
-            plan.host_root = fd;
+            plan.cgroup_tasks.push(cstring(&f.to_string_lossy())?);
         }
         if let Some(dir) = &cgroup.unified {
             let c = cstring(&dir.to_string_lossy())?;
@@ -275,7 +267,18 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
         return Err(e);
     }
     cleanup.cgroup = Some(cgroup.clone());
-    send(parent_sock, Msg::new(Kind::Placed))?;
+    // The v1 `tasks` files go along open: the child need not look them up.
+    let mut tasks = Vec::with_capacity(plan.cgroup_tasks.len());
+    for path in &plan.cgroup_tasks {
+        let fd = sys::open(path, libc::O_WRONLY, 0)
+            .map_err(|e| Error::sys(format!("opening {}", path.to_string_lossy()), e))?;
+        // SAFETY: fd was just opened and is owned here.
+        tasks.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    let raw: Vec<RawFd> = tasks.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    channel::send_fds(parent_sock, Msg::new(Kind::Placed), &raw)
+        .map_err(|e| Error::sys("talking to the container process", e))?;
+    drop(tasks);
 
     let hooks = spec.hooks().clone().unwrap_or_default();
     let mut st = ContainerState {
@@ -529,8 +532,8 @@ fn build_plan(
         init_cgroup: None,
         init_in_cgroup: false,
         cgroup_tasks: Vec::new(),
-        host_root: -1,
         direct: false,
+        ignored_signals: sys::ignored_signals(),
         state_buf,
         parent_fds: Vec::new(),
     })
@@ -659,6 +662,6 @@ fn cgroup_task_file(plan: &InitPlan, idx: usize) -> String {
     }
     plan.cgroup_tasks
         .get(idx)
-        .map(|p| format!("/{}", p.to_string_lossy()))
+        .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("v1 hierarchy #{idx}"))
 }

@@ -142,7 +142,7 @@ impl Container {
             }
         }
         merged.merge(&change);
-        resources::validate(&merged, &crate::cgroups::host_info()?)?;
+        resources::validate(&merged, &crate::cgroups::host_info(&merged)?)?;
         let mut cg = self.state.cgroup.clone();
         if let Some(unit) = &cg.unit {
             // systemd driver: the unit's properties first (systemd would

@@ -124,6 +124,29 @@ pub fn recv(sock: RawFd, buf: &mut [u8]) -> SysResult<(Msg, usize, Option<RawFd>
 }
 
 /// Receive one message and insist on its kind.
+/// Send `msg` with several fds attached.
+pub fn send_fds(sock: RawFd, msg: Msg, fds: &[RawFd]) -> SysResult<()> {
+    sys::send_with_fds(sock, &msg.encode(), fds)
+}
+
+/// Receive a message of `kind` and the fds it carries (into `fds`);
+/// returns their number.
+pub fn expect_fds(sock: RawFd, kind: Kind, fds: &mut [RawFd; sys::MAX_FDS]) -> SysResult<usize> {
+    let mut buf = [0u8; HEADER];
+    let (n, count) = sys::recv_with_fds(sock, &mut buf, fds)?;
+    let msg = match n {
+        0 => Err(Errno(libc::EPIPE)),
+        _ => Msg::decode(&buf[..n]).ok_or(Errno(libc::EPROTO)),
+    };
+    if msg.map(|m| m.kind) != Ok(kind) {
+        for &fd in fds.iter().take(count) {
+            sys::close(fd);
+        }
+        return Err(msg.err().unwrap_or(Errno(libc::EPROTO)));
+    }
+    Ok(count)
+}
+
 pub fn expect(sock: RawFd, kind: Kind) -> SysResult<Msg> {
     let mut buf = [0u8; HEADER];
     let (msg, _, fd) = recv(sock, &mut buf)?;
@@ -158,5 +181,36 @@ mod tests {
         sys::close(a);
         assert_eq!(recv(b, &mut buf).unwrap_err(), Errno(libc::EPIPE));
         sys::close(b);
+    }
+
+    #[test]
+    fn carries_several_fds_and_refuses_the_wrong_kind() {
+        let (a, b) = sys::seqpacket_pair().unwrap();
+        // Three pipe ends, sent at once; each arrives as a new fd that
+        // still reaches the same pipe.
+        let mut p = [0; 2];
+        // SAFETY: p has room for two fds.
+        assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+        let sent = [p[1], p[1], p[1]];
+        send_fds(a, Msg::new(Kind::Placed), &sent).unwrap();
+        let mut fds = [-1; sys::MAX_FDS];
+        let n = expect_fds(b, Kind::Placed, &mut fds).unwrap();
+        assert_eq!(n, 3);
+        for &fd in &fds[..n] {
+            assert!(!sent.contains(&fd));
+            sys::write_all(fd, b"x").unwrap();
+            sys::close(fd);
+        }
+        let mut got = [0u8; 8];
+        assert_eq!(sys::read(p[0], &mut got).unwrap(), 3);
+        // No fds, and a message of another kind: refused.
+        send(a, Msg::new(Kind::Go)).unwrap();
+        assert_eq!(
+            expect_fds(b, Kind::Placed, &mut fds).unwrap_err(),
+            Errno(libc::EPROTO)
+        );
+        for fd in [a, b, p[0], p[1]] {
+            sys::close(fd);
+        }
     }
 }

@@ -70,15 +70,14 @@ pub struct InitPlan {
     pub init_cgroup: Option<RawFd>,
     /// The init was cloned into `init_cgroup` (else it joins it itself).
     pub init_in_cgroup: bool,
-    /// The container's v1 `tasks` files, relative to `host_root`: the
-    /// process that gets placed writes "0" (itself) to each. They are made
-    /// after the fork, while the child creates its namespaces.
+    /// The container's v1 `tasks` files (for messages): they are made
+    /// after the fork, while the child creates its namespaces, and arrive
+    /// open with `Placed`; the child writes "0" (itself) to each.
     pub cgroup_tasks: Vec<CString>,
-    /// The host's `/` (O_PATH), to reach `cgroup_tasks` from inside a
-    /// joined mount namespace; -1 when there are none.
-    pub host_root: RawFd,
     /// The init is cloned by the runtime itself ([`direct`]), not by stage 1.
     pub direct: bool,
+    /// The runtime's ignored signals, set back to default in the init.
+    pub ignored_signals: u64,
     /// Receives the state JSON for the startContainer hooks.
     pub state_buf: Vec<u8>,
     /// The parent's fds that the children must not keep (the state lock).
@@ -112,13 +111,11 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
         // The cgroup namespace comes later, in the init, once it is in the
         // container's cgroups.
         namespaces::enter_rest(&plan.ns, 0)?;
-        channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
-        join_cgroups(plan, true)?;
+        join_cgroups(plan, sock, true)?;
     } else {
-        channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
         // Inside the new user namespace the host's cgroup files are not
         // ours to write: join them all first, and fork plainly later.
-        join_cgroups(plan, false)?;
+        join_cgroups(plan, sock, false)?;
         if namespaces::enter_user(&plan.ns)? {
             // The parent writes the maps; /proc/<pid>/*_map needs us dumpable.
             sys::prctl(libc::PR_SET_DUMPABLE, 1).step(Step::Protocol)?;
@@ -173,25 +170,25 @@ fn direct_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
     namespaces::enter_rest(&plan.ns, libc::CLONE_NEWPID)?;
-    channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
-    join_cgroups(plan, plan.init_in_cgroup)
+    join_cgroups(plan, sock, plan.init_in_cgroup)
 }
 
-/// Move this process into the container's cgroups (made by the parent by
-/// now): "0" in each v1 `tasks` file (a thread moving itself skips the
-/// cgroup threadgroup lock and its RCU grace period), and, unless the init
-/// is or will be cloned into it, the cgroup2 directory.
-fn join_cgroups(plan: &InitPlan, init_via_clone: bool) -> ChildResult<()> {
-    for (i, path) in plan.cgroup_tasks.iter().enumerate() {
-        let fd =
-            sys::openat(plan.host_root, path, libc::O_WRONLY, 0).step_at(Step::CgroupJoin, i)?;
-        let r = sys::write_all(fd, b"0");
+/// Wait for `Placed` and move this process into the container's cgroups:
+/// "0" in each v1 `tasks` file (the parent made them meanwhile and sends
+/// them open; a thread moving itself skips the cgroup threadgroup lock and
+/// its RCU grace period), and, unless the init is or will be cloned into
+/// it, the cgroup2 directory.
+fn join_cgroups(plan: &InitPlan, sock: RawFd, init_via_clone: bool) -> ChildResult<()> {
+    let mut fds = [-1; sys::MAX_FDS];
+    let n = channel::expect_fds(sock, Kind::Placed, &mut fds).step(Step::Protocol)?;
+    let mut r = Ok(());
+    for (i, &fd) in fds.iter().take(n).enumerate() {
+        if r.is_ok() {
+            r = sys::write_all(fd, b"0").step_at(Step::CgroupJoin, i);
+        }
         sys::close(fd);
-        r.step_at(Step::CgroupJoin, i)?;
     }
-    if plan.host_root >= 0 {
-        sys::close(plan.host_root);
-    }
+    r?;
     match plan.init_cgroup {
         Some(cg) if !init_via_clone => join_cgroup2(cg),
         _ => Ok(()),
@@ -274,7 +271,7 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
     // pivot_root: the container may have no /proc of its own.
     let proc_fds =
         sys::open(c"/proc/self/fd", libc::O_PATH | libc::O_DIRECTORY, 0).step(Step::Protocol)?;
-    sys::reset_signals();
+    sys::reset_ignored_signals(plan.ignored_signals);
     sys::setsid().step(Step::Setsid)?;
     if let Some(name) = &plan.keyring {
         // Not fatal where keyrings are unavailable (ENOSYS, EPERM, EDQUOT).

@@ -12,16 +12,17 @@ pub fn create_all(plan: &RootfsPlan, root: RawFd) -> ChildResult<()> {
         return Ok(());
     }
     let old = sys::umask(0);
-    let r = nodes(plan, root).and_then(|_| links(plan, root));
+    let mut res = resolve::Resolver::new(root);
+    let r = nodes(plan, &mut res).and_then(|_| links(plan, &mut res));
     sys::umask(old);
     r
 }
 
-fn nodes(plan: &RootfsPlan, root: RawFd) -> ChildResult<()> {
+fn nodes(plan: &RootfsPlan, res: &mut resolve::Resolver) -> ChildResult<()> {
     for (i, d) in plan.devices.iter().enumerate() {
         let path = d.path.to_bytes();
         if plan.bind_devices {
-            let fd = resolve::ensure(root, path, false).step_at(Step::Device, i)?;
+            let fd = res.ensure(path, false).step_at(Step::Device, i)?;
             let mut buf = [0u8; 64];
             let r = sys::mount(
                 Some(&d.host),
@@ -32,8 +33,9 @@ fn nodes(plan: &RootfsPlan, root: RawFd) -> ChildResult<()> {
             );
             sys::close(fd);
             r.step_at(Step::Device, i)?;
+            res.mounted_on(path);
         } else {
-            resolve::with_parent(root, path, |dir, name| {
+            res.with_parent(path, |dir, name| {
                 match sys::mknodat(dir, name, d.mode, d.dev) {
                     Ok(()) | Err(Errno(libc::EEXIST)) => {}
                     Err(e) => return Err(e),
@@ -46,9 +48,9 @@ fn nodes(plan: &RootfsPlan, root: RawFd) -> ChildResult<()> {
     Ok(())
 }
 
-fn links(plan: &RootfsPlan, root: RawFd) -> ChildResult<()> {
+fn links(plan: &RootfsPlan, res: &mut resolve::Resolver) -> ChildResult<()> {
     for (i, (target, link)) in plan.dev_links.iter().enumerate() {
-        resolve::with_parent(root, link.to_bytes(), |dir, name| {
+        res.with_parent(link.to_bytes(), |dir, name| {
             if target.to_bytes() == b"pts/ptmx" {
                 // Replace whatever /dev/ptmx the image or a mount left there.
                 let _ = sys::unlinkat(dir, name, 0);

@@ -24,8 +24,9 @@ pub fn prepare_root(plan: &RootfsPlan) -> ChildResult<()> {
 
 /// Mount every entry of the plan, in order.
 pub fn mount_all(plan: &RootfsPlan, root: RawFd) -> ChildResult<()> {
+    let mut res = resolve::Resolver::new(root);
     for (i, op) in plan.mounts.iter().enumerate() {
-        mount_one(root, op).map_err(|mut f| {
+        mount_one(&mut res, op).map_err(|mut f| {
             f.idx = i as u32;
             f
         })?;
@@ -33,22 +34,28 @@ pub fn mount_all(plan: &RootfsPlan, root: RawFd) -> ChildResult<()> {
     Ok(())
 }
 
+/// Run `f` on the target of `op` (resolved inside the root, created if
+/// missing) as /proc/self/fd/N. `covers`: `f` mounts something on it.
 fn on_target<T>(
-    root: RawFd,
+    res: &mut resolve::Resolver,
     op: &MountOp,
     dir: bool,
+    covers: bool,
     f: impl FnOnce(&std::ffi::CStr) -> sys::SysResult<T>,
     step: Step,
 ) -> ChildResult<T> {
     let dest = op.dest.to_bytes();
-    let fd = resolve::ensure(root, dest, dir).step(Step::Mountpoint)?;
+    let fd = res.ensure(dest, dir).step(Step::Mountpoint)?;
     let mut buf = [0u8; 64];
     let r = f(sys::proc_fd_path(&mut buf, fd)).step(step);
     sys::close(fd);
+    if covers && r.is_ok() {
+        res.mounted_on(dest);
+    }
     r
 }
 
-fn mount_one(root: RawFd, op: &MountOp) -> ChildResult<()> {
+fn mount_one(res: &mut resolve::Resolver, op: &MountOp) -> ChildResult<()> {
     match &op.kind {
         MountKind::Bind {
             source,
@@ -58,18 +65,20 @@ fn mount_one(root: RawFd, op: &MountOp) -> ChildResult<()> {
         } => {
             let rec = if *recursive { libc::MS_REC } else { 0 };
             on_target(
-                root,
+                res,
                 op,
                 *dir,
+                true,
                 |t| sys::mount(Some(source), t, None, libc::MS_BIND | rec, None),
                 Step::Mount,
             )?;
             if let Some(flags) = remount {
                 // Reopen: the old fd points below the new mount.
                 on_target(
-                    root,
+                    res,
                     op,
                     *dir,
+                    false,
                     |t| {
                         sys::mount(
                             None,
@@ -90,8 +99,9 @@ fn mount_one(root: RawFd, op: &MountOp) -> ChildResult<()> {
             data,
         } => {
             on_target(
-                root,
+                res,
                 op,
+                true,
                 true,
                 |t| sys::mount(Some(source), t, Some(fstype), *flags, data.as_deref()),
                 Step::Mount,
@@ -100,9 +110,10 @@ fn mount_one(root: RawFd, op: &MountOp) -> ChildResult<()> {
         MountKind::Remount { flags } => {
             if *flags != 0 {
                 on_target(
-                    root,
+                    res,
                     op,
                     true,
+                    false,
                     |t| sys::mount(None, t, None, flags | libc::MS_REMOUNT, None),
                     Step::Remount,
                 )?;
@@ -111,9 +122,10 @@ fn mount_one(root: RawFd, op: &MountOp) -> ChildResult<()> {
     }
     for &p in &op.propagation {
         on_target(
-            root,
+            res,
             op,
             true,
+            false,
             |t| sys::mount(None, t, None, p, None),
             Step::MountPropagation,
         )?;

@@ -132,6 +132,137 @@ pub fn ensure(root: RawFd, path: &[u8], dir: bool) -> SysResult<RawFd> {
     open(root, path, libc::O_PATH)
 }
 
+/// Mount targets resolved one after another, with the last parent
+/// directory kept open: the v1 cgroup binds, for instance, all land in
+/// /sys/fs/cgroup. The final component is opened beneath that parent
+/// (RESOLVE_BENEATH); anything unusual (a symlink leaving it, a dangling
+/// one, a missing parent) goes the full [`ensure`] way from the root.
+pub struct Resolver {
+    root: RawFd,
+    parent: [u8; PATH_MAX],
+    parent_len: usize,
+    /// -1: nothing cached.
+    parent_fd: RawFd,
+}
+
+impl Resolver {
+    pub fn new(root: RawFd) -> Resolver {
+        Resolver {
+            root,
+            parent: [0; PATH_MAX],
+            parent_len: 0,
+            parent_fd: -1,
+        }
+    }
+
+    /// Like [`ensure`]: make sure `path` exists (a directory if `dir`),
+    /// return an O_PATH fd for it.
+    pub fn ensure(&mut self, path: &[u8], dir: bool) -> SysResult<RawFd> {
+        let (parent, name) = split(path);
+        if name.is_empty() || name == b"." || name == b".." {
+            return ensure(self.root, path, dir);
+        }
+        let Some(pfd) = self.parent_fd(parent) else {
+            return ensure(self.root, path, dir);
+        };
+        let mut nbuf = [0u8; PATH_MAX];
+        let n = cstr(&mut nbuf, name)?;
+        match sys::open_beneath(pfd, n, libc::O_PATH) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno(libc::ENOENT)) => {}
+            Err(_) => return ensure(self.root, path, dir),
+        }
+        let made = if dir {
+            sys::mkdirat(pfd, n, 0o755)
+        } else {
+            sys::openat(
+                pfd,
+                n,
+                libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY | libc::O_NOCTTY | libc::O_NOFOLLOW,
+                0o644,
+            )
+            .map(sys::close)
+        };
+        match made {
+            Ok(()) => sys::open_beneath(pfd, n, libc::O_PATH),
+            // A dangling symlink, or a race: the full walk sorts it out.
+            Err(_) => ensure(self.root, path, dir),
+        }
+    }
+
+    /// Like [`with_parent`], with the parent directory cached.
+    pub fn with_parent<T>(
+        &mut self,
+        path: &[u8],
+        f: impl FnOnce(RawFd, &CStr) -> SysResult<T>,
+    ) -> SysResult<T> {
+        let (parent, name) = split(path);
+        let Some(pfd) = self.parent_fd(parent) else {
+            return with_parent(self.root, path, f);
+        };
+        let mut nbuf = [0u8; PATH_MAX];
+        f(pfd, cstr(&mut nbuf, name)?)
+    }
+
+    /// Something was mounted on `path`: a cached parent at or below it now
+    /// points under the new mount.
+    pub fn mounted_on(&mut self, path: &[u8]) {
+        let cached = &self.parent[..self.parent_len];
+        let path = if path.len() > 1 {
+            path.strip_suffix(b"/").unwrap_or(path)
+        } else {
+            path
+        };
+        let below = cached.starts_with(path)
+            && (cached.len() == path.len() || cached[path.len()] == b'/' || path == b"/");
+        if self.parent_fd >= 0 && below {
+            self.forget();
+        }
+    }
+
+    fn forget(&mut self) {
+        if self.parent_fd >= 0 && self.parent_fd != self.root {
+            sys::close(self.parent_fd);
+        }
+        self.parent_fd = -1;
+        self.parent_len = 0;
+    }
+
+    /// The cached fd of `parent`, opening (and creating) it if needed.
+    fn parent_fd(&mut self, parent: &[u8]) -> Option<RawFd> {
+        if self.parent_fd >= 0 && &self.parent[..self.parent_len] == parent {
+            return Some(self.parent_fd);
+        }
+        self.forget();
+        if parent.len() >= PATH_MAX {
+            return None;
+        }
+        let fd = if parent == b"/" {
+            self.root
+        } else {
+            let flags = libc::O_PATH | libc::O_DIRECTORY;
+            match open(self.root, parent, flags) {
+                Ok(fd) => fd,
+                Err(Errno(libc::ENOENT)) => {
+                    mkdir_all(self.root, parent).ok()?;
+                    open(self.root, parent, flags).ok()?
+                }
+                Err(_) => return None,
+            }
+        };
+        self.parent[..parent.len()].copy_from_slice(parent);
+        self.parent_len = parent.len();
+        self.parent_fd = fd;
+        Some(fd)
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        self.forget();
+    }
+}
+
 /// Run `f` with the parent directory of `path` (created if missing, fd open
 /// O_PATH) and the final component as a C string.
 pub fn with_parent<T>(
@@ -180,6 +311,50 @@ mod tests {
             .join("x/y")
             .is_dir());
         assert!(root.join("outside/f").is_file());
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            0,
+            "escaped the root"
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn cached_resolver_stays_inside_the_root() {
+        let base = std::env::temp_dir().join(format!("hull-resolver-{}", std::process::id()));
+        let root = base.join("root");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        // Final components that leave their parent: a climb and an
+        // absolute link; and a parent that is itself a link out.
+        std::os::unix::fs::symlink("../../../outside/c", root.join("d/climb")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("d/abs")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("p")).unwrap();
+        let dir = std::fs::File::open(&root).unwrap();
+        let mut res = Resolver::new(dir.as_raw_fd());
+        for (path, is_dir) in [
+            (&b"/d/new"[..], true),
+            (b"/d/file", false),
+            (b"/d/climb", true),
+            (b"/d/abs/x", true),
+            (b"/p/y/z", true),
+            (b"/d/new", true),
+        ] {
+            let fd = res.ensure(path, is_dir).unwrap();
+            sys::close(fd);
+        }
+        res.with_parent(b"/d/node", |d, n| sys::mkdirat(d, n, 0o700))
+            .unwrap();
+        drop(res);
+        assert!(root.join("d/new").is_dir() && root.join("d/node").is_dir());
+        assert!(root.join("d/file").is_file());
+        assert!(
+            root.join("outside/c").is_dir(),
+            "climb resolved in the root"
+        );
+        let o = outside.strip_prefix("/").unwrap();
+        assert!(root.join(o).join("x").is_dir() && root.join(o).join("y/z").is_dir());
         assert_eq!(
             std::fs::read_dir(&outside).unwrap().count(),
             0,
