@@ -12,13 +12,15 @@
 # create/start/delete phases, 50 concurrent create+start, peak RSS of the
 # `create` process, stripped binary size, user-space instructions (perf stat
 # when the CPU has a PMU, else callgrind on the runtime's parent process),
-# CPU time and syscall counts (strace -f -c).
+# CPU time and syscall counts (strace -f -c); then, on the host as it is,
+# `docker run --rm` and `ctr run --rm` with hull and with runc
+# (bench/engines.sh; ENGINES=0 skips them).
 # Prints one table; the previous run's figures (bench/last.tsv) are shown
 # beside hull's new ones, and the new ones are saved there.
 #
 # Knobs (environment): RUNS (100), CYCLES (50), PAR (50), PAR_ROUNDS (3),
-# RSS_RUNS (5), NICE (-10), HULL (use this binary instead of building),
-# RUNC, CRUN.
+# RSS_RUNS (5), NICE (-10), ENGINES (1), ENGINE_RUNS (20), HULL (use this
+# binary instead of building), RUNC, CRUN.
 set -euo pipefail
 
 RUNS=${RUNS:-100}
@@ -127,11 +129,12 @@ if [ "${1:-}" = --inner ]; then
     for n in "${NAMES[@]}"; do
       mkdir -p "$res/cg-$n"
       # Only a run that succeeded under valgrind counts (valgrind 3.19 has
-      # no openat2, which hull's init needs; runc's Go runtime crashes under
-      # it; crun cannot re-execute itself from a memfd under it).
+      # no openat2: hull's init then resolves paths by hand, see
+      # rootfs/resolve.rs; runc's Go runtime crashes under it; crun cannot
+      # re-execute itself from a memfd under it).
       if (cd "$res/cg-$n" && valgrind --tool=callgrind --trace-children=no \
         --callgrind-out-file="$res/cg-$n/callgrind.out.%p" \
-        ${RT[$n]} run -b "$B" "$TAG-i" >>"$res/valgrind-$n.log" 2>&1); then
+        ${RT[$n]} run -b "$work/bundle-vg" "$TAG-i" >>"$res/valgrind-$n.log" 2>&1); then
         # The lowest pid is the process valgrind started: the parent.
         f=$(ls "$res/cg-$n"/callgrind.out.* 2>/dev/null | sort -t. -k3 -n | head -1)
         [ -z "$f" ] || awk '/^summary:|^totals:/ {print $2; exit}' "$f" >"$res/instr-$n"
@@ -195,6 +198,11 @@ echo 'root:x:0:' >"$work/bundle/rootfs/etc/group"
 jq '.process.terminal = false | .process.args = ["true"] | .hostname = "bench"' \
   "$work/bundle/config.json" >"$work/bundle/config.tmp"
 mv "$work/bundle/config.tmp" "$work/bundle/config.json"
+# For callgrind: the same bundle without process.rlimits (valgrind lets a
+# process set RLIMIT_NOFILE only to its own reserved limit: EPERM).
+mkdir -p "$work/bundle-vg"
+ln -s "$work/bundle/rootfs" "$work/bundle-vg/rootfs"
+jq 'del(.process.rlimits)' "$work/bundle/config.json" >"$work/bundle-vg/config.json"
 
 cat >"$work/env" <<EOF
 HULL=$HULL
@@ -213,6 +221,11 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # other load; the runtimes inherit it alike.
 nice -n "${NICE:--10}" unshare -m --propagation private bash "$bench_dir/run.sh" --inner "$work"
 res=$work/res
+# The engines run on the host as it is (not in the private namespace).
+if [ "${ENGINES:-1}" != 0 ]; then
+  HULL=$HULL RUNC=$RUNC MEASURE=$work/measure ROOTFS=$work/bundle/rootfs \
+    ENGINE_RUNS=${ENGINE_RUNS:-20} bash "$bench_dir/engines.sh" "$res/engines.tsv"
+fi
 
 # ---------------------------------------------------------------------------
 # The table.
@@ -273,6 +286,9 @@ for n in hull runc crun; do
   V[sys1,$n]=$(calls "$res/strace1-$n.txt")
 done
 V[sys,floor]=$(calls "$res/strace-floor.txt")
+if [ -f "$res/engines.tsv" ]; then
+  while IFS=$'\t' read -r k h r; do V[$k,hull]=$h; V[$k,runc]=$r; done <"$res/engines.tsv"
+fi
 size() { local s; s=$(mktemp); strip -o "$s" "$1" 2>/dev/null || cp "$1" "$s"; awk -v b="$(stat -c %s "$s")" 'BEGIN { printf "%.2f", b / 1048576 }'; rm -f "$s"; }
 V[size,hull]=$(size "$HULL"); V[size,runc]=$(size "$RUNC"); V[size,crun]=$(size "$CRUN")
 V[size,floor]=$(size "$work/floor")
@@ -316,6 +332,12 @@ row() { # label metric
   row "peak RSS of create process, MB (VmHWM)" rss
   row "  ru_maxrss incl. reaped children, MB" rssall
   row "binary size stripped, MB" size
+  row "docker run --rm true, median ms (${ENGINE_RUNS:-20} runs)" docker
+  row "  min ms" dockermin
+  row "  failed runs" dockerfail
+  row "ctr run --rm true (containerd), median ms" ctr
+  row "  min ms" ctrmin
+  row "  failed runs" ctrfail
   row "instructions, one run, M (user; $instr_scope)" instr
   row "syscalls, one run, all processes (strace -f)" sys
   row "syscalls, one run, runtime process only" sys1
@@ -336,7 +358,7 @@ fi
 
 # Save hull's figures for the next run's "prev hull" column.
 {
-  for k in run runmin runmax runfail cpu cpusys create start delete cycle cfail par parfail tput rss rssall size instr sys sys1; do
+  for k in run runmin runmax runfail cpu cpusys create start delete cycle cfail par parfail tput rss rssall size docker dockermin dockerfail ctr ctrmin ctrfail instr sys sys1; do
     printf '%s\t%s\n' "$k" "${V[$k,hull]:--}"
   done
 } >"$last"

@@ -35,45 +35,60 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 }
 
 /// Parse config.json text; the error names the line/column or the field.
+///
+/// The text goes straight into the typed spec (no intermediate JSON tree),
+/// with the field path tracked for errors. Only a config with a seccomp
+/// profile (hull checks it on the JSON, with its own messages) or one that
+/// fails (unknown capability names are dropped with a warning, then it is
+/// tried again) is also read as a JSON tree.
 pub fn parse(text: &str) -> std::result::Result<Spec, String> {
-    // Most configs go straight into the typed spec. A config that does not,
-    // or that has a seccomp profile (hull checks it on the JSON, with its
-    // own messages), takes the path below, which names the field in error.
-    if let Some(spec) = parse_direct(text) {
-        return Ok(spec);
+    match typed(text) {
+        Ok(spec) => {
+            if spec.linux().as_ref().is_some_and(|l| l.seccomp().is_some()) {
+                let value: Value =
+                    serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+                crate::seccomp::profile::check_json(&value)?;
+            }
+            Ok(spec)
+        }
+        Err(typed_err) => {
+            let mut value: Value =
+                serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+            if !value.is_object() {
+                return Err("malformed config: the top level must be a JSON object".into());
+            }
+            let dropped = drop_unknown_capabilities(&mut value);
+            crate::seccomp::profile::check_json(&value)?;
+            if dropped {
+                return typed(&value.to_string());
+            }
+            Err(typed_err)
+        }
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
-    if !value.is_object() {
-        return Err("malformed config: the top level must be a JSON object".into());
-    }
-    let mut value = value;
-    drop_unknown_capabilities(&mut value);
-    crate::seccomp::profile::check_json(&value)?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let field = e.path().to_string();
-        format!("{field}: {}", e.inner())
-    })
 }
 
-fn parse_direct(text: &str) -> Option<Spec> {
-    use serde::Deserialize;
+/// The typed spec from JSON text; errors are `field.path: what`.
+fn typed(text: &str) -> std::result::Result<Spec, String> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let spec = Spec::deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    seccomp.is_none().then_some(spec)
+    let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        format!("{field}: {}", e.inner())
+    })?;
+    de.end().map_err(|e| format!("malformed JSON: {e}"))?;
+    Ok(spec)
 }
 
 /// Capability names hull does not know (newer kernels' ones, typos) are
 /// dropped from `process.capabilities.*` with a warning naming them, as runc
 /// does, so that configs written for newer kernels keep working.
-fn drop_unknown_capabilities(config: &mut Value) {
+/// Returns whether any were dropped.
+fn drop_unknown_capabilities(config: &mut Value) -> bool {
     let Some(caps) = config
         .get_mut("process")
         .and_then(|p| p.get_mut("capabilities"))
         .and_then(Value::as_object_mut)
     else {
-        return;
+        return false;
     };
     let mut unknown: Vec<(String, Vec<&str>)> = Vec::new();
     for set in [
@@ -98,12 +113,14 @@ fn drop_unknown_capabilities(config: &mut Value) {
             false
         });
     }
+    let dropped = !unknown.is_empty();
     for (name, sets) in unknown {
         crate::logging::warn(&format!(
             "ignoring unknown or unavailable capability {name:?} (process.capabilities.{})",
             sets.join(", process.capabilities.")
         ));
     }
+    dropped
 }
 
 /// Check what the runtime-spec requires and what hull needs, before anything

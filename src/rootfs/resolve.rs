@@ -22,9 +22,116 @@ fn cstr<'a>(buf: &'a mut [u8; PATH_MAX], bytes: &[u8]) -> SysResult<&'a CStr> {
 
 /// Open `path` inside `root` (O_PATH unless other flags are given).
 pub fn open(root: RawFd, path: &[u8], flags: libc::c_int) -> SysResult<RawFd> {
-    let mut buf = [0u8; PATH_MAX];
     let p = if path.is_empty() { b"/" as &[u8] } else { path };
-    sys::open_in_root(root, cstr(&mut buf, p)?, flags, 0)
+    open_in_root(root, p, flags, 0)
+}
+
+/// openat2(RESOLVE_IN_ROOT), or, where the kernel (before 5.6) or a tool
+/// (valgrind 3.19) has no openat2, the same resolution done by [`walk`].
+fn open_in_root(
+    root: RawFd,
+    path: &[u8],
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> SysResult<RawFd> {
+    let mut buf = [0u8; PATH_MAX];
+    match sys::open_in_root(root, cstr(&mut buf, path)?, flags, mode) {
+        Err(Errno(libc::ENOSYS)) => walk(root, path, flags, mode),
+        r => r,
+    }
+}
+
+/// Resolve `path` inside `root` one component at a time, as
+/// RESOLVE_IN_ROOT would: every component opened with O_NOFOLLOW relative
+/// to the directory before it, a symlink's target read and spliced into
+/// the rest of the path (an absolute one restarts at `root`), `..` never
+/// above `root`, at most 40 links. Allocation-free, for the init.
+pub fn walk(root: RawFd, path: &[u8], flags: libc::c_int, mode: libc::mode_t) -> SysResult<RawFd> {
+    const MAX_DEPTH: usize = 128;
+    const MAX_LINKS: u32 = 40;
+    let mut dirs = [-1; MAX_DEPTH];
+    let mut depth = 0;
+    let mut buf = [0u8; PATH_MAX];
+    if path.len() >= PATH_MAX {
+        return Err(Errno(libc::ENAMETOOLONG));
+    }
+    buf[..path.len()].copy_from_slice(path);
+    let mut len = path.len();
+    let mut pos = 0;
+    let mut links = 0;
+    let result = loop {
+        let cur = if depth == 0 { root } else { dirs[depth - 1] };
+        while pos < len && buf[pos] == b'/' {
+            pos += 1;
+        }
+        if pos == len {
+            // The path ends at a directory (`/`, `a/..`).
+            break sys::openat(cur, c".", flags, mode);
+        }
+        let start = pos;
+        while pos < len && buf[pos] != b'/' {
+            pos += 1;
+        }
+        let last = buf[pos..len].iter().all(|&c| c == b'/');
+        let comp = &buf[start..pos];
+        if comp == b"." || comp == b".." {
+            if comp == b".." && depth > 0 {
+                depth -= 1;
+                sys::close(dirs[depth]);
+            }
+            continue;
+        }
+        let mut nbuf = [0u8; PATH_MAX];
+        let name = cstr(&mut nbuf, comp)?;
+        let mut target = [0u8; PATH_MAX];
+        match sys::readlinkat(cur, name, &mut target) {
+            Ok(tlen) => {
+                links += 1;
+                let rest = len - pos;
+                if links > MAX_LINKS {
+                    break Err(Errno(libc::ELOOP));
+                }
+                if tlen + rest >= PATH_MAX {
+                    break Err(Errno(libc::ENAMETOOLONG));
+                }
+                // The rest of the path now follows the link's target.
+                buf.copy_within(pos..len, tlen);
+                buf[..tlen].copy_from_slice(&target[..tlen]);
+                len = tlen + rest;
+                pos = 0;
+                if target[0] == b'/' {
+                    while depth > 0 {
+                        depth -= 1;
+                        sys::close(dirs[depth]);
+                    }
+                }
+                continue;
+            }
+            // Not a symlink, or not there (created below if it is the last).
+            Err(Errno(libc::EINVAL)) | Err(Errno(libc::ENOENT)) => {}
+            Err(e) => break Err(e),
+        }
+        if last {
+            break sys::openat(cur, name, flags | libc::O_NOFOLLOW, mode);
+        }
+        let dflags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        match sys::openat(cur, name, dflags, 0) {
+            Ok(fd) if depth < MAX_DEPTH => {
+                dirs[depth] = fd;
+                depth += 1;
+            }
+            Ok(fd) => {
+                sys::close(fd);
+                break Err(Errno(libc::ENAMETOOLONG));
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    while depth > 0 {
+        depth -= 1;
+        sys::close(dirs[depth]);
+    }
+    result
 }
 
 /// Split `path` into (parent, final component), ignoring trailing slashes.
@@ -120,10 +227,9 @@ pub fn ensure(root: RawFd, path: &[u8], dir: bool) -> SysResult<RawFd> {
     } else {
         let (parent, _) = split(path);
         mkdir_all(root, parent)?;
-        let mut buf = [0u8; PATH_MAX];
-        let fd = sys::open_in_root(
+        let fd = open_in_root(
             root,
-            cstr(&mut buf, path)?,
+            path,
             libc::O_CREAT | libc::O_RDONLY | libc::O_NOCTTY,
             0o644,
         )?;
@@ -183,9 +289,10 @@ impl Resolver {
             )
             .map(sys::close)
         };
-        match made {
-            Ok(()) => sys::open_beneath(pfd, n, libc::O_PATH),
-            // A dangling symlink, or a race: the full walk sorts it out.
+        match made.and_then(|()| sys::open_beneath(pfd, n, libc::O_PATH)) {
+            Ok(fd) => Ok(fd),
+            // A dangling symlink, a race, no openat2: the full walk sorts
+            // it out.
             Err(_) => ensure(self.root, path, dir),
         }
     }
@@ -360,6 +467,66 @@ mod tests {
             0,
             "escaped the root"
         );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// The manual walk (no openat2) lands where RESOLVE_IN_ROOT does.
+    #[test]
+    fn walk_matches_openat2() {
+        use std::os::unix::fs::symlink;
+        let base = std::env::temp_dir().join(format!("hull-walk-{}", std::process::id()));
+        let root = base.join("root");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+        std::fs::create_dir_all(outside.join("b")).unwrap();
+        std::fs::write(root.join("a/b/f"), "x").unwrap();
+        symlink("/a/b", root.join("abs")).unwrap();
+        symlink("../../..", root.join("a/b/up")).unwrap();
+        symlink(&outside, root.join("a/out")).unwrap();
+        symlink("c/../f", root.join("a/b/rel")).unwrap();
+        symlink("loop2", root.join("loop1")).unwrap();
+        symlink("loop1", root.join("loop2")).unwrap();
+        let dir = std::fs::File::open(&root).unwrap();
+        let r = dir.as_raw_fd();
+        let id = |fd: RawFd| {
+            // SAFETY: st is plain data filled by fstat.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fd is open; st is valid for writing.
+            assert_eq!(unsafe { libc::fstat(fd, &mut st) }, 0);
+            sys::close(fd);
+            (st.st_dev, st.st_ino)
+        };
+        for path in [
+            &b"/"[..],
+            b"/a/b/c",
+            b"a/b/f",
+            b"/abs/c/",
+            b"/a/b/up/a",
+            b"/a/b/up/../../a/b",
+            b"/a/b/rel",
+            b"/abs/up/abs/f",
+            b"/../../a/./b//c/..",
+        ] {
+            let mut buf = [0u8; PATH_MAX];
+            let want = sys::open_in_root(r, cstr(&mut buf, path).unwrap(), libc::O_PATH, 0);
+            let got = walk(r, path, libc::O_PATH, 0);
+            let p = String::from_utf8_lossy(path);
+            assert_eq!(id(got.unwrap()), id(want.unwrap()), "{p}");
+        }
+        // Out of the root only inside it: /a/out/b is looked up as
+        // <root>/<outside>/b, which does not exist there.
+        assert_eq!(
+            walk(r, b"/a/out/b", libc::O_PATH, 0),
+            Err(Errno(libc::ENOENT))
+        );
+        assert_eq!(
+            walk(r, b"/loop1/x", libc::O_PATH, 0),
+            Err(Errno(libc::ELOOP))
+        );
+        // Creating the last component.
+        let fd = walk(r, b"/abs/new", libc::O_CREAT | libc::O_RDONLY, 0o600).unwrap();
+        sys::close(fd);
+        assert!(root.join("a/b/new").is_file());
         std::fs::remove_dir_all(&base).unwrap();
     }
 }
