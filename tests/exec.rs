@@ -420,3 +420,56 @@ fn features_match_what_runs() {
         rt.assert_nothing_left(&id);
     }
 }
+
+/// An exec'd process starts with default signal dispositions and nothing
+/// blocked, whatever the runtime was started with: including glibc's own
+/// signals 32 and 33, which `signal()` refuses to reset (hull once left a
+/// parent's SIG_IGN on them in place).
+#[test]
+fn exec_resets_inherited_signal_dispositions() {
+    if common::skip() {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let rt = Runtime::new("exec-sig");
+    let mut b = Bundle::new("exec-sig");
+    let (id, _) = sleeper(&rt, "exec-sig", &mut b);
+    let out = rt
+        .spawn_with(
+            &[
+                "exec",
+                &id,
+                "grep",
+                "-E",
+                "^Sig(Ign|Blk):",
+                "/proc/self/status",
+            ],
+            |cmd| {
+                // SAFETY: only async-signal-safe calls between fork and exec.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        for sig in [libc::SIGHUP, libc::SIGINT, 32, 33] {
+                            libc::syscall(
+                                libc::SYS_rt_sigaction,
+                                sig,
+                                &[libc::SIG_IGN, 0, 0, 0] as *const usize,
+                                std::ptr::null_mut::<usize>(),
+                                8usize,
+                            );
+                        }
+                        let mut set: libc::sigset_t = std::mem::zeroed();
+                        libc::sigemptyset(&mut set);
+                        libc::sigaddset(&mut set, libc::SIGUSR1);
+                        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                        Ok(())
+                    });
+                }
+            },
+        )
+        .wait();
+    out.ok();
+    assert_eq!(
+        out.stdout, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
+        "{out}"
+    );
+}
