@@ -1,4 +1,6 @@
 //! The `hull` command line: runc's commands and flags over the hull library.
+// No Rust runtime start-up: see `main` below.
+#![no_main]
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -426,7 +428,20 @@ fn usage_error(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-fn main() {
+/// The process entry point, called by libc. std's runtime start-up is
+/// skipped: on Linux it reads and parses /proc/self/maps to find the main
+/// thread's stack guard (a tenth of a millisecond of every call, for a
+/// nicer stack-overflow message). What of it matters is done in
+/// [`hull::sys::process_start`]: fds 0-2 open, SIGPIPE ignored.
+/// `std::env::args` does not depend on it (glibc hands argv to std).
+#[no_mangle]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    hull::sys::process_start();
+    run();
+    0
+}
+
+fn run() {
     let p = match cli::parse(&APP, std::env::args().skip(1)) {
         Ok(Outcome::Run(p)) => p,
         Ok(Outcome::Help(text)) => {

@@ -132,6 +132,26 @@ pub fn clone_child(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> SysResult<li
     .map(|pid| pid as libc::pid_t)
 }
 
+/// What a process needs before anything else (hull's `main` does not go
+/// through std's runtime start-up): fds 0, 1 and 2 open (/dev/null where
+/// one is closed, so no file opened later lands on stdout), and SIGPIPE
+/// ignored (a write to a closed pipe is an EPIPE error, not death).
+pub fn process_start() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries the fd.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // Lowest free fd: it takes the place of the closed one.
+            let _ = open(c"/dev/null", libc::O_RDWR, 0).map(|n| {
+                // open() adds O_CLOEXEC; stdio must survive exec.
+                // SAFETY: n was just opened here.
+                unsafe { libc::fcntl(n, libc::F_SETFD, 0) };
+            });
+        }
+    }
+    // SAFETY: SIG_IGN is always a valid disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and skips atexit handlers, as a forked child must.
     unsafe { libc::_exit(code) }

@@ -291,3 +291,43 @@ fn pid_file_has_host_pid() {
     rt.cmd(&["delete", "--force", &id]).ok();
     rt.assert_nothing_left(&id);
 }
+
+/// Started with stdout closed (a supervisor that closed it), hull must
+/// not let a file it opens become fd 1: the `--log` file would then get
+/// the container's output. hull fills fds 0-2 with /dev/null first (its
+/// `main` skips std's runtime start-up, which used to do this).
+#[test]
+fn closed_stdout_is_not_reused() {
+    if common::skip() {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let rt = Runtime::new("closedfd");
+    let mut b = Bundle::new("closedfd");
+    b.args(&["echo", "from-the-container"]);
+    let id = common::unique_id("closedfd");
+    let log = rt.base().join("hull.log");
+    let log_s = log.display().to_string();
+    b.save_for(&id);
+    rt.track(&id);
+    let dir = b.dir().display().to_string();
+    let args = ["--log", &log_s, "run", &id, "--bundle", &dir];
+    let out = rt
+        .spawn_with(&args, |cmd| {
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::close(1);
+                    Ok(())
+                });
+            }
+        })
+        .wait();
+    out.ok();
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !text.contains("from-the-container"),
+        "the container wrote into the log file: {text:?}"
+    );
+    rt.assert_nothing_left(&id);
+}
