@@ -372,6 +372,24 @@ pub fn mount_flags_of(path: &CStr) -> SysResult<libc::c_ulong> {
     Ok(out)
 }
 
+/// The id of the mount `path` is on (statx STATX_MNT_ID, Linux 5.8+);
+/// None where the kernel does not report it.
+pub fn mount_id(path: &CStr) -> Option<u64> {
+    // SAFETY: statx is plain data; zeroed is a valid initial value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: path is a valid C string and st a valid out-pointer.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut st,
+        )
+    };
+    (r == 0 && st.stx_mask & libc::STATX_MNT_ID != 0).then_some(st.stx_mnt_id)
+}
+
 /// The filesystem type (statfs f_type) of `path`.
 pub fn fs_magic(path: &CStr) -> SysResult<i64> {
     // SAFETY: statfs is plain data; zeroed is a valid initial value.

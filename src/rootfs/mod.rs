@@ -407,8 +407,32 @@ fn device_list(extra: &[oci_spec::runtime::LinuxDevice]) -> Result<Vec<DeviceOp>
     Ok(out)
 }
 
-/// The mount point that holds `path` (longest matching mount in mountinfo).
+/// The mount point that holds `path` (canonical): the topmost ancestor
+/// still on the same mount (statx mount ids: no mountinfo to read and
+/// format), else the longest matching mount in mountinfo.
 fn parent_mount(path: &Path) -> PathBuf {
+    let id = |p: &Path| {
+        cstring(&p.to_string_lossy())
+            .ok()
+            .and_then(|c| crate::sys::mount_id(&c))
+    };
+    if let Some(mine) = id(path) {
+        let mut top = path;
+        for a in path.ancestors().skip(1) {
+            match id(a) {
+                Some(m) if m == mine => top = a,
+                Some(_) => return top.to_path_buf(),
+                None => break,
+            }
+        }
+        if top == Path::new("/") {
+            return top.to_path_buf();
+        }
+    }
+    parent_mount_from_mountinfo(path)
+}
+
+fn parent_mount_from_mountinfo(path: &Path) -> PathBuf {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut best = PathBuf::from("/");
     for line in text.lines() {
@@ -421,4 +445,31 @@ fn parent_mount(path: &Path) -> PathBuf {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statx walk finds the same mount point as mountinfo.
+    #[test]
+    fn parent_mount_matches_mountinfo() {
+        for p in [
+            "/",
+            "/tmp",
+            "/proc/self",
+            "/proc/sys/kernel",
+            "/dev/shm",
+            "/sys/fs/cgroup",
+        ] {
+            let p = Path::new(p);
+            let Ok(p) = p.canonicalize() else { continue };
+            assert_eq!(
+                parent_mount(&p),
+                parent_mount_from_mountinfo(&p),
+                "{}",
+                p.display()
+            );
+        }
+    }
 }
