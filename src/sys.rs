@@ -132,6 +132,17 @@ pub fn clone_child(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> SysResult<li
     .map(|pid| pid as libc::pid_t)
 }
 
+/// Read a small /proc, /sys or cgroupfs file whole: one big read instead of
+/// std's size probe and doubling reads (these files report size 0, and
+/// each read(2) of mountinfo or status makes the kernel format more).
+pub fn read_text(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(16 << 10);
+    f.read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// What a process needs before anything else (hull's `main` does not go
 /// through std's runtime start-up): fds 0, 1 and 2 open (/dev/null where
 /// one is closed, so no file opened later lands on stdout), and SIGPIPE
@@ -676,19 +687,17 @@ pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> SysResult<(libc::pid_t, 
     }
 }
 
-/// Reset every catchable signal to its default action and unblock all.
-/// The signals this process ignores (bit n-1 for signal n), from
-/// /proc/self/status `SigIgn`; parent side, before a fork. All of them if
-/// it cannot be read.
-pub fn ignored_signals() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("SigIgn:"))
-                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
-        })
-        .unwrap_or(u64::MAX)
+/// From /proc/self/status (one read): this process's number of threads
+/// and the signals it ignores (bit n-1 for signal n). Parent side, before
+/// a fork; (1, all signals) if it cannot be read.
+pub fn self_status() -> (usize, u64) {
+    let text = read_text("/proc/self/status").unwrap_or_default();
+    let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
+    let threads = field("Threads:").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let ignored = field("SigIgn:")
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or(u64::MAX);
+    (threads, ignored)
 }
 
 /// Before exec: back to the default disposition for the signals in

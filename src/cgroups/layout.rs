@@ -36,7 +36,7 @@ pub fn discover() -> Result<(Layout, Vec<Hierarchy>)> {
     if let Some(l) = LAYOUT.get() {
         return Ok(l.clone());
     }
-    let text = std::fs::read_to_string("/proc/self/mountinfo").at("/proc/self/mountinfo")?;
+    let text = crate::sys::read_text("/proc/self/mountinfo").at("/proc/self/mountinfo")?;
     Ok(LAYOUT.get_or_init(|| parse_mountinfo(&text)).clone())
 }
 

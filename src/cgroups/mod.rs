@@ -74,7 +74,7 @@ fn host_info_from(layout: Layout, hier: &[Hierarchy], res: &Resources) -> resour
         .is_some_and(|c| c.cpus.is_some() || c.mems.is_some());
     let hugepages = !res.hugepage_limits.is_empty();
     let controllers = !res.unified.is_empty();
-    let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let read = |p: PathBuf| crate::sys::read_text(p).unwrap_or_default();
     let list = |s: String| resources::parse_list(&s).unwrap_or_default();
     let mut host = resources::Host {
         v2: layout == Layout::V2,
@@ -155,7 +155,7 @@ impl Cgroup {
     /// anything fails, what was created is removed again.
     pub fn create(cgroup: &str) -> Result<Cgroup> {
         let (layout, hier) = discover()?;
-        let own = std::fs::read_to_string("/proc/self/cgroup").at("/proc/self/cgroup")?;
+        let own = crate::sys::read_text("/proc/self/cgroup").at("/proc/self/cgroup")?;
         Cgroup::create_in(layout, &hier, &own, cgroup)
     }
 
@@ -163,7 +163,7 @@ impl Cgroup {
     /// systemd driver lets systemd create them).
     pub fn paths_for(cgroup: &str) -> Result<Cgroup> {
         let (layout, hier) = discover()?;
-        let own = std::fs::read_to_string("/proc/self/cgroup").at("/proc/self/cgroup")?;
+        let own = crate::sys::read_text("/proc/self/cgroup").at("/proc/self/cgroup")?;
         Cgroup::build(layout, &hier, &own, cgroup, false)
     }
 
@@ -316,7 +316,7 @@ impl Cgroup {
         let Some(dir) = self.main_dir() else {
             return Vec::new();
         };
-        std::fs::read_to_string(dir.join("cgroup.procs"))
+        crate::sys::read_text(dir.join("cgroup.procs"))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.trim().parse().ok())
@@ -347,16 +347,16 @@ impl Cgroup {
     pub fn is_frozen(&self) -> bool {
         if self.v2 {
             return self.unified.as_ref().is_some_and(|d| {
-                std::fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+                crate::sys::read_text(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
             });
         }
         match self.v1_dir("freezer") {
             Some(d) => {
-                std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+                crate::sys::read_text(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
             }
             // State written before the controllers were recorded.
             None => self.paths.iter().any(|p| {
-                std::fs::read_to_string(p.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+                crate::sys::read_text(p.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
             }),
         }
     }
@@ -404,7 +404,7 @@ impl Cgroup {
         } else {
             (self.v1_dir("memory")?, "memory.oom_control")
         };
-        let text = std::fs::read_to_string(dir.join(file)).ok()?;
+        let text = crate::sys::read_text(dir.join(file)).ok()?;
         stats::keyed(&text).get("oom_kill").copied()
     }
 

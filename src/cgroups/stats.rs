@@ -145,7 +145,7 @@ pub fn keyed(text: &str) -> BTreeMap<String, u64> {
 }
 
 fn read(dir: &Path, file: &str) -> String {
-    std::fs::read_to_string(dir.join(file)).unwrap_or_default()
+    crate::sys::read_text(dir.join(file)).unwrap_or_default()
 }
 
 /// A number file; "max" (v2 unlimited) reads as u64::MAX.

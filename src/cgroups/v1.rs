@@ -18,9 +18,9 @@ pub fn init_cpuset(mount: &Path, leaf: &Path) {
         let parent = dir.clone();
         dir.push(comp);
         for file in ["cpuset.cpus", "cpuset.mems"] {
-            let cur = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            let cur = crate::sys::read_text(dir.join(file)).unwrap_or_default();
             if cur.trim().is_empty() {
-                if let Ok(v) = std::fs::read_to_string(parent.join(file)) {
+                if let Ok(v) = crate::sys::read_text(parent.join(file)) {
                     let _ = std::fs::write(dir.join(file), v.trim());
                 }
             }
@@ -57,7 +57,7 @@ fn write_error(path: &Path, value: &str, field: &str, e: std::io::Error) -> Erro
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    crate::sys::read_text(path).ok()?.trim().parse().ok()
 }
 
 /// Apply `res` (and the device rules, if given) to a v1 cgroup.
@@ -184,7 +184,7 @@ pub fn freeze(dir: &Path, frozen: bool) -> Result<()> {
         if attempt % 50 == 0 {
             std::fs::write(&file, want).map_err(|e| Error::io(&file, e))?;
         }
-        let now = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+        let now = crate::sys::read_text(&file).map_err(|e| Error::io(&file, e))?;
         if now.trim() == want {
             return Ok(());
         }

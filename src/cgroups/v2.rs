@@ -22,7 +22,7 @@ pub fn enable_controllers(mount: &Path, leaf: &Path, only: Option<&str>) {
     };
     let mut dir = mount.to_path_buf();
     for comp in rel.components() {
-        let avail = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+        let avail = crate::sys::read_text(dir.join("cgroup.controllers")).unwrap_or_default();
         let ctrls: Vec<&str> = avail
             .split_whitespace()
             .filter(|c| only.is_none_or(|o| o == *c))
@@ -63,7 +63,7 @@ pub fn apply_dir(dir: &Path, res: &Resources, rules: Option<&[DeviceRule]>) -> R
     let bfq = dir.join("io.bfq.weight").exists();
     let enabled = dir
         .parent()
-        .and_then(|p| std::fs::read_to_string(p.join("cgroup.subtree_control")).ok())
+        .and_then(|p| crate::sys::read_text(p.join("cgroup.subtree_control")).ok())
         .unwrap_or_default();
     for wr in resources::v2_writes(res, bfq)? {
         if wr.controller != "cgroup" && !dir.join(&wr.file).exists() {
@@ -122,7 +122,7 @@ pub fn freeze(dir: &Path, frozen: bool) -> Result<()> {
     let want = if frozen { "frozen 1" } else { "frozen 0" };
     let events = dir.join("cgroup.events");
     for _ in 0..2000 {
-        match std::fs::read_to_string(&events) {
+        match crate::sys::read_text(&events) {
             Ok(t) if t.lines().any(|l| l.trim() == want) => return Ok(()),
             // No cgroup.events (not a kernel cgroup): nothing to wait for.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -82,13 +82,10 @@ impl Drop for Cleanup {
     }
 }
 
-fn check_single_threaded() -> Result<()> {
-    let n = std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(1);
-    if n > 1 {
+fn check_single_threaded(threads: usize) -> Result<()> {
+    if threads > 1 {
         return Err(Error::Usage(format!(
-            "create must run in a single-threaded process (this one has {n} threads)"
+            "create must run in a single-threaded process (this one has {threads} threads)"
         )));
     }
     Ok(())
@@ -145,7 +142,8 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     // Resource limits are checked before anything is made.
     let resources = cgroups::Resources::from_spec(&spec)?;
     cgroups::resources::validate(&resources, &cgroups::host_info(&resources)?)?;
-    check_single_threaded()?;
+    let (threads, ignored_signals) = sys::self_status();
+    check_single_threaded(threads)?;
 
     // From here on, everything made is undone on failure.
     let (dir, lock) = store.create(id)?;
@@ -179,6 +177,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     }
 
     let mut plan = build_plan(&spec, &bundle, &rootfs, &cgroup, opts, &extra_env, preserve)?;
+    plan.ignored_signals = ignored_signals;
     cleanup.fds.extend(plan.ns.joins.iter().map(|j| j.fd));
     if let namespaces::UserNs::Join(fd) = plan.ns.user {
         cleanup.fds.push(fd);
@@ -533,7 +532,7 @@ fn build_plan(
         init_in_cgroup: false,
         cgroup_tasks: Vec::new(),
         direct: false,
-        ignored_signals: sys::ignored_signals(),
+        ignored_signals: u64::MAX,
         state_buf,
         parent_fds: Vec::new(),
     })

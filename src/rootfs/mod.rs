@@ -433,7 +433,7 @@ fn parent_mount(path: &Path) -> PathBuf {
 }
 
 fn parent_mount_from_mountinfo(path: &Path) -> PathBuf {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let text = crate::sys::read_text("/proc/self/mountinfo").unwrap_or_default();
     let mut best = PathBuf::from("/");
     for line in text.lines() {
         let Some(mp) = line.split(' ').nth(4) else {
