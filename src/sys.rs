@@ -138,8 +138,21 @@ pub fn clone_child(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> SysResult<li
 pub fn read_text(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
-    let mut buf = Vec::with_capacity(16 << 10);
-    f.read_to_end(&mut buf)?;
+    // Plain read(2)s: File::read_to_end would also statx and lseek first.
+    let mut buf = vec![0u8; 16 << 10];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
@@ -1127,6 +1140,21 @@ pub fn personality(persona: libc::c_ulong) -> SysResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_text_reads_whole_files_of_any_size() {
+        let p = std::env::temp_dir().join(format!("hull-read-text-{}", std::process::id()));
+        let big: String = (0..40_000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        std::fs::write(&p, &big).unwrap();
+        assert_eq!(read_text(&p).unwrap(), big);
+        std::fs::remove_file(&p).unwrap();
+        let want = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let got = read_text("/proc/self/mountinfo").unwrap();
+        assert_eq!(got.lines().count(), want.lines().count());
+        assert!(read_text("/nonexistent/hull").is_err());
+    }
 
     #[test]
     fn formats_proc_fd_paths_without_allocating() {
