@@ -502,6 +502,7 @@ fn create_options(p: &Parsed) -> Result<CreateOptions> {
         preserve_fds: p.num("preserve-fds").map_err(usage)?.unwrap_or(0),
         keep_pty: false,
         systemd_cgroup: p.has("systemd-cgroup"),
+        autostart: false,
     })
 }
 

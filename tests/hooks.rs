@@ -297,3 +297,60 @@ fn failing_create_runtime_hook_fails_create_cleanly() {
     // assert_nothing_left above also checked that no process survived
     // (nothing in the cgroup, nothing rooted in the bundle's rootfs).
 }
+
+/// `run` (which starts the process without the exec fifo round trip) runs
+/// every hook once, in the spec's order around the process: startContainer
+/// before it, poststart after it started, poststop after it ended.
+#[test]
+fn run_runs_every_hook_once_in_order() {
+    if common::skip() {
+        return;
+    }
+    let rt = Runtime::new("runhooks");
+    let mut b = Bundle::new("runhooks");
+    let dir = b.host_dir("hooklog");
+    let log = dir.join("log");
+    let host_log = log.display().to_string();
+    b.sh("echo 'TEST process' >> /hooklog/log")
+        .bind(&dir, "/hooklog");
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "poststart",
+        "poststop",
+    ] {
+        b.hook(kind, logging_hook(kind, &host_log));
+    }
+    b.hook(
+        "startContainer",
+        logging_hook("startContainer", "/hooklog/log"),
+    );
+    let id = common::unique_id("runhooks");
+    common::append_line(&log, "TEST before-run");
+    rt.run(&id, &mut b, &[]).ok();
+    common::append_line(&log, "TEST after-run");
+    rt.assert_nothing_left(&id);
+
+    let text = fs::read_to_string(&log).unwrap();
+    let ev = parse_log(&text);
+    let p = |what: &str| position(&ev, what);
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
+        assert_eq!(count(&ev, kind), 1, "{kind} ran not exactly once:\n{text}");
+        assert_eq!(hook_state(&ev, kind)["id"], id.as_str(), "{text}");
+    }
+    assert!(p("before-run") < p("prestart"), "{text}");
+    assert!(p("createRuntime") < p("createContainer"), "{text}");
+    assert!(p("createContainer") < p("startContainer"), "{text}");
+    assert!(p("startContainer") < p("process"), "{text}");
+    assert!(p("startContainer") < p("poststart"), "{text}");
+    assert!(p("process") < p("poststop"), "{text}");
+    assert!(p("poststop") < p("after-run"), "{text}");
+}

@@ -30,8 +30,18 @@ const FORWARDED: [libc::c_int; 12] = [
 /// the container's exit status (128 + signal if it was killed).
 pub fn run(store: &StateStore, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
     if detach {
-        let mut c = create(store, opts)?.container;
-        return match c.start() {
+        let auto = CreateOptions {
+            autostart: true,
+            ..opts.clone()
+        };
+        let created = create(store, &auto)?;
+        let mut c = created.container;
+        let r = if created.started {
+            c.mark_started()
+        } else {
+            c.start()
+        };
+        return match r {
             Ok(()) => Ok(0),
             Err(e) => {
                 let _ = c.delete(true);
@@ -43,9 +53,11 @@ pub fn run(store: &StateStore, opts: &CreateOptions, detach: bool, keep: bool) -
 
     let opts = CreateOptions {
         keep_pty: opts.console_socket.is_none(),
+        autostart: true,
         ..opts.clone()
     };
     let created = create(store, &opts)?;
+    let started = created.started;
     let mut c = created.container;
     let mut relay = created.pty.map(Relay::new);
     let _raw = match &relay {
@@ -55,7 +67,8 @@ pub fn run(store: &StateStore, opts: &CreateOptions, detach: bool, keep: bool) -
         }
         None => None,
     };
-    if let Err(e) = c.start() {
+    let r = if started { c.mark_started() } else { c.start() };
+    if let Err(e) = r {
         let _ = c.delete(true);
         return Err(e);
     }

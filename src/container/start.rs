@@ -67,10 +67,17 @@ impl Container {
             }
         }
         let _ = std::fs::remove_file(&fifo_path);
+        self.mark_started()
+    }
+
+    /// The container's process has exec'd: record it, then run the
+    /// poststart hooks.
+    pub fn mark_started(&mut self) -> Result<()> {
         self.state.started = true;
         self.store.save(&self.state)?;
         let json = super::create::state_json(&self.state, Status::Running);
-        hooks::run_all_warn(&id, hooks::POSTSTART, &self.state.hooks.poststart, &json);
+        let id = &self.state.id;
+        hooks::run_all_warn(id, hooks::POSTSTART, &self.state.hooks.poststart, &json);
         Ok(())
     }
 }

@@ -76,6 +76,8 @@ pub struct InitPlan {
     pub cgroup_tasks: Vec<CString>,
     /// The init is cloned by the runtime itself ([`direct`]), not by stage 1.
     pub direct: bool,
+    /// Exec right after Ready, without waiting on the exec fifo (`run`).
+    pub autostart: bool,
     /// The runtime's ignored signals, set back to default in the init.
     pub ignored_signals: u64,
     /// Receives the state JSON for the startContainer hooks.
@@ -329,6 +331,11 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
         let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0);
     }
     channel::send(sock, Msg::new(Kind::Ready)).step(Step::Protocol)?;
+    if plan.autostart {
+        // No fifo: the socket (close-on-exec) tells the runtime we exec'd.
+        sys::close(proc_fds);
+        return start_hooks_then(plan, state_len, which);
+    }
     sys::close(sock);
     let fifo = match sys::openat(proc_fds, fifo_name(&plan.fifo), libc::O_WRONLY, 0) {
         Ok(fd) => fd,
@@ -343,6 +350,12 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
     }
     // The fifo stays open (close-on-exec): `start` sees EOF once we exec,
     // so poststart hooks run after startContainer hooks and the exec.
+    start_hooks_then(plan, state_len, which)
+}
+
+/// Run the startContainer hooks (in the container, before the exec); a
+/// failing one ends the init.
+fn start_hooks_then(plan: &InitPlan, state_len: usize, which: usize) -> ChildResult<usize> {
     let state = &plan.state_buf[channel::HEADER..channel::HEADER + state_len];
     for h in &plan.start_hooks {
         if h.run(state).is_err() {
