@@ -7,9 +7,10 @@
 //! - [`systemd`]: the `--systemd-cgroup` driver (transient scope over D-Bus)
 //! - [`stats`]: runc's stats JSON for `events`
 //!
-//! The parent creates the cgroup and applies the limits before it forks,
-//! and places stage 1 in it before stage 1 does anything, so nothing in the
-//! container ever runs outside its limits.
+//! The parent creates the cgroup and applies the limits while the init
+//! (or stage 1) creates its namespaces; the child joins the cgroup before
+//! it does anything else, so nothing in the container ever runs outside
+//! its limits.
 
 pub mod bpf;
 pub mod devices;
@@ -279,7 +280,7 @@ impl Cgroup {
         self.add(pid)
     }
 
-    /// The v1 `tasks` files stage 1 joins by writing "0" to each: a thread
+    /// The v1 `tasks` files the child joins by writing "0" to each: a thread
     /// moving itself skips the cgroup threadgroup lock, whose first writer
     /// waits for an RCU grace period (about 10 ms per container start).
     pub fn v1_task_files(&self) -> Vec<PathBuf> {

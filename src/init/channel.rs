@@ -12,7 +12,8 @@ use crate::sys::{self, Errno, SysResult};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Kind {
-    /// parent → stage 1: it is in the container's cgroup.
+    /// parent → the init (or stage 1): the cgroups are made and limited; it
+    /// carries the v1 `tasks` fds to join.
     Placed = 1,
     /// stage 1 → parent: a new user namespace exists; write the id maps.
     UsernsReady = 2,

@@ -57,7 +57,7 @@ pub struct Join {
     pub index: usize,
 }
 
-/// Everything stage 1 needs to enter the container's namespaces.
+/// Everything the init (or stage 1) needs to enter the container's namespaces.
 #[derive(Debug)]
 pub struct NsPlan {
     pub user: UserNs,
@@ -208,7 +208,8 @@ pub fn become_ns_root() -> ChildResult<()> {
     sys::setresuid(0).step(Step::BecomeNsRoot)
 }
 
-/// Child side, stage 1, part two: join namespaces by path, then create the
+/// Child side (the init, or stage 1 after the user namespace): join
+/// namespaces by path, then create the
 /// new ones. A new PID (or time) namespace applies to the next fork.
 /// A new cgroup namespace is left out: its root is the creator's cgroup, so
 /// the init creates it with [`unshare_only`] once it is in the container's.
