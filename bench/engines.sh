@@ -4,13 +4,13 @@
 # private containerd (the runc shim with --runc-binary). Interleaved, same
 # image (the busybox rootfs imported), same command (`true`).
 #
-#   bench/engines.sh OUT_TSV            (as root; run.sh calls it)
+#   bench/engines.sh OUT_DIR            (as root; run.sh calls it)
 #
 # Environment: HULL, RUNC (binaries), MEASURE (bench/measure.c built),
-# ENGINE_RUNS (20), ROOTFS (a busybox rootfs dir). Writes "metric<TAB>hull
-# <TAB>runc" lines to OUT_TSV: docker, dockermin, dockerfail, ctr, ctrmin,
-# ctrfail (ms; "-" when the engine is missing or did not come up, with the
-# reason on stderr). crun is not measured here: crun 1.8.1 refuses this
+# ENGINE_RUNS (20), ROOTFS (a busybox rootfs dir). Writes measure's
+# per-iteration times (hull, runc columns) to OUT_DIR/docker.tsv and
+# OUT_DIR/ctr.tsv; a file is missing when its engine is missing or did not
+# come up (the reason goes to stderr). crun is not measured here: crun 1.8.1 refuses this
 # host's hybrid cgroup layout, and the engines run on the host as it is.
 set -uo pipefail
 out=$1
@@ -45,24 +45,8 @@ cleanup() {
   [ -n "$had_docker0" ] || ip link del docker0 2>/dev/null
 }
 trap cleanup EXIT
-: >"$out"
+mkdir -p "$out"
 
-stats() { # file col -> "median min failures"
-  awk -v c="$2" '
-    { if ($c ~ /^[0-9]+$/) v[n++] = $c / 1e6; else f++ }
-    END {
-      if (n == 0) { print "- - " f+0; exit }
-      for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-      med = (n % 2) ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
-      printf "%.1f %.1f %d\n", med, v[0], f + 0
-    }' FS='\t' "$1"
-}
-record() { # name tsv
-  local h r
-  h=($(stats "$2" 1)); r=($(stats "$2" 2))
-  printf '%s\t%s\t%s\n%smin\t%s\t%s\n%sfail\t%s\t%s\n' \
-    "$1" "${h[0]}" "${r[0]}" "$1" "${h[1]}" "${r[1]}" "$1" "${h[2]}" "${r[2]}" >>"$out"
-}
 wait_up() { # seconds cmd...
   local t=$1; shift
   for _ in $(seq $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
@@ -83,10 +67,9 @@ if command -v dockerd >/dev/null && command -v docker >/dev/null; then
   if wait_up 60 "${D[@]}" version &&
     "${D[@]}" import -c 'CMD ["sh"]' "$work/layer.tar" hullbench:latest >/dev/null; then
     echo "== engines: docker run --rm, $RUNS runs per runtime, interleaved (+2 warm-up)" >&2
-    MEASURE_KEEP_GOING=1 "$MEASURE" loop "$RUNS" 2 "$work/docker.tsv" \
+    MEASURE_KEEP_GOING=1 "$MEASURE" loop "$RUNS" 2 "$out/docker.tsv" \
       "${D[@]}" run --rm --runtime hull hullbench true ';;' \
       "${D[@]}" run --rm --runtime runc-ref hullbench true 2>>"$work/engines.log"
-    record docker "$work/docker.tsv"
   else
     echo "bench: dockerd did not come up (log: $(tail -3 "$d/dockerd.log"))" >&2
   fi
@@ -135,11 +118,10 @@ EOF
   IMG=docker.io/library/hullbench:latest
   if wait_up 30 "${C[@]}" version && "${C[@]}" images import "$work/image.tar" >/dev/null; then
     echo "== engines: ctr run --rm, $RUNS runs per runtime, interleaved (+2 warm-up)" >&2
-    MEASURE_KEEP_GOING=1 "$MEASURE" loop "$RUNS" 2 "$work/ctr.tsv" \
+    MEASURE_KEEP_GOING=1 "$MEASURE" loop "$RUNS" 2 "$out/ctr.tsv" \
       "${C[@]}" run --rm --runc-binary "$HULL" --runtime io.containerd.runc.v2 "$IMG" "$TAG-h{}" true ';;' \
       "${C[@]}" run --rm --runc-binary "$RUNC" --runtime io.containerd.runc.v2 "$IMG" "$TAG-r{}" true \
       2>>"$work/engines.log"
-    record ctr "$work/ctr.tsv"
   else
     echo "bench: containerd did not come up (log: $(tail -3 "$c/containerd.log"))" >&2
   fi

@@ -224,7 +224,7 @@ res=$work/res
 # The engines run on the host as it is (not in the private namespace).
 if [ "${ENGINES:-1}" != 0 ]; then
   HULL=$HULL RUNC=$RUNC MEASURE=$work/measure ROOTFS=$work/bundle/rootfs \
-    ENGINE_RUNS=${ENGINE_RUNS:-20} bash "$bench_dir/engines.sh" "$res/engines.tsv"
+    ENGINE_RUNS=${ENGINE_RUNS:-20} bash "$bench_dir/engines.sh" "$res"
 fi
 
 # ---------------------------------------------------------------------------
@@ -286,9 +286,12 @@ for n in hull runc crun; do
   V[sys1,$n]=$(calls "$res/strace1-$n.txt")
 done
 V[sys,floor]=$(calls "$res/strace-floor.txt")
-if [ -f "$res/engines.tsv" ]; then
-  while IFS=$'\t' read -r k h r; do V[$k,hull]=$h; V[$k,runc]=$r; done <"$res/engines.tsv"
-fi
+for e in docker ctr; do
+  if [ -f "$res/$e.tsv" ]; then
+    getstats "$e" "$res/$e.tsv" 1 hull
+    getstats "$e" "$res/$e.tsv" 2 runc
+  fi
+done
 size() { local s; s=$(mktemp); strip -o "$s" "$1" 2>/dev/null || cp "$1" "$s"; awk -v b="$(stat -c %s "$s")" 'BEGIN { printf "%.2f", b / 1048576 }'; rm -f "$s"; }
 V[size,hull]=$(size "$HULL"); V[size,runc]=$(size "$RUNC"); V[size,crun]=$(size "$CRUN")
 V[size,floor]=$(size "$work/floor")

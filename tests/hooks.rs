@@ -85,17 +85,13 @@ fn count(events: &[Event], name: &str) -> usize {
         .count()
 }
 
-#[test]
-fn hooks_run_in_order_with_state() {
-    if common::skip() {
-        return;
-    }
-    let rt = Runtime::new("hooks");
-    let mut b = Bundle::new("hooks");
+/// All six hook kinds, each appending its name and state to one log file
+/// (also bound into the container at /hooklog); returns the log's path.
+fn log_every_hook(b: &mut Bundle) -> std::path::PathBuf {
     let dir = b.host_dir("hooklog");
     let log = dir.join("log");
     let host_log = log.display().to_string();
-    b.args(&["sleep", "100"]).bind(&dir, "/hooklog");
+    b.bind(&dir, "/hooklog");
     for kind in [
         "prestart",
         "createRuntime",
@@ -111,6 +107,18 @@ fn hooks_run_in_order_with_state() {
         "startContainer",
         logging_hook("startContainer", "/hooklog/log"),
     );
+    log
+}
+
+#[test]
+fn hooks_run_in_order_with_state() {
+    if common::skip() {
+        return;
+    }
+    let rt = Runtime::new("hooks");
+    let mut b = Bundle::new("hooks");
+    b.args(&["sleep", "100"]);
+    let log = log_every_hook(&mut b);
 
     let id = common::unique_id("hooks");
     common::append_line(&log, "TEST before-create");
@@ -308,24 +316,8 @@ fn run_runs_every_hook_once_in_order() {
     }
     let rt = Runtime::new("runhooks");
     let mut b = Bundle::new("runhooks");
-    let dir = b.host_dir("hooklog");
-    let log = dir.join("log");
-    let host_log = log.display().to_string();
-    b.sh("echo 'TEST process' >> /hooklog/log")
-        .bind(&dir, "/hooklog");
-    for kind in [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "poststart",
-        "poststop",
-    ] {
-        b.hook(kind, logging_hook(kind, &host_log));
-    }
-    b.hook(
-        "startContainer",
-        logging_hook("startContainer", "/hooklog/log"),
-    );
+    b.sh("echo 'TEST process' >> /hooklog/log");
+    let log = log_every_hook(&mut b);
     let id = common::unique_id("runhooks");
     common::append_line(&log, "TEST before-run");
     rt.run(&id, &mut b, &[]).ok();
