@@ -85,6 +85,16 @@ fn count(events: &[Event], name: &str) -> usize {
         .count()
 }
 
+/// The six hook kinds, in the order a container's life runs them.
+const ALL_HOOKS: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
 /// All six hook kinds, each appending its name and state to one log file
 /// (also bound into the container at /hooklog); returns the log's path.
 fn log_every_hook(b: &mut Bundle) -> std::path::PathBuf {
@@ -92,21 +102,16 @@ fn log_every_hook(b: &mut Bundle) -> std::path::PathBuf {
     let log = dir.join("log");
     let host_log = log.display().to_string();
     b.bind(&dir, "/hooklog");
-    for kind in [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "poststart",
-        "poststop",
-    ] {
-        b.hook(kind, logging_hook(kind, &host_log));
+    for kind in ALL_HOOKS {
+        // startContainer runs inside the container: the container's
+        // /bin/sh, and the log through the bind mount.
+        let path = if kind == "startContainer" {
+            "/hooklog/log"
+        } else {
+            host_log.as_str()
+        };
+        b.hook(kind, logging_hook(kind, path));
     }
-    // startContainer runs inside the container: the container's /bin/sh,
-    // and the log through the bind mount.
-    b.hook(
-        "startContainer",
-        logging_hook("startContainer", "/hooklog/log"),
-    );
     log
 }
 
@@ -149,14 +154,7 @@ fn hooks_run_in_order_with_state() {
     let text = fs::read_to_string(&log).unwrap();
     let ev = parse_log(&text);
     let p = |what: &str| position(&ev, what);
-    for kind in [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ] {
+    for kind in ALL_HOOKS {
         assert_eq!(count(&ev, kind), 1, "{kind} ran not exactly once:\n{text}");
     }
     // create: prestart/createRuntime (runtime namespace), then
@@ -178,14 +176,7 @@ fn hooks_run_in_order_with_state() {
     assert!(p("before-delete") < p("poststop"), "{text}");
     assert!(p("poststop") < p("after-delete"), "{text}");
 
-    for kind in [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ] {
+    for kind in ALL_HOOKS {
         let st = hook_state(&ev, kind);
         assert_eq!(st["id"], id.as_str(), "{kind} state: {st}");
         assert!(st["ociVersion"].is_string(), "{kind} state: {st}");
@@ -327,14 +318,7 @@ fn run_runs_every_hook_once_in_order() {
     let text = fs::read_to_string(&log).unwrap();
     let ev = parse_log(&text);
     let p = |what: &str| position(&ev, what);
-    for kind in [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ] {
+    for kind in ALL_HOOKS {
         assert_eq!(count(&ev, kind), 1, "{kind} ran not exactly once:\n{text}");
         assert_eq!(hook_state(&ev, kind)["id"], id.as_str(), "{text}");
     }
