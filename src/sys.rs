@@ -78,16 +78,10 @@ struct CloneArgs {
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// fork(), but the child starts life in the cgroup2 directory open at
-/// `cgroup_fd` (clone3 with CLONE_INTO_CGROUP): no migration afterwards,
-/// so no wait on the cgroup threadgroup lock.
-pub fn fork_into_cgroup(cgroup_fd: RawFd) -> SysResult<libc::pid_t> {
-    clone_child(0, Some(cgroup_fd))
-}
-
 /// fork() with extra clone `flags` (e.g. CLONE_NEWPID): the child is in the
 /// new namespaces from its first instruction. With `cgroup_fd`, clone3 puts
-/// it into that cgroup2 directory too (CLONE_INTO_CGROUP); without, plain
+/// it into that cgroup2 directory too (CLONE_INTO_CGROUP), so it is never
+/// migrated (no wait on the cgroup threadgroup lock); without, plain
 /// clone(2), which every kernel has.
 pub fn clone_child(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> SysResult<libc::pid_t> {
     let flags = flags as u32 as u64;
@@ -412,15 +406,6 @@ pub fn mount_id(path: &CStr) -> Option<u64> {
         )
     };
     (r == 0 && st.stx_mask & libc::STATX_MNT_ID != 0).then_some(st.stx_mnt_id)
-}
-
-/// The filesystem type (statfs f_type) of `path`.
-pub fn fs_magic(path: &CStr) -> SysResult<i64> {
-    // SAFETY: statfs is plain data; zeroed is a valid initial value.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: path is a valid C string and st a valid out-pointer.
-    check(unsafe { libc::statfs(path.as_ptr(), &mut st) })?;
-    Ok(st.f_type as i64)
 }
 
 /// Whether `fd` refers to a directory.

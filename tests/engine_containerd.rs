@@ -23,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::engine::{compare_steps, run_timeout, wrapper, Run};
+use common::engine::{compare_steps, run_timeout, runtime_invoked, wrapper, Run, Steps};
 use common::{Bundle, TempDir};
 use serde_json::json;
 
@@ -245,8 +245,6 @@ impl Drop for Daemon {
     }
 }
 
-type Steps = Vec<(&'static str, Result<(), String>)>;
-
 fn wait_task_status(d: &Daemon, id: &str, want: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut last = String::new();
@@ -444,18 +442,7 @@ fn scenario(d: &Daemon, name: &str, wrapper: &Path, calls: &Path) -> Steps {
     d.remove(&id);
 
     // 6. the runtime really was the one called
-    let calls = fs::read_to_string(calls).unwrap_or_default();
-    steps.push((
-        "runtime invoked (create/start/delete via its wrapper)",
-        if ["create", "start", "delete"]
-            .iter()
-            .all(|v| calls.lines().any(|l| l.split_whitespace().any(|w| w == *v)))
-        {
-            Ok(())
-        } else {
-            Err(format!("calls: {calls:?}"))
-        },
-    ));
+    steps.push(runtime_invoked(calls));
     steps
 }
 

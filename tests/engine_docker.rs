@@ -31,7 +31,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::engine::{compare_steps, run_timeout, wrapper, Run};
+use common::engine::{compare_steps, run_timeout, runtime_invoked, wrapper, Run, Steps};
 use common::{Bundle, TempDir};
 
 const IMAGE: &str = "hullbox:latest";
@@ -143,8 +143,6 @@ impl Drop for Daemon {
         common::engine::remove_empty_cgroup_parent("docker");
     }
 }
-
-type Steps = Vec<(&'static str, Result<(), String>)>;
 
 fn expect(r: &Run, ok: impl FnOnce(&Run) -> bool) -> Result<(), String> {
     if ok(r) {
@@ -511,18 +509,7 @@ fn scenario(d: &Daemon, rt: &str, calls: &Path, work: &Path) -> Steps {
         }),
     ));
 
-    let calls = fs::read_to_string(calls).unwrap_or_default();
-    steps.push((
-        "runtime invoked (create/start/delete via its wrapper)",
-        if ["create", "start", "delete"]
-            .iter()
-            .all(|v| calls.lines().any(|l| l.split_whitespace().any(|w| w == *v)))
-        {
-            Ok(())
-        } else {
-            Err(format!("calls: {calls:?}"))
-        },
-    ));
+    steps.push(runtime_invoked(calls));
     steps
 }
 

@@ -21,12 +21,11 @@
 
 mod common;
 
-use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::engine::{compare_steps, run_timeout, wrapper, Run};
+use common::engine::{compare_steps, run_timeout, runtime_invoked, wrapper, Run, Steps};
 use common::{Bundle, TempDir};
 
 const IMAGE: &str = "localhost/hullbox:latest";
@@ -114,8 +113,6 @@ impl Drop for Podman {
     }
 }
 
-type Steps = Vec<(&'static str, Result<(), String>)>;
-
 fn expect(r: &Run, ok: impl FnOnce(&Run) -> bool) -> Result<(), String> {
     if ok(r) {
         Ok(())
@@ -199,18 +196,7 @@ fn scenario(p: &Podman, name: &str, rt: &Path, calls: &Path) -> Steps {
         },
     ));
 
-    let calls = fs::read_to_string(calls).unwrap_or_default();
-    steps.push((
-        "runtime invoked (create/start/delete via its wrapper)",
-        if ["create", "start", "delete"]
-            .iter()
-            .all(|v| calls.lines().any(|l| l.split_whitespace().any(|w| w == *v)))
-        {
-            Ok(())
-        } else {
-            Err(format!("calls: {calls:?}"))
-        },
-    ));
+    steps.push(runtime_invoked(calls));
     steps
 }
 

@@ -50,16 +50,6 @@ pub fn is_frozen(cg: &Cgroup) -> bool {
     cg.is_frozen()
 }
 
-/// Whether `dir` is on a cgroup2 filesystem.
-pub fn is_v2_dir(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-    std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .ok()
-        .and_then(|c| crate::sys::fs_magic(&c).ok())
-        == Some(CGROUP2_SUPER_MAGIC)
-}
-
 /// What validation of `res` needs to know about this host's cgroups (the
 /// cpusets, huge page sizes and v2 controllers are read only when `res`
 /// asks for them).

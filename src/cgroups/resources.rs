@@ -639,6 +639,19 @@ pub struct V1Facts {
     pub bfq: bool,
 }
 
+/// cpu.idle and the cpuset: the same files on v1 and v2.
+fn idle_and_cpuset_writes(c: &Cpu, out: &mut Vec<Write>) {
+    if let Some(i) = c.idle {
+        out.push(w("cpu", "cpu.idle", i, "cpu.idle"));
+    }
+    if let Some(s) = c.cpus.as_deref().filter(|s| !s.is_empty()) {
+        out.push(w("cpuset", "cpuset.cpus", s, "cpu.cpus"));
+    }
+    if let Some(s) = c.mems.as_deref().filter(|s| !s.is_empty()) {
+        out.push(w("cpuset", "cpuset.mems", s, "cpu.mems"));
+    }
+}
+
 /// The v1 writes for `r`, in order. Devices are separate (devices.rs).
 pub fn v1_writes(r: &Resources, facts: V1Facts) -> Vec<Write> {
     let mut out = Vec::new();
@@ -662,15 +675,7 @@ pub fn v1_writes(r: &Resources, facts: V1Facts) -> Vec<Write> {
         if let Some(b) = c.burst {
             out.push(w("cpu", "cpu.cfs_burst_us", b, "cpu.burst"));
         }
-        if let Some(i) = c.idle {
-            out.push(w("cpu", "cpu.idle", i, "cpu.idle"));
-        }
-        if let Some(s) = c.cpus.as_deref().filter(|s| !s.is_empty()) {
-            out.push(w("cpuset", "cpuset.cpus", s, "cpu.cpus"));
-        }
-        if let Some(s) = c.mems.as_deref().filter(|s| !s.is_empty()) {
-            out.push(w("cpuset", "cpuset.mems", s, "cpu.mems"));
-        }
+        idle_and_cpuset_writes(c, &mut out);
     }
     if let Some(m) = &r.memory {
         let limit = m.limit.unwrap_or(0);
@@ -869,15 +874,7 @@ pub fn v2_writes(r: &Resources, bfq: bool) -> Result<Vec<Write>> {
         if let Some(b) = c.burst {
             out.push(w("cpu", "cpu.max.burst", b, "cpu.burst"));
         }
-        if let Some(i) = c.idle {
-            out.push(w("cpu", "cpu.idle", i, "cpu.idle"));
-        }
-        if let Some(s) = c.cpus.as_deref().filter(|s| !s.is_empty()) {
-            out.push(w("cpuset", "cpuset.cpus", s, "cpu.cpus"));
-        }
-        if let Some(s) = c.mems.as_deref().filter(|s| !s.is_empty()) {
-            out.push(w("cpuset", "cpuset.mems", s, "cpu.mems"));
-        }
+        idle_and_cpuset_writes(c, &mut out);
     }
     if let Some(m) = &r.memory {
         let limit = m.limit.unwrap_or(0);

@@ -132,7 +132,7 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
         .init_cgroup
         .filter(|_| plan.ns.user == namespaces::UserNs::Host);
     let pid = match into {
-        Some(cg) => match sys::fork_into_cgroup(cg) {
+        Some(cg) => match sys::clone_child(0, Some(cg)) {
             Ok(pid) => pid,
             // No clone3/CLONE_INTO_CGROUP: join the cgroup2 directory
             // ourselves, then fork.

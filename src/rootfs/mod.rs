@@ -255,11 +255,9 @@ fn cgroup_mounts(
 ) -> Result<()> {
     let ro = opts.flags & libc::MS_RDONLY;
     let base = opts.flags & !libc::MS_RDONLY;
-    let v2 = cg
-        .paths
-        .first()
-        .is_some_and(|p| crate::cgroups::is_v2_dir(p));
-    if v2 {
+    // From the layout, not from the directory: it may not exist yet (the v1
+    // ones are made after the fork, systemd makes its scope later still).
+    if cg.v2 {
         if ns.new_cgroup {
             out.push(MountOp {
                 dest: path_cstring(dest)?,
@@ -471,5 +469,47 @@ mod tests {
                 p.display()
             );
         }
+    }
+
+    /// The `cgroup` mount follows the host's layout even when the
+    /// container's directories do not exist yet (systemd makes its scope
+    /// after the plan is built): on a v2 host with a cgroup namespace it is
+    /// a cgroup2 mount, never the v1 tmpfs of binds.
+    #[test]
+    fn cgroup_mount_on_v2_needs_no_directory() {
+        let mut v = crate::config::default_spec(false);
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "cgroup"}));
+        let spec = crate::config::parse(&v.to_string()).unwrap();
+        let ns = NsPlan::build(&spec).unwrap();
+        let dir = PathBuf::from("/nonexistent/hull-test/c1");
+        let mut cgroup = Cgroup::default();
+        cgroup.paths = vec![dir.clone()];
+        cgroup.controllers = vec![Vec::new()];
+        cgroup.unified = Some(dir);
+        cgroup.v2 = true;
+        let tmp = std::env::temp_dir();
+        let plan = RootfsPlan::build(
+            &spec,
+            &ns,
+            &RootfsInputs {
+                bundle: &tmp,
+                rootfs: &tmp,
+                cgroup: &cgroup,
+                no_pivot: false,
+            },
+        )
+        .unwrap();
+        let at_cgroup: Vec<_> = plan
+            .mounts
+            .iter()
+            .filter(|m| m.dest.as_bytes() == b"/sys/fs/cgroup")
+            .collect();
+        assert!(
+            matches!(&at_cgroup[0].kind, MountKind::Fs { fstype, .. } if fstype.as_bytes() == b"cgroup2"),
+            "{at_cgroup:?}"
+        );
     }
 }

@@ -88,6 +88,28 @@ pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> Run {
     }
 }
 
+/// One engine scenario's results: (step, Ok or what went wrong).
+pub type Steps = Vec<(&'static str, Result<(), String>)>;
+
+/// The last step of every engine scenario: the wrapper's log shows that
+/// the engine really called this runtime for create, start and delete.
+pub fn runtime_invoked(calls: &Path) -> (&'static str, Result<(), String>) {
+    let calls = fs::read_to_string(calls).unwrap_or_default();
+    let called = |verb: &str| {
+        calls
+            .lines()
+            .any(|l| l.split_whitespace().any(|w| w == verb))
+    };
+    (
+        "runtime invoked (create/start/delete via its wrapper)",
+        if ["create", "start", "delete"].iter().all(|v| called(v)) {
+            Ok(())
+        } else {
+            Err(format!("calls: {calls:?}"))
+        },
+    )
+}
+
 /// A wrapper that logs each invocation and execs the real runtime.
 pub fn wrapper(dir: &Path, name: &str, bin: &Path) -> (PathBuf, PathBuf) {
     let log = dir.join(format!("{name}.calls"));
