@@ -14,9 +14,12 @@ const PATH_ENV: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 /// A hook running `/bin/sh` that appends `BEGIN name`, its stdin and
 /// `END name` to `log` (`/bin/sh` and `log` are resolved wherever the hook
 /// runs: on the host for most hooks, inside the container for
-/// startContainer).
+/// startContainer). The record is one printf, so one O_APPEND write: a
+/// poststart hook runs beside the container's process, which appends to
+/// the same log, and line-by-line writes could interleave.
 fn logging_hook(name: &str, log: &str) -> Value {
-    let script = format!("{{ echo 'BEGIN {name}'; cat; echo; echo 'END {name}'; }} >> '{log}'");
+    let script =
+        format!("s=$(cat); printf 'BEGIN %s\\n%s\\nEND %s\\n' '{name}' \"$s\" '{name}' >> '{log}'");
     json!({
         "path": "/bin/sh",
         "args": ["sh", "-c", script],

@@ -42,7 +42,18 @@ pub fn write(dir: &Path, file: &str, value: &str, field: &str) -> Result<()> {
 }
 
 fn write_error(path: &Path, value: &str, field: &str, e: std::io::Error) -> Error {
+    let weight_file = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("blkio.") && n.contains("weight"));
     let why = match e.raw_os_error() {
+        // Weight files come with a proportional I/O scheduler (BFQ, or CFQ
+        // before 5.0); kernels without one have none (runc refuses too).
+        Some(libc::ENOENT) if weight_file => {
+            "this kernel has no blkio weight files (no BFQ or CFQ I/O scheduler: \
+             see /sys/block/*/queue/scheduler)"
+                .to_string()
+        }
         Some(libc::ENOENT) => {
             "the file does not exist (controller or feature not available on this kernel)"
                 .to_string()

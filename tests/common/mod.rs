@@ -888,13 +888,25 @@ impl Drop for Runtime {
     }
 }
 
-/// Asserts there is no `/sys/fs/cgroup/<hierarchy>/hulltest-<id>` left
-/// (every v1 hierarchy and the unified one).
+/// Whether this host's /sys/fs/cgroup is a pure cgroup v2 mount (systemd
+/// hosts today); otherwise it holds v1 hierarchies, maybe with a cgroup2
+/// mount at `unified` beside them (hybrid).
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// Asserts there is no cgroup directory `hulltest-<id>` left: on v1 under
+/// every hierarchy (and the hybrid cgroup2 mount), on v2 the directory
+/// itself.
 #[track_caller]
 pub fn assert_no_cgroup(id: &str) {
     let name = cgroup_name(id);
     let mut left = Vec::new();
-    if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join(&name).exists() {
+        left.push(root.join(&name));
+    }
+    if let Ok(rd) = fs::read_dir(root) {
         for e in rd.flatten() {
             let p = e.path().join(&name);
             if p.exists() {
@@ -902,21 +914,36 @@ pub fn assert_no_cgroup(id: &str) {
             }
         }
     }
-    // The ones the issue names explicitly, in case /sys/fs/cgroup is odd.
-    for c in ["pids", "memory"] {
-        let p = Path::new("/sys/fs/cgroup").join(c).join(&name);
-        if p.exists() && !left.contains(&p) {
-            left.push(p);
-        }
-    }
     assert!(left.is_empty(), "cgroup directories left behind: {left:?}");
 }
 
-/// The path of the container's cgroup in `hierarchy` (may not exist).
-pub fn cgroup_dir(hierarchy: &str, id: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup")
-        .join(hierarchy)
-        .join(cgroup_name(id))
+/// The container's cgroup directory for `controller` (may not exist): on v1
+/// `/sys/fs/cgroup/<controller>/hulltest-<id>` (`unified` is the hybrid
+/// cgroup2 mount), on v2 `/sys/fs/cgroup/hulltest-<id>` for every
+/// controller.
+pub fn cgroup_dir(controller: &str, id: &str) -> PathBuf {
+    let root = Path::new("/sys/fs/cgroup");
+    if cgroup_v2() {
+        root.join(cgroup_name(id))
+    } else {
+        root.join(controller).join(cgroup_name(id))
+    }
+}
+
+/// The cgroup of `pid` as the host sees it: on v2 the `0::` line, on v1 the
+/// path in `controller`'s hierarchy.
+pub fn cgroup_of(pid: i32, controller: &str) -> Option<String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let hit = if cgroup_v2() {
+            ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| c == controller)
+        };
+        hit.then(|| path.to_string())
+    })
 }
 
 /// True if `pid` exists and is not a zombie.
