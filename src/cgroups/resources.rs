@@ -878,9 +878,12 @@ pub fn v2_writes(r: &Resources, bfq: bool) -> Result<Vec<Write>> {
     }
     if let Some(m) = &r.memory {
         let limit = m.limit.unwrap_or(0);
-        let swap = swap_to_v2(m.swap.unwrap_or(0), limit)
+        let memsw = m.swap.unwrap_or(0);
+        let swap = swap_to_v2(memsw, limit)
             .map_err(|e| Error::config("linux.resources.memory.swap", e))?;
-        if swap != 0 {
+        // 0 is "unset", except when memory+swap equals the memory limit:
+        // then no swap at all (runc writes 0 too).
+        if swap != 0 || memsw > 0 {
             out.push(w("memory", "memory.swap.max", v2_num(swap), "memory.swap"));
         }
         if limit != 0 {
@@ -1029,6 +1032,38 @@ mod tests {
 
     fn res(v: serde_json::Value) -> Resources {
         Resources::from_value(v, "linux.resources").unwrap()
+    }
+
+    /// memory+swap equal to the memory limit means no swap: memory.swap.max
+    /// is written as 0, not left at the kernel's "max" (found in the v2
+    /// guest: such containers could swap without bound).
+    #[test]
+    fn v2_swap_equal_to_the_limit_disables_swap() {
+        let swap_max = |v| -> Option<String> {
+            v2_writes(&res(v), false)
+                .unwrap()
+                .into_iter()
+                .find(|w| w.file == "memory.swap.max")
+                .map(|w| w.value)
+        };
+        use serde_json::json;
+        assert_eq!(
+            swap_max(json!({"memory": {"limit": 1000, "swap": 1000}})),
+            Some("0".into())
+        );
+        assert_eq!(
+            swap_max(json!({"memory": {"limit": 1000, "swap": 1500}})),
+            Some("500".into())
+        );
+        assert_eq!(
+            swap_max(json!({"memory": {"limit": 1000, "swap": -1}})),
+            Some("max".into())
+        );
+        assert_eq!(swap_max(json!({"memory": {"limit": 1000}})), None);
+        assert_eq!(
+            swap_max(json!({"memory": {"limit": 1000, "swap": 0}})),
+            None
+        );
     }
 
     #[test]

@@ -11,9 +11,13 @@ use serde_json::Value;
 
 use crate::common::Bundle;
 
-/// The fixture directory.
+/// The fixture directory (`HULL_TEST_FIXTURES` where the tests run away
+/// from the source tree, as in the tests/vm guest).
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    match std::env::var_os("HULL_TEST_FIXTURES") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+    }
 }
 
 /// The probe binary, compiled once per test process (None, with a note,
@@ -21,6 +25,10 @@ pub fn fixtures() -> PathBuf {
 pub fn probe_bin() -> Option<PathBuf> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
     BIN.get_or_init(|| {
+        // A probe built elsewhere (tests/vm ships one: the guest has no cc).
+        if let Some(p) = std::env::var_os("HULL_TEST_PROBE").filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(p));
+        }
         // Kept in the target's temp dir and reused while newer than its source.
         let src = fixtures().join("probe.c");
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hull-probe");
