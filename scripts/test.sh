@@ -1,12 +1,43 @@
 #!/usr/bin/env bash
 # Every test hull has: format, lints, unit and integration tests (real
 # containers, differential tests against runc, engine tests with
-# containerd/docker/podman), then the runtime-spec conformance suite with
-# runc side by side. Needs root and the packages .ci/run installs.
+# containerd/docker/podman), the runtime-spec conformance suite with runc
+# side by side, and then, in the pure cgroup v2 + systemd guest (tests/vm,
+# qemu), the cgroup v2 checks, the Rust integration tests again, the
+# systemd driver without D-Bus and the CRIU round trip.
+# Needs root and the packages .ci/run installs.
+#
 # Usage (as root): bash scripts/test.sh
-set -euo pipefail
+#   HULL_TEST_NO_VM=1 bash scripts/test.sh    # the host part only
+#
+# Every step runs even when an earlier one failed (a failure must not hide
+# what the later steps would have found); the summary lists each step and
+# the exit status is non-zero if any failed.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-cargo fmt --check
-cargo clippy --all-targets -- -D warnings
-cargo test --no-fail-fast
-bash conformance/run.sh --compare
+steps=()
+failed=0
+step() { # NAME CMD...
+    local name=$1 t0=$SECONDS rc=0
+    shift
+    echo "=== [test.sh] $name"
+    "$@" || rc=$?
+    steps+=("$(printf '%-26s %s (%ss)' "$name" "$([ $rc = 0 ] && echo ok || echo "FAILED (exit $rc)")" $((SECONDS - t0)))")
+    [ $rc = 0 ] || failed=1
+}
+step fmt cargo fmt --check
+step clippy cargo clippy --all-targets -- -D warnings
+step "cargo test" cargo test --no-fail-fast
+step conformance bash conformance/run.sh --compare
+if [ -z "${HULL_TEST_NO_VM:-}" ]; then
+    # The debug hull the tests above built (static; see .cargo/config.toml),
+    # and their test binaries, reused in the guest.
+    hull=target/$(rustc -vV | sed -n 's/^host: //p')/debug/hull
+    step "guest: cgroup v2 checks" env HULL_VM_HULL="$hull" bash tests/vm/check-v2.sh
+    step "guest: cargo tests" env HULL_VM_HULL="$hull" CARGO_TARGET_DIR_VM="$PWD/target" \
+        bash tests/vm/cargo-tests.sh
+    step "guest: CRIU round trip" env HULL_VM_HULL="$hull" bash tests/vm/run.sh bash tests/criu-guest.sh
+fi
+echo "=== [test.sh] summary"
+printf '  %s\n' "${steps[@]}"
+exit $failed

@@ -448,10 +448,22 @@ fn accept_within(l: &UnixListener, timeout: std::time::Duration) -> Option<UnixS
 }
 
 /// A seccomp agent: answers every notification with -`errno` until the
-/// listener fd reports the filter's processes are gone.
+/// listener fd reports the filter's processes are gone. That is POLLHUP
+/// (5.8+): NOTIF_RECV itself keeps blocking on some kernels (6.1: the
+/// tests/vm guest), so it is only called when poll says a request waits.
 fn agent(fd: OwnedFd, errno: i32) -> usize {
     let mut answered = 0;
     loop {
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: pfd is a valid pollfd array of length 1.
+        let n = unsafe { libc::poll(&mut pfd, 1, common::STATE_TIMEOUT.as_millis() as i32) };
+        if n <= 0 || pfd.revents & libc::POLLIN == 0 {
+            return answered;
+        }
         // SAFETY: zeroed seccomp_notif is what NOTIF_RECV expects.
         let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
         // SAFETY: req is a valid out-buffer of the ioctl's size.

@@ -363,7 +363,7 @@ fn apparmor_enabled() -> bool {
 
 /// Where AppArmor is enabled (the tests/vm guest's Debian kernel): a
 /// profile the kernel knows confines the process (`unconfined` always
-/// exists), and one it does not know fails the start with a clear error and
+/// exists), and one it does not know fails create with a clear error and
 /// leaves nothing behind.
 #[test]
 fn apparmor_profiles_apply_where_apparmor_is_enabled() {
@@ -384,12 +384,15 @@ fn apparmor_profiles_apply_where_apparmor_is_enabled() {
     assert_eq!(out.stdout.trim(), "unconfined", "{out}");
     rt.assert_nothing_left(&id);
 
+    // Refused at create, as runc does (the label is set before Ready),
+    // naming the field and the profile.
     let mut b = Bundle::new("aa-missing");
     b.config["process"]["apparmorProfile"] = json!("hull-test-no-such-profile");
     b.args(&["true"]);
     let id = common::unique_id("aa-missing");
-    rt.run(&id, &mut b, &[])
+    rt.create(&id, &mut b, &[])
         .fails()
-        .hull_error_mentions(&["apparmor"]);
+        .hull_error_mentions(&["process.apparmorProfile"])
+        .hull_error_mentions(&["hull-test-no-such-profile"]);
     rt.assert_nothing_left(&id);
 }

@@ -227,15 +227,10 @@ pub(crate) fn report(sock: RawFd, f: Fail) {
 fn container_init(plan: &mut InitPlan, sock: RawFd) -> ! {
     match init_steps(plan, sock) {
         Ok(which) => {
-            // LSM labels and the seccomp filter go in last: only execve
-            // runs under the filter.
+            // The seccomp filter goes in last: only execve runs under it.
             if let Err(f) = plan.process.confine_before_exec() {
-                let what: &[u8] = if f.step == Step::Lsm {
-                    b"hull: applying the LSM label failed: errno "
-                } else {
-                    b"hull: linux.seccomp: loading the filter failed: errno "
-                };
-                let _ = sys::write_all(2, what);
+                let _ =
+                    sys::write_all(2, b"hull: linux.seccomp: loading the filter failed: errno ");
                 let mut buf = [0u8; 64];
                 let _ = sys::write_all(
                     2,
@@ -323,6 +318,7 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
     plan.process.apply_limits()?;
     let which = plan.process.apply_identity()?;
     plan.process.seal_fds()?;
+    plan.process.apply_labels()?;
     // SCMP_ACT_NOTIFY profiles only: the listener fd must reach the parent.
     plan.process.seccomp_before_ready(sock)?;
 

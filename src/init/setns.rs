@@ -62,7 +62,11 @@ fn process(plan: &SetnsPlan, sock: RawFd) -> ! {
     match process_steps(plan, sock) {
         Ok(which) => {
             // The container's LSM labels and seccomp filter, last.
-            if let Err(f) = plan.process.confine_before_exec() {
+            let confined = plan
+                .process
+                .apply_labels()
+                .and_then(|()| plan.process.confine_before_exec());
+            if let Err(f) = confined {
                 super::report(sock, f);
                 sys::exit_now(1)
             }

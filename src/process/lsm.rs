@@ -25,10 +25,44 @@ pub fn selinux_enabled() -> bool {
     Path::new("/sys/fs/selinux/enforce").exists()
 }
 
-/// What the init writes to /proc/self/attr before the exec: (file, data).
+/// One label the init writes to /proc/thread-self/attr before the exec.
+#[derive(Debug)]
+pub struct LabelWrite {
+    pub file: CString,
+    pub data: CString,
+    /// The config field it comes from, for the error.
+    pub field: &'static str,
+    /// The label as the config gave it.
+    pub label: String,
+}
+
+/// What the init writes to /proc/self/attr before the exec.
 #[derive(Debug, Default)]
 pub struct LsmPlan {
-    pub writes: Vec<(CString, CString)>,
+    pub writes: Vec<LabelWrite>,
+}
+
+impl LsmPlan {
+    /// The sentence for a failed write `idx` with `errno`.
+    pub fn describe_failure(&self, idx: usize, errno: crate::sys::Errno) -> String {
+        let Some(w) = self.writes.get(idx) else {
+            return format!("applying an LSM label: {errno}");
+        };
+        // The kernel's ENOENT for an exec label: no such profile/context.
+        let hint = match (w.field, errno.0) {
+            ("process.apparmorProfile", libc::ENOENT) => {
+                " (no such AppArmor profile is loaded: see /sys/kernel/security/apparmor/profiles)"
+            }
+            (_, libc::EINVAL) => " (the kernel does not know this label)",
+            _ => "",
+        };
+        format!(
+            "{}: applying {:?} ({}): {errno}{hint}",
+            w.field,
+            w.label,
+            w.file.to_string_lossy()
+        )
+    }
 }
 
 pub fn plan(spec: &Spec) -> Result<LsmPlan> {
@@ -49,8 +83,12 @@ pub fn plan(spec: &Spec) -> Result<LsmPlan> {
         } else {
             "/proc/thread-self/attr/exec"
         };
-        out.writes
-            .push((cstring(file)?, cstring(&format!("exec {p}"))?));
+        out.writes.push(LabelWrite {
+            file: cstring(file)?,
+            data: cstring(&format!("exec {p}"))?,
+            field: "process.apparmorProfile",
+            label: p.to_string(),
+        });
     }
     if let Some(l) = process
         .and_then(|p| p.selinux_label().as_deref())
@@ -62,8 +100,12 @@ pub fn plan(spec: &Spec) -> Result<LsmPlan> {
                 format!("{l:?} is set but SELinux is disabled or not supported on this host"),
             ));
         }
-        out.writes
-            .push((cstring("/proc/thread-self/attr/exec")?, cstring(l)?));
+        out.writes.push(LabelWrite {
+            file: cstring("/proc/thread-self/attr/exec")?,
+            data: cstring(l)?,
+            field: "process.selinuxLabel",
+            label: l.to_string(),
+        });
     }
     if let Some(l) = spec
         .linux()
@@ -84,10 +126,12 @@ pub fn plan(spec: &Spec) -> Result<LsmPlan> {
     Ok(out)
 }
 
-/// Child side, just before the exec (the labels take effect at execve).
+/// Child side, before Ready: the labels take effect at the next execve of
+/// this thread, so they can be set early, and a label the kernel refuses
+/// then fails `create` (as with runc), not the process after `start`.
 pub fn apply(p: &LsmPlan) -> ChildResult<()> {
-    for (i, (file, data)) in p.writes.iter().enumerate() {
-        sys::write_proc_file(file, data.to_bytes()).step_at(Step::Lsm, i)?;
+    for (i, w) in p.writes.iter().enumerate() {
+        sys::write_proc_file(&w.file, w.data.to_bytes()).step_at(Step::Lsm, i)?;
     }
     Ok(())
 }

@@ -197,14 +197,7 @@ impl ProcessPlan {
         Step::IoPriority => "process.ioPriority: ioprio_set".into(),
         Step::Scheduler => "process.scheduler: sched_setattr".into(),
         Step::Personality => "linux.personality: personality".into(),
-        Step::Lsm => format!(
-            "applying the LSM label ({})",
-            self.lsm
-                .writes
-                .get(idx)
-                .map(|w| w.0.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ),
+        Step::Lsm => return Some(self.lsm.describe_failure(idx, errno)),
         Step::CwdOutsideRoot => {
             return Some(format!(
                 "process.cwd: {} resolves outside the container's root (refused: possible breakout, CVE-2024-21626)",
@@ -276,11 +269,15 @@ impl ProcessPlan {
         Ok(())
     }
 
-    /// Child side, the last step before execve: LSM labels (they take
-    /// effect at the exec), then a seccomp profile without SCMP_ACT_NOTIFY
-    /// rules.
+    /// Child side, before Ready (create) or before the seccomp filter
+    /// (exec): the LSM exec labels.
+    pub fn apply_labels(&self) -> ChildResult<()> {
+        lsm::apply(&self.lsm)
+    }
+
+    /// Child side, the last step before execve: a seccomp profile without
+    /// SCMP_ACT_NOTIFY rules (only execve runs under the filter).
     pub fn confine_before_exec(&self) -> ChildResult<()> {
-        lsm::apply(&self.lsm)?;
         match self.seccomp.as_ref().filter(|s| !s.notify) {
             Some(s) => s.install().map(drop).step(Step::Seccomp),
             None => Ok(()),
