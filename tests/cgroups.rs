@@ -630,6 +630,12 @@ fn systemd_driver_without_systemd_is_a_clear_error() {
     if skip() || !common::is_hull() {
         return;
     }
+    // As root hull falls back to systemd's private socket, which no
+    // environment variable redirects: with systemd here it would work.
+    if Path::new("/run/systemd/private").exists() {
+        eprintln!("skipped: systemd is running here");
+        return;
+    }
     let rt = Runtime::new("cg-systemd");
     let id = common::unique_id("cg-systemd");
     let mut b = Bundle::new("cg-systemd");
