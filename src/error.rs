@@ -52,8 +52,28 @@ pub enum Error {
     #[error("container {id:?}: {msg}")]
     Init { id: String, msg: String },
 
+    /// `--systemd-cgroup`, and no D-Bus endpoint reached systemd: every
+    /// socket tried, with why it failed.
+    #[error(
+        "--systemd-cgroup: systemd is not reachable: {}; is systemd running? \
+         (use the default cgroupfs driver without it)",
+        tried_list(.tried)
+    )]
+    SystemdUnreachable {
+        tried: Vec<(PathBuf, std::io::Error)>,
+    },
+
     #[error("{0}")]
     Usage(String),
+}
+
+/// "path: error; path: error".
+fn tried_list(tried: &[(PathBuf, std::io::Error)]) -> String {
+    let parts: Vec<String> = tried
+        .iter()
+        .map(|(p, e)| format!("{}: {e}", p.display()))
+        .collect();
+    parts.join("; ")
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

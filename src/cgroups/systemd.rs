@@ -9,13 +9,14 @@
 //! `/<expanded slice>/prefix-name.scope` in every hierarchy. A `name`
 //! ending in `.slice` makes a slice instead.
 //!
-//! D-Bus is spoken directly over the system bus socket (a small client
-//! for the few calls needed: SASL EXTERNAL, Hello, StartTransientUnit,
-//! StopUnit), so no D-Bus crate is needed.
+//! D-Bus is spoken directly (a small client for the few calls needed:
+//! SASL EXTERNAL, Hello, StartTransientUnit, SetUnitProperties, StopUnit),
+//! so no D-Bus crate is needed: over the system bus, or as root systemd's
+//! private socket when there is no bus daemon, like runc.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::resources::{self, Resources};
@@ -419,8 +420,80 @@ pub fn stop_unit(unit: &str) -> Result<()> {
 // ---------------------------------------------------------------------------
 
 const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
+/// systemd's own socket (root only), answered by PID 1 itself: there even
+/// on hosts without a D-Bus daemon.
+const SYSTEMD_PRIVATE: &str = "/run/systemd/private";
+const DBUS: &str = "org.freedesktop.DBus";
+const SYSTEMD: &str = "org.freedesktop.systemd1";
+/// How long a socket read or write may block (systemd answers at once).
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A connection to the system bus (or systemd's private socket).
+/// One way to reach systemd's manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A message bus (dbus-daemon, dbus-broker) in front of systemd: the
+    /// bus serves nothing before our Hello.
+    Bus(PathBuf),
+    /// systemd's private socket: peer-to-peer with systemd itself. There
+    /// is no org.freedesktop.DBus on it, so no Hello (the destination on
+    /// calls is ignored); systemd sends its signals on it unasked, which
+    /// [`Bus::call`] skips like any message that is not its reply.
+    Private(PathBuf),
+}
+
+impl Endpoint {
+    pub fn path(&self) -> &Path {
+        match self {
+            Endpoint::Bus(p) | Endpoint::Private(p) => p,
+        }
+    }
+}
+
+/// Where to look for systemd, in order, as runc does (go-systemd): as
+/// root the system bus, then systemd's private socket (a host without a
+/// D-Bus daemon); rootless, the user's bus, where systemd --user is.
+pub fn endpoints(uid: u32, env: impl Fn(&str) -> Option<String>) -> Vec<Endpoint> {
+    if uid == 0 {
+        let system = env("DBUS_SYSTEM_BUS_ADDRESS")
+            .and_then(|a| unix_path(&a))
+            .unwrap_or_else(|| SYSTEM_BUS.into());
+        return vec![
+            Endpoint::Bus(system),
+            Endpoint::Private(SYSTEMD_PRIVATE.into()),
+        ];
+    }
+    let user = env("DBUS_SESSION_BUS_ADDRESS")
+        .and_then(|a| unix_path(&a))
+        .or_else(|| {
+            env("XDG_RUNTIME_DIR")
+                .filter(|d| !d.is_empty())
+                .map(|d| Path::new(&d).join("bus"))
+        })
+        .unwrap_or_else(|| format!("/run/user/{uid}/bus").into());
+    vec![Endpoint::Bus(user)]
+}
+
+/// The socket of the first `unix:...,path=...` in a D-Bus address list.
+fn unix_path(address: &str) -> Option<PathBuf> {
+    address.split(';').find_map(|transport| {
+        transport
+            .strip_prefix("unix:")?
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("path="))
+            .map(PathBuf::from)
+    })
+}
+
+/// Our effective uid, which the peer checks SASL EXTERNAL against: the
+/// owner of /proc/self.
+fn effective_uid() -> Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .map_err(|e| Error::io("/proc/self", e))
+}
+
+/// A connection to systemd's manager, over a bus or its private socket.
 pub struct Bus {
     sock: UnixStream,
     serial: u32,
@@ -434,62 +507,50 @@ enum Arg<'a> {
     EmptyAux,
 }
 
-fn bus_path() -> String {
-    std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
-        .ok()
-        .and_then(|a| {
-            a.split(';').find_map(|t| {
-                t.strip_prefix("unix:path=")
-                    .map(|p| p.split(',').next().unwrap_or(p).to_string())
-            })
-        })
-        .unwrap_or_else(|| SYSTEM_BUS.to_string())
-}
-
 impl Bus {
-    /// The system bus ($DBUS_SYSTEM_BUS_ADDRESS or the standard socket).
+    /// The first of [`endpoints`] that answers.
     pub fn connect() -> Result<Bus> {
-        Bus::connect_to(&bus_path())
+        let uid = effective_uid()?;
+        Bus::connect_first(&endpoints(uid, |k| std::env::var(k).ok()), uid)
     }
 
-    /// A bus at a unix socket path: authenticate and say Hello.
-    pub fn connect_to(path: &str) -> Result<Bus> {
-        let unreachable = |e: std::io::Error| {
-            Error::Usage(format!(
-                "--systemd-cgroup: systemd is not reachable over D-Bus ({path}: {e}); \
-                 is systemd running? (use the default cgroupfs driver without it)"
-            ))
-        };
-        let mut sock = UnixStream::connect(path).map_err(unreachable)?;
-        let _ = sock.set_read_timeout(Some(Duration::from_secs(30)));
-        // SASL EXTERNAL with our uid, hex-encoded.
-        let uid = {
-            use std::os::unix::fs::MetadataExt;
-            // /proc/self is owned by our effective uid.
-            std::fs::metadata("/proc/self")
-                .map_err(unreachable)?
-                .uid()
-                .to_string()
-        };
-        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
-        sock.write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())
-            .map_err(unreachable)?;
-        let line = read_line(&mut sock).map_err(unreachable)?;
-        if !line.starts_with("OK ") {
-            return Err(Error::Usage(format!(
-                "--systemd-cgroup: D-Bus authentication refused: {line}"
-            )));
+    /// Try each endpoint in order; the error names every one and why.
+    fn connect_first(endpoints: &[Endpoint], uid: u32) -> Result<Bus> {
+        let mut tried = Vec::new();
+        for ep in endpoints {
+            match Bus::open(ep, uid) {
+                Ok(bus) => return Ok(bus),
+                Err(e) => tried.push((ep.path().to_path_buf(), e)),
+            }
         }
-        sock.write_all(b"BEGIN\r\n").map_err(unreachable)?;
+        Err(Error::SystemdUnreachable { tried })
+    }
+
+    /// Connect and authenticate (SASL EXTERNAL as `uid`, hex-encoded);
+    /// on a bus, say Hello.
+    pub fn open(ep: &Endpoint, uid: u32) -> std::io::Result<Bus> {
+        let mut sock = UnixStream::connect(ep.path())?;
+        sock.set_read_timeout(Some(IO_TIMEOUT))?;
+        sock.set_write_timeout(Some(IO_TIMEOUT))?;
+        let hex: String = uid
+            .to_string()
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        sock.write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
+        let line = read_line(&mut sock)?;
+        if !line.starts_with("OK ") {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("D-Bus authentication refused: {line}"),
+            ));
+        }
+        sock.write_all(b"BEGIN\r\n")?;
         let mut bus = Bus { sock, serial: 0 };
-        bus.call(
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus",
-            "Hello",
-            "",
-            &[],
-        )?;
+        if let Endpoint::Bus(_) = ep {
+            bus.call(DBUS, "/org/freedesktop/DBus", DBUS, "Hello", "", &[])
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
         Ok(bus)
     }
 
@@ -508,7 +569,7 @@ impl Bus {
 
     fn call_systemd(&mut self, member: &str, sig: &str, args: &[Arg]) -> Result<()> {
         self.call(
-            "org.freedesktop.systemd1",
+            SYSTEMD,
             "/org/freedesktop/systemd1",
             "org.freedesktop.systemd1.Manager",
             member,
@@ -517,6 +578,8 @@ impl Bus {
         )
     }
 
+    /// A method call and its reply; anything else that arrives meanwhile
+    /// (signals) is skipped.
     fn call(
         &mut self,
         dest: &str,
@@ -533,12 +596,13 @@ impl Bus {
         loop {
             let reply = read_message(&mut self.sock).map_err(io)?;
             if reply.reply_serial != Some(self.serial) {
-                continue; // a signal or something else
+                continue;
             }
+            let peer = if dest == SYSTEMD { "systemd" } else { "D-Bus" };
             return match reply.typ {
                 2 => Ok(()),
                 3 => Err(Error::Usage(format!(
-                    "systemd {member}: {}: {}",
+                    "{peer} {member}: {}: {}",
                     reply.error_name.unwrap_or_default(),
                     reply.error_message.unwrap_or_default()
                 ))),
@@ -684,6 +748,9 @@ fn method_call(
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reply {
     pub typ: u8,
+    pub serial: u32,
+    /// MEMBER (method calls and signals).
+    pub member: Option<String>,
     pub reply_serial: Option<u32>,
     pub error_name: Option<String>,
     pub error_message: Option<String>,
@@ -714,8 +781,8 @@ fn read_message(sock: &mut impl Read) -> std::io::Result<Reply> {
     Ok(parse_reply(&msg, le))
 }
 
-/// Parse the header fields (REPLY_SERIAL, ERROR_NAME, SIGNATURE) and, for
-/// errors, the message string of the body.
+/// Parse the header fields (MEMBER, REPLY_SERIAL, ERROR_NAME, SIGNATURE)
+/// and, for errors, the message string of the body.
 pub fn parse_reply(msg: &[u8], le: bool) -> Reply {
     let u32_at = |i: usize| -> Option<u32> {
         let a: [u8; 4] = msg.get(i..i + 4)?.try_into().ok()?;
@@ -727,6 +794,7 @@ pub fn parse_reply(msg: &[u8], le: bool) -> Reply {
     };
     let mut r = Reply {
         typ: msg.get(1).copied().unwrap_or(0),
+        serial: u32_at(8).unwrap_or(0),
         ..Default::default()
     };
     let fields_len = u32_at(12).unwrap_or(0) as usize;
@@ -754,8 +822,10 @@ pub fn parse_reply(msg: &[u8], le: bool) -> Reply {
                 let n = u32_at(i).unwrap_or(0) as usize;
                 let s = String::from_utf8_lossy(msg.get(i + 4..i + 4 + n).unwrap_or_default())
                     .into_owned();
-                if code == 4 {
-                    r.error_name = Some(s);
+                match code {
+                    3 => r.member = Some(s),
+                    4 => r.error_name = Some(s),
+                    _ => {}
                 }
                 i += 5 + n;
             }
@@ -1024,7 +1094,8 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         let result = (|| {
-            let mut bus = Bus::connect_to(sock.to_str().unwrap())?;
+            let mut bus = Bus::open(&Endpoint::Bus(sock.clone()), effective_uid()?)
+                .map_err(|e| Error::io(&sock, e))?;
             let unit = parse_path(None, "t").unwrap();
             let res = Resources::from_value(
                 serde_json::json!({"memory": {"limit": 1048576}, "cpu": {"cpus": "0"}}),
@@ -1052,14 +1123,171 @@ mod tests {
     }
 
     #[test]
-    fn unreachable_bus_is_a_clear_error() {
-        if std::path::Path::new(SYSTEM_BUS).exists() {
-            return;
-        }
-        let e = Bus::connect()
+    fn endpoints_are_the_system_bus_then_the_private_socket_as_root() {
+        let none = |_: &str| None;
+        assert_eq!(
+            endpoints(0, none),
+            vec![
+                Endpoint::Bus(SYSTEM_BUS.into()),
+                Endpoint::Private(SYSTEMD_PRIVATE.into())
+            ]
+        );
+        let env = |k: &str| {
+            (k == "DBUS_SYSTEM_BUS_ADDRESS").then(|| "tcp:host=x;unix:guid=1,path=/b/s".to_string())
+        };
+        assert_eq!(endpoints(0, env)[0], Endpoint::Bus("/b/s".into()));
+        assert_eq!(
+            endpoints(0, env)[1],
+            Endpoint::Private(SYSTEMD_PRIVATE.into())
+        );
+    }
+
+    #[test]
+    fn endpoints_are_the_user_bus_when_rootless() {
+        let env = |session: Option<&'static str>, xdg: Option<&'static str>| {
+            move |k: &str| match k {
+                "DBUS_SESSION_BUS_ADDRESS" => session.map(String::from),
+                "XDG_RUNTIME_DIR" => xdg.map(String::from),
+                "DBUS_SYSTEM_BUS_ADDRESS" => Some("unix:path=/sys/bus".into()),
+                _ => None,
+            }
+        };
+        let only = |p: &str| vec![Endpoint::Bus(p.into())];
+        assert_eq!(
+            endpoints(1000, env(Some("unix:path=/s/bus"), Some("/x"))),
+            only("/s/bus")
+        );
+        assert_eq!(endpoints(1000, env(None, Some("/x"))), only("/x/bus"));
+        assert_eq!(endpoints(1000, env(None, None)), only("/run/user/1000/bus"));
+    }
+
+    /// A method return or a signal, as a peer sends them.
+    fn peer_message(typ: u8, serial: u32, reply_serial: Option<u32>) -> Vec<u8> {
+        let mut m = Enc::default();
+        m.buf.extend_from_slice(&[b'l', typ, 1, 1]);
+        m.u32(0);
+        m.u32(serial);
+        m.array(8, |e| {
+            let mut field = |code: u8, sig: &str, val: &str| {
+                e.pad(8);
+                e.u8(code);
+                e.sig(sig);
+                e.str(val);
+            };
+            if typ == 4 {
+                field(1, "o", "/org/freedesktop/systemd1");
+                field(2, "s", "org.freedesktop.systemd1.Manager");
+                field(3, "s", "JobRemoved");
+            }
+            if let Some(r) = reply_serial {
+                e.pad(8);
+                e.u8(5);
+                e.sig("u");
+                e.u32(r);
+            }
+        });
+        m.pad(8);
+        m.buf
+    }
+
+    /// The peer side of a connection on `listener`: SASL (OK to any
+    /// EXTERNAL), then `calls` method calls, each answered after a signal
+    /// (systemd sends them unasked on its private socket). Returns the
+    /// AUTH line and the members called, in order.
+    fn fake_peer(
+        listener: std::os::unix::net::UnixListener,
+        calls: usize,
+    ) -> std::thread::JoinHandle<std::io::Result<(String, Vec<String>)>> {
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept()?;
+            s.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let auth = read_line(&mut s)?;
+            s.write_all(b"OK 0123456789abcdef0123456789abcdef\r\n")?;
+            let begin = read_line(&mut s)?;
+            if begin != "BEGIN" {
+                return Err(std::io::Error::other(format!("not BEGIN: {begin}")));
+            }
+            let mut members = Vec::new();
+            for n in 1..=calls {
+                let call = read_message(&mut s)?;
+                members.push(call.member.unwrap_or_default());
+                s.write_all(&peer_message(4, 2 * n as u32, None))?;
+                s.write_all(&peer_message(2, 2 * n as u32 + 1, Some(call.serial)))?;
+            }
+            Ok((auth, members))
+        })
+    }
+
+    fn temp_socket(name: &str) -> (PathBuf, std::os::unix::net::UnixListener) {
+        let path = std::env::temp_dir().join(format!("hull-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        (path, listener)
+    }
+
+    fn start_a_unit(bus: &mut Bus) -> Result<()> {
+        let unit = parse_path(None, "t").unwrap();
+        let props = properties(&unit, 1, &Resources::default(), None, true);
+        bus.start_transient_unit(&unit.name, &props)
+    }
+
+    #[test]
+    fn private_socket_gets_no_hello() {
+        let (path, listener) = temp_socket("private");
+        let peer = fake_peer(listener, 1);
+        let mut bus = Bus::open(&Endpoint::Private(path.clone()), 0).unwrap();
+        let call = start_a_unit(&mut bus);
+        let (auth, members) = peer.join().unwrap().unwrap();
+        let _ = std::fs::remove_file(&path);
+        call.unwrap();
+        assert_eq!(auth, "\0AUTH EXTERNAL 30");
+        assert_eq!(members, ["StartTransientUnit"]);
+    }
+
+    #[test]
+    fn a_bus_gets_hello_first() {
+        let (path, listener) = temp_socket("bus");
+        let peer = fake_peer(listener, 2);
+        let mut bus = Bus::open(&Endpoint::Bus(path.clone()), 1000).unwrap();
+        let call = start_a_unit(&mut bus);
+        let (auth, members) = peer.join().unwrap().unwrap();
+        let _ = std::fs::remove_file(&path);
+        call.unwrap();
+        assert_eq!(auth, "\0AUTH EXTERNAL 31303030");
+        assert_eq!(members, ["Hello", "StartTransientUnit"]);
+    }
+
+    #[test]
+    fn falls_back_to_the_private_socket() {
+        let (path, listener) = temp_socket("fallback");
+        let peer = fake_peer(listener, 1);
+        let eps = [
+            Endpoint::Bus("/nonexistent/hull-bus".into()),
+            Endpoint::Private(path.clone()),
+        ];
+        let call = Bus::connect_first(&eps, 0).and_then(|mut bus| start_a_unit(&mut bus));
+        let (_, members) = peer.join().unwrap().unwrap();
+        let _ = std::fs::remove_file(&path);
+        call.unwrap();
+        assert_eq!(members, ["StartTransientUnit"]);
+    }
+
+    #[test]
+    fn unreachable_systemd_names_every_socket_tried() {
+        let eps = [
+            Endpoint::Bus("/nonexistent/hull-bus".into()),
+            Endpoint::Private("/nonexistent/hull-private".into()),
+        ];
+        let e = Bus::connect_first(&eps, 0)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(e.contains("systemd is not reachable"), "{e}");
+        assert!(
+            e.contains(
+                "systemd is not reachable: /nonexistent/hull-bus: No such file or directory \
+                 (os error 2); /nonexistent/hull-private: No such file or directory"
+            ),
+            "{e}"
+        );
     }
 }
