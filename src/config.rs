@@ -26,12 +26,31 @@ pub fn load(bundle: &Path) -> Result<Spec> {
             msg,
         }
     })?;
-    let spec = parse(&text).map_err(|msg| Error::ConfigParse {
+    let mut spec = parse(&text).map_err(|msg| Error::ConfigParse {
         path: path.clone(),
         msg,
     })?;
+    normalize(&mut spec);
     validate(&spec)?;
     Ok(spec)
+}
+
+/// Takes what runc 1.1 accepts with a deprecation warning rather than
+/// refusing it, so that bundles made for runc keep working: a relative
+/// mount destination is relative to the container's root.
+pub fn normalize(spec: &mut Spec) {
+    for (i, m) in spec.mounts_mut().iter_mut().flatten().enumerate() {
+        let d = m.destination();
+        if d.is_absolute() {
+            continue;
+        }
+        let abs = Path::new("/").join(d);
+        crate::logging::warn(&format!(
+            "mounts[{i}].destination: {d:?} is not an absolute path; mounting it at {abs:?} \
+             as runc does (the runtime-spec requires absolute destinations)"
+        ));
+        m.set_destination(abs);
+    }
 }
 
 /// Parse config.json text; the error names the line/column or the field.
@@ -237,12 +256,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let d = m.destination();
-        if !d.is_absolute() {
-            return Err(Error::config(
-                format!("mounts[{i}].destination"),
-                format!("must be an absolute path, got {d:?}"),
-            ));
-        }
         // hull writes to /proc while setting up (oom_score_adj, sysctls):
         // only a real procfs may be mounted there (CVE-2019-16884/19921).
         if d.components().eq(Path::new("/proc").components())
@@ -463,9 +476,27 @@ mod tests {
         assert!(err.contains("hostname"), "{err}");
 
         let mut v = default_spec(false);
-        v["mounts"][0]["destination"] = json!("proc");
+        v["linux"]["sysctl"] = json!({"net..x": "1"});
         let spec = parse(&v.to_string()).unwrap();
         let err = validate(&spec).unwrap_err().to_string();
-        assert!(err.contains("mounts[0].destination"), "{err}");
+        assert!(err.contains("linux.sysctl.net..x"), "{err}");
+    }
+
+    #[test]
+    fn relative_mount_destination_is_under_the_root() {
+        let mut v = default_spec(false);
+        v["mounts"][0]["destination"] = json!("proc");
+        v["mounts"][1]["destination"] = json!("relative/../dir");
+        let mut spec = parse(&v.to_string()).unwrap();
+        normalize(&mut spec);
+        validate(&spec).unwrap();
+        let dests: Vec<_> = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| m.destination())
+            .collect();
+        assert_eq!(dests[0], Path::new("/proc"));
+        assert_eq!(dests[1], Path::new("/relative/../dir"));
     }
 }
