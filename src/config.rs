@@ -145,13 +145,8 @@ fn drop_unknown_capabilities(config: &mut Value) -> bool {
 /// Check what the runtime-spec requires and what hull needs, before anything
 /// is created. Every error names the offending field.
 pub fn validate(spec: &Spec) -> Result<()> {
-    let v = spec.version();
-    if !v.starts_with("1.") {
-        return Err(Error::config(
-            "ociVersion",
-            format!("unsupported version {v:?} (hull supports 1.x)"),
-        ));
-    }
+    // ociVersion is not checked: runc takes any string (or none), and
+    // engines write all sorts of versions.
     let root = spec
         .root()
         .as_ref()
@@ -498,5 +493,14 @@ mod tests {
             .collect();
         assert_eq!(dests[0], Path::new("/proc"));
         assert_eq!(dests[1], Path::new("/relative/../dir"));
+    }
+
+    #[test]
+    fn any_oci_version_is_accepted_like_runc() {
+        for version in ["0.1.0", "", "2.0.0", "banana"] {
+            let mut v = default_spec(false);
+            v["ociVersion"] = json!(version);
+            validate(&parse(&v.to_string()).unwrap()).unwrap();
+        }
     }
 }

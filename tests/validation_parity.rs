@@ -98,6 +98,9 @@ const CASES: &[(&str, Tweak)] = &[
             .unwrap()
             .push(json!({"destination": "relative", "type": "tmpfs", "source": "tmpfs"}))
     }),
+    // runc checks no ociVersion at all.
+    ("old-oci-version", |c| c["ociVersion"] = json!("0.1.0")),
+    ("empty-oci-version", |c| c["ociVersion"] = json!("")),
     ("mount-label", |c| {
         c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0")
     }),
