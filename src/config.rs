@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Spec, User};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
@@ -51,6 +51,29 @@ pub fn normalize(spec: &mut Spec) {
         ));
         m.set_destination(abs);
     }
+}
+
+/// The highest uid or gid runc accepts (its user lookup refuses the rest);
+/// 4294967295 would be (uid_t)-1, "leave unchanged" to setuid(2).
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+/// `process.user`'s ids must be in runc's range (create and exec).
+pub fn check_user(user: &User) -> Result<()> {
+    let ids = [
+        ("uid".to_string(), user.uid()),
+        ("gid".to_string(), user.gid()),
+    ];
+    let extra = user.additional_gids().iter().flatten().enumerate();
+    let extra = extra.map(|(i, g)| (format!("additionalGids[{i}]"), *g));
+    for (field, id) in ids.into_iter().chain(extra) {
+        if id > MAX_ID {
+            return Err(Error::config(
+                format!("process.user.{field}"),
+                format!("{id} is out of range (uids and gids must be in 0-{MAX_ID})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parse config.json text; the error names the line/column or the field.
@@ -158,6 +181,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
         .process()
         .as_ref()
         .ok_or_else(|| Error::config("process", "required"))?;
+    check_user(process.user())?;
     match process.args() {
         Some(a) if !a.is_empty() && !a[0].is_empty() => {}
         _ => return Err(Error::config("process.args", "must not be empty")),
@@ -471,10 +495,10 @@ mod tests {
         assert!(err.contains("hostname"), "{err}");
 
         let mut v = default_spec(false);
-        v["linux"]["sysctl"] = json!({"net..x": "1"});
+        v["process"]["user"]["additionalGids"] = json!([5, 4294967295u32]);
         let spec = parse(&v.to_string()).unwrap();
         let err = validate(&spec).unwrap_err().to_string();
-        assert!(err.contains("linux.sysctl.net..x"), "{err}");
+        assert!(err.contains("process.user.additionalGids[1]"), "{err}");
     }
 
     #[test]
@@ -502,5 +526,20 @@ mod tests {
             v["ociVersion"] = json!(version);
             validate(&parse(&v.to_string()).unwrap()).unwrap();
         }
+    }
+
+    #[test]
+    fn ids_above_runc_range_are_refused() {
+        for (field, value) in [("uid", 4294967295u32), ("gid", 2147483648)] {
+            let mut v = default_spec(false);
+            v["process"]["user"][field] = json!(value);
+            let err = validate(&parse(&v.to_string()).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("process.user.{field}")), "{err}");
+        }
+        let mut v = default_spec(false);
+        v["process"]["user"]["uid"] = json!(MAX_ID);
+        validate(&parse(&v.to_string()).unwrap()).unwrap();
     }
 }

@@ -101,6 +101,19 @@ const CASES: &[(&str, Tweak)] = &[
     // runc checks no ociVersion at all.
     ("old-oci-version", |c| c["ociVersion"] = json!("0.1.0")),
     ("empty-oci-version", |c| c["ociVersion"] = json!("")),
+    // runc: "uids and gids must be in range 0-2147483647".
+    ("uid-minus-one", |c| {
+        c["process"]["user"]["uid"] = json!(4294967295u32)
+    }),
+    ("gid-above-int-max", |c| {
+        c["process"]["user"]["gid"] = json!(2147483648u32)
+    }),
+    ("additional-gid-above-int-max", |c| {
+        c["process"]["user"]["additionalGids"] = json!([2147483648u32])
+    }),
+    ("uid-int-max", |c| {
+        c["process"]["user"]["uid"] = json!(2147483647)
+    }),
     ("mount-label", |c| {
         c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0")
     }),
