@@ -35,10 +35,20 @@ pub fn load(bundle: &Path) -> Result<Spec> {
     Ok(spec)
 }
 
-/// Takes what runc 1.1 accepts with a deprecation warning rather than
-/// refusing it, so that bundles made for runc keep working: a relative
-/// mount destination is relative to the container's root.
+/// Takes what runc 1.1 accepts rather than refusing it, so that bundles
+/// made for runc keep working: an empty namespace path means none (Go's
+/// omitempty), and a relative mount destination (with a deprecation
+/// warning) is relative to the container's root.
 pub fn normalize(spec: &mut Spec) {
+    let namespaces = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut());
+    for ns in namespaces.into_iter().flatten() {
+        if ns.path().as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            ns.set_path(None);
+        }
+    }
     for (i, m) in spec.mounts_mut().iter_mut().flatten().enumerate() {
         let d = m.destination();
         if d.is_absolute() {
@@ -86,9 +96,10 @@ pub fn check_user(user: &User) -> Result<()> {
 pub fn parse(text: &str) -> std::result::Result<Spec, String> {
     match typed(text) {
         Ok(spec) => {
+            let value: Value =
+                serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+            no_list_for_object(&value, &spec)?;
             if spec.linux().as_ref().is_some_and(|l| l.seccomp().is_some()) {
-                let value: Value =
-                    serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
                 crate::seccomp::profile::check_json(&value)?;
             }
             Ok(spec)
@@ -100,13 +111,75 @@ pub fn parse(text: &str) -> std::result::Result<Spec, String> {
                 return Err("malformed config: the top level must be a JSON object".into());
             }
             let dropped = drop_unknown_capabilities(&mut value);
+            let no_seccomp = drop_empty_seccomp(&mut value);
             crate::seccomp::profile::check_json(&value)?;
-            if dropped {
-                return typed(&value.to_string());
+            if dropped || no_seccomp {
+                let spec = typed(&value.to_string())?;
+                no_list_for_object(&value, &spec)?;
+                return Ok(spec);
             }
             Err(typed_err)
         }
     }
+}
+
+/// A seccomp object without defaultAction (or an empty one) and without
+/// syscalls is no filter at all to runc; it is removed (the typed spec
+/// requires an action). Returns whether it was.
+fn drop_empty_seccomp(config: &mut Value) -> bool {
+    let Some(linux) = config.get_mut("linux").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    let Some(seccomp) = linux.get("seccomp").and_then(Value::as_object) else {
+        return false;
+    };
+    let no_action = seccomp
+        .get("defaultAction")
+        .is_none_or(|a| a.as_str() == Some(""));
+    let no_rules = seccomp
+        .get("syscalls")
+        .is_none_or(|s| s.as_array().is_some_and(Vec::is_empty));
+    if no_action && no_rules {
+        linux.remove("seccomp");
+    }
+    no_action && no_rules
+}
+
+/// serde takes a JSON array for a struct (its fields in order: `[]` is a
+/// struct of defaults, `[24, 80]` a consoleSize); runc (Go) refuses it, and
+/// so does hull: the config as given is walked against the typed spec.
+fn no_list_for_object(given: &Value, spec: &Spec) -> std::result::Result<(), String> {
+    let typed = serde_json::to_value(spec).map_err(|e| format!("config: {e}"))?;
+    match list_where_object(given, &typed) {
+        None => Ok(()),
+        Some(mut field) => {
+            field.reverse();
+            Err(format!(
+                "{}: invalid type: sequence, expected a JSON object",
+                field.concat().trim_start_matches('.')
+            ))
+        }
+    }
+}
+
+/// The path (innermost segment first) of an array in `given` where
+/// `typed` has an object.
+fn list_where_object(given: &Value, typed: &Value) -> Option<Vec<String>> {
+    let (mut path, segment) = match (given, typed) {
+        (Value::Array(_), Value::Object(_)) => return Some(Vec::new()),
+        (Value::Object(g), Value::Object(t)) => g.iter().find_map(|(k, v)| {
+            let inner = list_where_object(v, t.get(k)?)?;
+            Some((inner, format!(".{k}")))
+        })?,
+        (Value::Array(g), Value::Array(t)) => g
+            .iter()
+            .zip(t)
+            .enumerate()
+            .find_map(|(i, (v, tv))| Some((list_where_object(v, tv)?, format!("[{i}]"))))?,
+        _ => return None,
+    };
+    path.push(segment);
+    Some(path)
 }
 
 /// The typed spec from JSON text; errors are `field.path: what`.
@@ -266,12 +339,19 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 "not a valid sysctl name",
             ));
         }
-        if key.starts_with("net.") && !seen.contains(&LinuxNamespaceType::Network) {
-            return Err(Error::config(
-                format!("linux.sysctl.{key}"),
-                "not allowed in the host network namespace (add a network namespace)",
-            ));
+        if let Some(why) = sysctl_refusal(key, &seen) {
+            return Err(Error::config(format!("linux.sysctl.{key}"), why));
         }
+    }
+    // runc: "unable to restrict sys entries without a private MNT namespace".
+    let restricts = [linux.masked_paths(), linux.readonly_paths()]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()));
+    if restricts && !seen.contains(&LinuxNamespaceType::Mount) {
+        return Err(Error::config(
+            "linux.maskedPaths",
+            "masked and read-only paths need a mount namespace in linux.namespaces",
+        ));
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let d = m.destination();
@@ -319,6 +399,36 @@ pub fn validate(spec: &Spec) -> Result<()> {
         crate::seccomp::profile::validate(s)?;
     }
     Ok(())
+}
+
+/// The IPC sysctls runc lets a container with its own IPC namespace set.
+const IPC_SYSCTLS: &[&str] = &[
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// Why sysctl `key` may not be set, by runc's rule: only sysctls of a
+/// namespace the container has of its own, so none changes the host.
+fn sysctl_refusal(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Option<&'static str> {
+    if IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.") {
+        return (!ns.contains(&LinuxNamespaceType::Ipc))
+            .then_some("not allowed in the host IPC namespace (add an ipc namespace)");
+    }
+    if key.starts_with("net.") {
+        return (!ns.contains(&LinuxNamespaceType::Network))
+            .then_some("not allowed in the host network namespace (add a network namespace)");
+    }
+    match key {
+        "kernel.domainname" if ns.contains(&LinuxNamespaceType::Uts) => None,
+        "kernel.hostname" => Some("not allowed: it conflicts with the hostname field"),
+        _ => Some("not in a namespace of the container's own, so it would change the host"),
+    }
 }
 
 /// The bundle's rootfs as an absolute path.
@@ -541,5 +651,92 @@ mod tests {
         let mut v = default_spec(false);
         v["process"]["user"]["uid"] = json!(MAX_ID);
         validate(&parse(&v.to_string()).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn sysctls_outside_the_containers_namespaces_are_refused() {
+        for (key, ok) in [
+            ("net.ipv4.ip_forward", true),
+            ("kernel.msgmax", true),
+            ("fs.mqueue.msg_max", true),
+            ("kernel.domainname", true),
+            ("kernel.hostname", false),
+            ("vm.swappiness", false),
+            ("kernel.panic", false),
+        ] {
+            let mut v = default_spec(false);
+            v["linux"]["sysctl"] = json!({ key: "1" });
+            let res = validate(&parse(&v.to_string()).unwrap());
+            assert_eq!(res.is_ok(), ok, "{key}: {res:?}");
+        }
+        let mut v = default_spec(false);
+        v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}]);
+        v["linux"]["sysctl"] = json!({"kernel.shmmax": "1"});
+        let err = validate(&parse(&v.to_string()).unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("linux.sysctl.kernel.shmmax"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn masked_paths_need_a_mount_namespace() {
+        let mut v = default_spec(false);
+        v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "uts"}]);
+        let err = validate(&parse(&v.to_string()).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("linux.maskedPaths"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_namespace_path_means_a_new_namespace() {
+        let mut v = default_spec(false);
+        v["linux"]["namespaces"][0]["path"] = json!("");
+        let mut spec = parse(&v.to_string()).unwrap();
+        normalize(&mut spec);
+        validate(&spec).unwrap();
+        let ns = &spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()[0];
+        assert!(ns.path().is_none());
+    }
+
+    #[test]
+    fn an_array_for_an_object_is_refused_like_runc() {
+        let mut v = default_spec(false);
+        v["process"]["capabilities"] = json!([]);
+        let err = parse(&v.to_string()).unwrap_err();
+        assert!(
+            err.starts_with("process.capabilities: invalid type"),
+            "{err}"
+        );
+        let mut v = default_spec(false);
+        v["linux"]["resources"] = json!([]);
+        let err = parse(&v.to_string()).unwrap_err();
+        assert!(err.starts_with("linux.resources: invalid type"), "{err}");
+        let mut v = default_spec(false);
+        v["process"]["consoleSize"] = json!([24, 80]);
+        let err = parse(&v.to_string()).unwrap_err();
+        assert!(err.starts_with("process.consoleSize"), "{err}");
+        let mut v = default_spec(false);
+        v["mounts"][2]["options"] = json!(["ro"]);
+        parse(&v.to_string()).unwrap();
+    }
+
+    #[test]
+    fn an_empty_seccomp_object_is_no_filter_like_runc() {
+        for seccomp in [json!({}), json!({"defaultAction": "", "syscalls": []})] {
+            let mut v = default_spec(false);
+            v["linux"]["seccomp"] = seccomp;
+            let spec = parse(&v.to_string()).unwrap();
+            assert!(spec.linux().as_ref().unwrap().seccomp().is_none());
+        }
+        let mut v = default_spec(false);
+        v["linux"]["seccomp"] =
+            json!({"syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO"}]});
+        assert!(parse(&v.to_string()).is_err());
     }
 }
