@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Spec, User};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
@@ -26,12 +26,64 @@ pub fn load(bundle: &Path) -> Result<Spec> {
             msg,
         }
     })?;
-    let spec = parse(&text).map_err(|msg| Error::ConfigParse {
+    let mut spec = parse(&text).map_err(|msg| Error::ConfigParse {
         path: path.clone(),
         msg,
     })?;
+    normalize(&mut spec);
     validate(&spec)?;
     Ok(spec)
+}
+
+/// Takes what runc 1.1 accepts rather than refusing it, so that bundles
+/// made for runc keep working: an empty namespace path means none (Go's
+/// omitempty), and a relative mount destination (with a deprecation
+/// warning) is relative to the container's root.
+pub fn normalize(spec: &mut Spec) {
+    let namespaces = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut());
+    for ns in namespaces.into_iter().flatten() {
+        if ns.path().as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            ns.set_path(None);
+        }
+    }
+    for (i, m) in spec.mounts_mut().iter_mut().flatten().enumerate() {
+        let d = m.destination();
+        if d.is_absolute() {
+            continue;
+        }
+        let abs = Path::new("/").join(d);
+        crate::logging::warn(&format!(
+            "mounts[{i}].destination: {d:?} is not an absolute path; mounting it at {abs:?} \
+             as runc does (the runtime-spec requires absolute destinations)"
+        ));
+        m.set_destination(abs);
+    }
+}
+
+/// The highest uid or gid runc accepts (its user lookup refuses the rest);
+/// 4294967295 would be (uid_t)-1, "leave unchanged" to setuid(2).
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+/// `process.user`'s ids must be in runc's range (create and exec).
+pub fn check_user(user: &User) -> Result<()> {
+    let ids = [
+        ("uid".to_string(), user.uid()),
+        ("gid".to_string(), user.gid()),
+    ];
+    let extra = user.additional_gids().iter().flatten().enumerate();
+    let extra = extra.map(|(i, g)| (format!("additionalGids[{i}]"), *g));
+    for (field, id) in ids.into_iter().chain(extra) {
+        if id > MAX_ID {
+            return Err(Error::config(
+                format!("process.user.{field}"),
+                format!("{id} is out of range (uids and gids must be in 0-{MAX_ID})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parse config.json text; the error names the line/column or the field.
@@ -44,9 +96,10 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 pub fn parse(text: &str) -> std::result::Result<Spec, String> {
     match typed(text) {
         Ok(spec) => {
+            let value: Value =
+                serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+            no_list_for_object(&value, &spec)?;
             if spec.linux().as_ref().is_some_and(|l| l.seccomp().is_some()) {
-                let value: Value =
-                    serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
                 crate::seccomp::profile::check_json(&value)?;
             }
             Ok(spec)
@@ -58,13 +111,75 @@ pub fn parse(text: &str) -> std::result::Result<Spec, String> {
                 return Err("malformed config: the top level must be a JSON object".into());
             }
             let dropped = drop_unknown_capabilities(&mut value);
+            let no_seccomp = drop_empty_seccomp(&mut value);
             crate::seccomp::profile::check_json(&value)?;
-            if dropped {
-                return typed(&value.to_string());
+            if dropped || no_seccomp {
+                let spec = typed(&value.to_string())?;
+                no_list_for_object(&value, &spec)?;
+                return Ok(spec);
             }
             Err(typed_err)
         }
     }
+}
+
+/// A seccomp object without defaultAction (or an empty one) and without
+/// syscalls is no filter at all to runc; it is removed (the typed spec
+/// requires an action). Returns whether it was.
+fn drop_empty_seccomp(config: &mut Value) -> bool {
+    let Some(linux) = config.get_mut("linux").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    let Some(seccomp) = linux.get("seccomp").and_then(Value::as_object) else {
+        return false;
+    };
+    let no_action = seccomp
+        .get("defaultAction")
+        .is_none_or(|a| a.as_str() == Some(""));
+    let no_rules = seccomp
+        .get("syscalls")
+        .is_none_or(|s| s.as_array().is_some_and(Vec::is_empty));
+    if no_action && no_rules {
+        linux.remove("seccomp");
+    }
+    no_action && no_rules
+}
+
+/// serde takes a JSON array for a struct (its fields in order: `[]` is a
+/// struct of defaults, `[24, 80]` a consoleSize); runc (Go) refuses it, and
+/// so does hull: the config as given is walked against the typed spec.
+fn no_list_for_object(given: &Value, spec: &Spec) -> std::result::Result<(), String> {
+    let typed = serde_json::to_value(spec).map_err(|e| format!("config: {e}"))?;
+    match list_where_object(given, &typed) {
+        None => Ok(()),
+        Some(mut field) => {
+            field.reverse();
+            Err(format!(
+                "{}: invalid type: sequence, expected a JSON object",
+                field.concat().trim_start_matches('.')
+            ))
+        }
+    }
+}
+
+/// The path (innermost segment first) of an array in `given` where
+/// `typed` has an object.
+fn list_where_object(given: &Value, typed: &Value) -> Option<Vec<String>> {
+    let (mut path, segment) = match (given, typed) {
+        (Value::Array(_), Value::Object(_)) => return Some(Vec::new()),
+        (Value::Object(g), Value::Object(t)) => g.iter().find_map(|(k, v)| {
+            let inner = list_where_object(v, t.get(k)?)?;
+            Some((inner, format!(".{k}")))
+        })?,
+        (Value::Array(g), Value::Array(t)) => g
+            .iter()
+            .zip(t)
+            .enumerate()
+            .find_map(|(i, (v, tv))| Some((list_where_object(v, tv)?, format!("[{i}]"))))?,
+        _ => return None,
+    };
+    path.push(segment);
+    Some(path)
 }
 
 /// The typed spec from JSON text; errors are `field.path: what`.
@@ -126,13 +241,8 @@ fn drop_unknown_capabilities(config: &mut Value) -> bool {
 /// Check what the runtime-spec requires and what hull needs, before anything
 /// is created. Every error names the offending field.
 pub fn validate(spec: &Spec) -> Result<()> {
-    let v = spec.version();
-    if !v.starts_with("1.") {
-        return Err(Error::config(
-            "ociVersion",
-            format!("unsupported version {v:?} (hull supports 1.x)"),
-        ));
-    }
+    // ociVersion is not checked: runc takes any string (or none), and
+    // engines write all sorts of versions.
     let root = spec
         .root()
         .as_ref()
@@ -144,6 +254,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
         .process()
         .as_ref()
         .ok_or_else(|| Error::config("process", "required"))?;
+    check_user(process.user())?;
     match process.args() {
         Some(a) if !a.is_empty() && !a[0].is_empty() => {}
         _ => return Err(Error::config("process.args", "must not be empty")),
@@ -228,21 +339,22 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 "not a valid sysctl name",
             ));
         }
-        if key.starts_with("net.") && !seen.contains(&LinuxNamespaceType::Network) {
-            return Err(Error::config(
-                format!("linux.sysctl.{key}"),
-                "not allowed in the host network namespace (add a network namespace)",
-            ));
+        if let Some(why) = sysctl_refusal(key, &seen) {
+            return Err(Error::config(format!("linux.sysctl.{key}"), why));
         }
+    }
+    // runc: "unable to restrict sys entries without a private MNT namespace".
+    let restricts = [linux.masked_paths(), linux.readonly_paths()]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()));
+    if restricts && !seen.contains(&LinuxNamespaceType::Mount) {
+        return Err(Error::config(
+            "linux.maskedPaths",
+            "masked and read-only paths need a mount namespace in linux.namespaces",
+        ));
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let d = m.destination();
-        if !d.is_absolute() {
-            return Err(Error::config(
-                format!("mounts[{i}].destination"),
-                format!("must be an absolute path, got {d:?}"),
-            ));
-        }
         // hull writes to /proc while setting up (oom_score_adj, sysctls):
         // only a real procfs may be mounted there (CVE-2019-16884/19921).
         if d.components().eq(Path::new("/proc").components())
@@ -287,6 +399,36 @@ pub fn validate(spec: &Spec) -> Result<()> {
         crate::seccomp::profile::validate(s)?;
     }
     Ok(())
+}
+
+/// The IPC sysctls runc lets a container with its own IPC namespace set.
+const IPC_SYSCTLS: &[&str] = &[
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// Why sysctl `key` may not be set, by runc's rule: only sysctls of a
+/// namespace the container has of its own, so none changes the host.
+fn sysctl_refusal(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Option<&'static str> {
+    if IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.") {
+        return (!ns.contains(&LinuxNamespaceType::Ipc))
+            .then_some("not allowed in the host IPC namespace (add an ipc namespace)");
+    }
+    if key.starts_with("net.") {
+        return (!ns.contains(&LinuxNamespaceType::Network))
+            .then_some("not allowed in the host network namespace (add a network namespace)");
+    }
+    match key {
+        "kernel.domainname" if ns.contains(&LinuxNamespaceType::Uts) => None,
+        "kernel.hostname" => Some("not allowed: it conflicts with the hostname field"),
+        _ => Some("not in a namespace of the container's own, so it would change the host"),
+    }
 }
 
 /// The bundle's rootfs as an absolute path.
@@ -463,9 +605,138 @@ mod tests {
         assert!(err.contains("hostname"), "{err}");
 
         let mut v = default_spec(false);
-        v["mounts"][0]["destination"] = json!("proc");
+        v["process"]["user"]["additionalGids"] = json!([5, 4294967295u32]);
         let spec = parse(&v.to_string()).unwrap();
         let err = validate(&spec).unwrap_err().to_string();
-        assert!(err.contains("mounts[0].destination"), "{err}");
+        assert!(err.contains("process.user.additionalGids[1]"), "{err}");
+    }
+
+    #[test]
+    fn relative_mount_destination_is_under_the_root() {
+        let mut v = default_spec(false);
+        v["mounts"][0]["destination"] = json!("proc");
+        v["mounts"][1]["destination"] = json!("relative/../dir");
+        let mut spec = parse(&v.to_string()).unwrap();
+        normalize(&mut spec);
+        validate(&spec).unwrap();
+        let dests: Vec<_> = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| m.destination())
+            .collect();
+        assert_eq!(dests[0], Path::new("/proc"));
+        assert_eq!(dests[1], Path::new("/relative/../dir"));
+    }
+
+    #[test]
+    fn any_oci_version_is_accepted_like_runc() {
+        for version in ["0.1.0", "", "2.0.0", "banana"] {
+            let mut v = default_spec(false);
+            v["ociVersion"] = json!(version);
+            validate(&parse(&v.to_string()).unwrap()).unwrap();
+        }
+    }
+
+    #[test]
+    fn ids_above_runc_range_are_refused() {
+        for (field, value) in [("uid", 4294967295u32), ("gid", 2147483648)] {
+            let mut v = default_spec(false);
+            v["process"]["user"][field] = json!(value);
+            let err = validate(&parse(&v.to_string()).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("process.user.{field}")), "{err}");
+        }
+        let mut v = default_spec(false);
+        v["process"]["user"]["uid"] = json!(MAX_ID);
+        validate(&parse(&v.to_string()).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn sysctls_outside_the_containers_namespaces_are_refused() {
+        for (key, ok) in [
+            ("net.ipv4.ip_forward", true),
+            ("kernel.msgmax", true),
+            ("fs.mqueue.msg_max", true),
+            ("kernel.domainname", true),
+            ("kernel.hostname", false),
+            ("vm.swappiness", false),
+            ("kernel.panic", false),
+        ] {
+            let mut v = default_spec(false);
+            v["linux"]["sysctl"] = json!({ key: "1" });
+            let res = validate(&parse(&v.to_string()).unwrap());
+            assert_eq!(res.is_ok(), ok, "{key}: {res:?}");
+        }
+        let mut v = default_spec(false);
+        v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}]);
+        v["linux"]["sysctl"] = json!({"kernel.shmmax": "1"});
+        let err = validate(&parse(&v.to_string()).unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("linux.sysctl.kernel.shmmax"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn masked_paths_need_a_mount_namespace() {
+        let mut v = default_spec(false);
+        v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "uts"}]);
+        let err = validate(&parse(&v.to_string()).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("linux.maskedPaths"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_namespace_path_means_a_new_namespace() {
+        let mut v = default_spec(false);
+        v["linux"]["namespaces"][0]["path"] = json!("");
+        let mut spec = parse(&v.to_string()).unwrap();
+        normalize(&mut spec);
+        validate(&spec).unwrap();
+        let ns = &spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()[0];
+        assert!(ns.path().is_none());
+    }
+
+    #[test]
+    fn an_array_for_an_object_is_refused_like_runc() {
+        let mut v = default_spec(false);
+        v["process"]["capabilities"] = json!([]);
+        let err = parse(&v.to_string()).unwrap_err();
+        assert!(
+            err.starts_with("process.capabilities: invalid type"),
+            "{err}"
+        );
+        let mut v = default_spec(false);
+        v["linux"]["resources"] = json!([]);
+        let err = parse(&v.to_string()).unwrap_err();
+        assert!(err.starts_with("linux.resources: invalid type"), "{err}");
+        let mut v = default_spec(false);
+        v["process"]["consoleSize"] = json!([24, 80]);
+        let err = parse(&v.to_string()).unwrap_err();
+        assert!(err.starts_with("process.consoleSize"), "{err}");
+        let mut v = default_spec(false);
+        v["mounts"][2]["options"] = json!(["ro"]);
+        parse(&v.to_string()).unwrap();
+    }
+
+    #[test]
+    fn an_empty_seccomp_object_is_no_filter_like_runc() {
+        for seccomp in [json!({}), json!({"defaultAction": "", "syscalls": []})] {
+            let mut v = default_spec(false);
+            v["linux"]["seccomp"] = seccomp;
+            let spec = parse(&v.to_string()).unwrap();
+            assert!(spec.linux().as_ref().unwrap().seccomp().is_none());
+        }
+        let mut v = default_spec(false);
+        v["linux"]["seccomp"] =
+            json!({"syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO"}]});
+        assert!(parse(&v.to_string()).is_err());
     }
 }

@@ -190,6 +190,15 @@ pub fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
+/// Whether this process can still open an fd (RLIMIT_NOFILE): dups `fd`
+/// and closes the copy.
+pub fn fd_room(fd: RawFd) -> SysResult<()> {
+    // SAFETY: F_DUPFD_CLOEXEC on an fd we own; the copy is closed at once.
+    let copy = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    close(copy);
+    Ok(())
+}
+
 pub fn dup2(old: RawFd, new: RawFd) -> SysResult<()> {
     // SAFETY: plain syscall on integer fds.
     check(unsafe { libc::dup2(old, new) }).map(drop)

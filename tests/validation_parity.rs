@@ -1,9 +1,7 @@
 //! Validation parity with runc: for invalid and edge-case configs, the
 //! runtime under test refuses exactly where runc refuses and accepts where
 //! runc accepts (a differential test: both runtimes `create` each bundle).
-//! One known, deliberate difference is not listed: a relative mount
-//! destination, which runc 1.1 still accepts with a deprecation warning and
-//! hull refuses (the runtime-spec requires an absolute path).
+//! `tests/parity.rs` generates many more such cases from a table of fields.
 
 mod common;
 
@@ -92,6 +90,29 @@ const CASES: &[(&str, Tweak)] = &[
     }),
     ("selinux-label", |c| {
         c["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0")
+    }),
+    // runc 1.1 warns and mounts it under the root.
+    ("relative-mount-destination", |c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "relative", "type": "tmpfs", "source": "tmpfs"}))
+    }),
+    // runc checks no ociVersion at all.
+    ("old-oci-version", |c| c["ociVersion"] = json!("0.1.0")),
+    ("empty-oci-version", |c| c["ociVersion"] = json!("")),
+    // runc: "uids and gids must be in range 0-2147483647".
+    ("uid-minus-one", |c| {
+        c["process"]["user"]["uid"] = json!(4294967295u32)
+    }),
+    ("gid-above-int-max", |c| {
+        c["process"]["user"]["gid"] = json!(2147483648u32)
+    }),
+    ("additional-gid-above-int-max", |c| {
+        c["process"]["user"]["additionalGids"] = json!([2147483648u32])
+    }),
+    ("uid-int-max", |c| {
+        c["process"]["user"]["uid"] = json!(2147483647)
     }),
     ("mount-label", |c| {
         c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0")

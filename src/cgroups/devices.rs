@@ -58,6 +58,12 @@ impl DeviceRule {
                 format!("{:?} is not a, b or c", self.typ.as_deref().unwrap_or("")),
             ));
         }
+        if self.access.as_deref().is_none_or(str::is_empty) {
+            return Err(Error::config(
+                format!("{field}.access"),
+                "must not be empty (r, w and/or m), as runc requires",
+            ));
+        }
         if !self.access().chars().all(|c| "rwm".contains(c)) {
             return Err(Error::config(
                 format!("{field}.access"),
@@ -363,5 +369,11 @@ mod tests {
         r.access = Some("rwx".into());
         let e = r.validate("linux.resources.devices[0]").unwrap_err();
         assert!(e.to_string().contains("devices[0].access"), "{e}");
+        // runc: "device access at 0 field cannot be empty".
+        for access in [None, Some(String::new())] {
+            r.access = access;
+            let e = r.validate("linux.resources.devices[0]").unwrap_err();
+            assert!(e.to_string().contains("devices[0].access"), "{e}");
+        }
     }
 }

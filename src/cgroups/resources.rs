@@ -374,6 +374,10 @@ pub fn hugepage_name(kb: u64) -> String {
     }
 }
 
+/// `swappiness: -1` as Go's uint64 (18446744073709551615): engines write it
+/// for "the kernel's default", and runc skips it.
+pub const SWAPPINESS_UNSET: u64 = u64::MAX;
+
 /// Check every resource value before anything is created; errors name the
 /// field (`linux.resources.memory.limit: must be >= 0 or -1 (unlimited)`).
 pub fn validate(r: &Resources, host: &Host) -> Result<()> {
@@ -391,9 +395,10 @@ pub fn validate(r: &Resources, host: &Host) -> Result<()> {
         limit_ok("memory.limit", m.limit)?;
         limit_ok("memory.reservation", m.reservation)?;
         limit_ok("memory.swap", m.swap)?;
-        limit_ok("memory.kernel", m.kernel)?;
+        // memory.kernel is not checked: it is ignored (like runc). kernelTCP
+        // is, as hull still writes it on v1 (runc 1.1.5 ignores it too).
         limit_ok("memory.kernelTCP", m.kernel_tcp)?;
-        if let Some(s) = m.swappiness {
+        if let Some(s) = m.swappiness.filter(|&s| s != SWAPPINESS_UNSET) {
             if s > 100 {
                 return Err(Error::config(
                     f("memory.swappiness"),
@@ -715,7 +720,7 @@ pub fn v1_writes(r: &Resources, facts: V1Facts) -> Vec<Write> {
                 "memory.kernelTCP",
             ));
         }
-        if let Some(v) = m.swappiness {
+        if let Some(v) = m.swappiness.filter(|&v| v != SWAPPINESS_UNSET) {
             out.push(w("memory", "memory.swappiness", v, "memory.swappiness"));
         }
         if m.disable_oom_killer == Some(true) {
@@ -1158,6 +1163,11 @@ mod tests {
         let err = |v| validate(&res(v), &host).unwrap_err().to_string();
         assert!(err(serde_json::json!({"memory": {"limit": -5}}))
             .contains("linux.resources.memory.limit: must be >= 0"));
+        // Ignored like runc: kernel memory; swappiness -1 as Go's uint64.
+        let ok = |v| validate(&res(v), &host).is_ok();
+        assert!(ok(serde_json::json!({"memory": {"kernel": -2}})));
+        assert!(ok(serde_json::json!({"memory": {"swappiness": u64::MAX}})));
+        assert!(!ok(serde_json::json!({"memory": {"swappiness": 101}})));
         assert!(
             err(serde_json::json!({"cpu": {"cpus": "0-3"}})).contains("linux.resources.cpu.cpus")
         );

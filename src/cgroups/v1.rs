@@ -160,14 +160,8 @@ fn apply_one(cg: &Cgroup, wr: &Write) -> Result<()> {
             }
         }
     }
-    if matches!(wr.controller, "net_cls" | "net_prio" | "rdma") {
-        // runc skips controllers that are not mounted; say so at least.
-        crate::logging::warn(&format!(
-            "{}: the {} cgroup controller is not mounted; ignored",
-            wr.field, wr.controller
-        ));
-        return Ok(());
-    }
+    // As runc: a limit that cannot be applied fails the create ("cannot
+    // set net_cls limit: container could not join or create cgroup").
     Err(Error::config(
         &wr.field,
         format!(

@@ -244,6 +244,7 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
     if !p.cwd().is_absolute() {
         return Err(Error::config("process.cwd", "must be an absolute path"));
     }
+    crate::config::check_user(p.user())?;
 
     let ns = join_plan(c.state.pid)?;
     let mut warn = |m: String| crate::logging::warn(&m);

@@ -60,12 +60,14 @@ pub enum Step {
     CwdOutsideRoot,
     Lsm,
     CgroupJoin,
+    /// RLIMIT_NOFILE leaves no fd for the exec fifo.
+    FdRoom,
 }
 
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 51] = [
+        const ALL: [Step; 52] = [
             Protocol,
             JoinUserns,
             UnshareUserns,
@@ -117,6 +119,7 @@ impl Step {
             CwdOutsideRoot,
             Lsm,
             CgroupJoin,
+            FdRoom,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
@@ -157,10 +160,10 @@ mod tests {
 
     #[test]
     fn every_step_round_trips() {
-        for v in 1..=51 {
+        for v in 1..=52 {
             let s = Step::from_u32(v).unwrap();
             assert_eq!(s as u32, v);
         }
-        assert!(Step::from_u32(52).is_none());
+        assert!(Step::from_u32(53).is_none());
     }
 }

@@ -322,6 +322,9 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
     // SCMP_ACT_NOTIFY profiles only: the listener fd must reach the parent.
     plan.process.seccomp_before_ready(sock)?;
 
+    if !plan.autostart {
+        plan.process.check_fd_room(proc_fds)?;
+    }
     // Wait for `start`, outliving the runtime from here on.
     if plan.direct {
         let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0);

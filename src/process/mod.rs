@@ -155,6 +155,9 @@ impl ProcessPlan {
         let what: String = match step {
         Step::OomScoreAdj => "process.oomScoreAdj: writing /proc/self/oom_score_adj".into(),
         Step::Rlimit => format!("process.rlimits[{idx}]: setting it"),
+        Step::FdRoom => format!(
+            "process.rlimits[{idx}]: RLIMIT_NOFILE leaves the init no file descriptor for the exec fifo"
+        ),
         Step::Bounding => format!("process.capabilities.bounding: dropping capability {idx}"),
         Step::KeepCaps => "keeping capabilities across the user switch".into(),
         Step::Setgroups => "process.user.additionalGids: setgroups".into(),
@@ -244,6 +247,17 @@ impl ProcessPlan {
             sys::personality(per).step(Step::Personality)?;
         }
         Ok(())
+    }
+
+    /// The init opens the exec fifo after its limits are set: a NOFILE
+    /// limit that leaves it no fd fails the create, as in runc, rather than
+    /// leaving a created container that can never start.
+    pub fn check_fd_room(&self, fd: std::os::fd::RawFd) -> ChildResult<()> {
+        let nofile = self.rlimits.iter().position(|r| r.0 == libc::RLIMIT_NOFILE);
+        match nofile {
+            Some(i) => sys::fd_room(fd).step_at(Step::FdRoom, i),
+            None => Ok(()),
+        }
     }
 
     /// Loading a seccomp filter without no_new_privs needs CAP_SYS_ADMIN:
