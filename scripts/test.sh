@@ -28,6 +28,9 @@ step() { # NAME CMD...
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets -- -D warnings
 step "cargo test" cargo test --no-fail-fast
+# tests/parity.rs's figure (its report lists every case and both stderrs).
+report=target/$(rustc -vV | sed -n 's/^host: //p')/tmp/parity-report.txt
+[ -f "$report" ] && echo "=== [test.sh] $(head -1 "$report") (report: $report)"
 step conformance bash conformance/run.sh --compare
 if [ -z "${HULL_TEST_NO_VM:-}" ]; then
     # The debug hull the tests above built (static; see .cargo/config.toml),
@@ -41,4 +44,5 @@ if [ -z "${HULL_TEST_NO_VM:-}" ]; then
 fi
 echo "=== [test.sh] summary"
 printf '  %s\n' "${steps[@]}"
+[ -f "$report" ] && echo "  $(head -1 "$report")"
 exit $failed

@@ -96,11 +96,17 @@ pub fn check_user(user: &User) -> Result<()> {
 pub fn parse(text: &str) -> std::result::Result<Spec, String> {
     match typed(text) {
         Ok(spec) => {
-            let value: Value =
-                serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
-            no_list_for_object(&value, &spec)?;
-            if spec.linux().as_ref().is_some_and(|l| l.seccomp().is_some()) {
-                crate::seccomp::profile::check_json(&value)?;
+            let seccomp = spec.linux().as_ref().is_some_and(|l| l.seccomp().is_some());
+            let lists = !only_spec_lists(text);
+            if seccomp || lists {
+                let value: Value =
+                    serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+                if lists {
+                    no_list_for_object(&value, &spec)?;
+                }
+                if seccomp {
+                    crate::seccomp::profile::check_json(&value)?;
+                }
             }
             Ok(spec)
         }
@@ -143,6 +149,83 @@ fn drop_empty_seccomp(config: &mut Value) -> bool {
         linux.remove("seccomp");
     }
     no_action && no_rules
+}
+
+/// The runtime-spec fields whose values are JSON arrays.
+const LIST_FIELDS: &[&[u8]] = &[
+    b"args",
+    b"env",
+    b"mounts",
+    b"options",
+    b"namespaces",
+    b"uidMappings",
+    b"gidMappings",
+    b"devices",
+    b"maskedPaths",
+    b"readonlyPaths",
+    b"additionalGids",
+    b"rlimits",
+    b"bounding",
+    b"effective",
+    b"inheritable",
+    b"permitted",
+    b"ambient",
+    b"prestart",
+    b"createRuntime",
+    b"createContainer",
+    b"startContainer",
+    b"poststart",
+    b"poststop",
+    b"syscalls",
+    b"names",
+    b"architectures",
+    b"flags",
+    b"weightDevice",
+    b"throttleReadBpsDevice",
+    b"throttleWriteBpsDevice",
+    b"throttleReadIOPSDevice",
+    b"throttleWriteIOPSDevice",
+    b"hugepageLimits",
+    b"priorities",
+    b"schemata",
+    b"nodes",
+];
+
+/// Whether every `"key": [` in the text has a key the spec makes a list:
+/// then no array stands where an object belongs, and the JSON tree walk
+/// below (a second parse on the start path) is not needed. Conservative: an
+/// unknown key, or a `[` this scan cannot place, sends it to the walk.
+fn only_spec_lists(text: &str) -> bool {
+    let b = text.as_bytes();
+    for (i, _) in b.iter().enumerate().filter(|(_, &c)| c == b'[') {
+        let mut j = i;
+        while j > 0 && b[j - 1].is_ascii_whitespace() {
+            j -= 1;
+        }
+        match j.checked_sub(1).map(|k| b[k]) {
+            Some(b':') => {}
+            // The top level, or an array in an array (where the spec has
+            // objects or strings): for the walk to judge.
+            None | Some(b'[') | Some(b',') => return false,
+            // Inside a string's text.
+            Some(_) => continue,
+        }
+        j -= 1;
+        while j > 0 && b[j - 1].is_ascii_whitespace() {
+            j -= 1;
+        }
+        if j == 0 || b[j - 1] != b'"' {
+            return false;
+        }
+        let end = j - 1;
+        let Some(start) = b[..end].iter().rposition(|&c| c == b'"') else {
+            return false;
+        };
+        if !LIST_FIELDS.contains(&&b[start + 1..end]) {
+            return false;
+        }
+    }
+    true
 }
 
 /// serde takes a JSON array for a struct (its fields in order: `[]` is a
@@ -533,6 +616,22 @@ pub fn default_spec(rootless: bool) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn list_scan_sends_every_array_where_an_object_belongs_to_the_walk() {
+        use super::only_spec_lists as ok;
+        assert!(ok(
+            r#"{"process": {"args": ["sh", "-c", "a=[1]"], "env": []}}"#
+        ));
+        assert!(ok(
+            r#"{"mounts": [{"options": ["ro"]}], "linux": {"maskedPaths" : [ ]}}"#
+        ));
+        assert!(!ok(r#"{"process": {"capabilities": []}}"#));
+        assert!(!ok(r#"{"process": {"consoleSize": [24, 80]}}"#));
+        assert!(!ok(r#"{"mounts": [["/x"]]}"#));
+        assert!(!ok(r#"[]"#));
+        // (an_array_for_an_object_is_refused_like_runc: the walk's errors.)
+    }
+
     use super::*;
 
     #[test]
