@@ -732,7 +732,7 @@ fn answer(bin: &Path, master: &Path, case: &Case) -> Answer {
     let mut config = case.config.clone();
     // The cgroup is named after the container unless the case is about it.
     if !case.id.starts_with("/linux/cgroupsPath:") && config["linux"].is_object() {
-        config["linux"]["cgroupsPath"] = json!(format!("/{}", common::cgroup_name(&id)));
+        config["linux"]["cgroupsPath"] = json!(common::cgroups_path(&id));
     }
     let text = serde_json::to_vec_pretty(&config).unwrap();
     std::fs::write(dir.join("config.json"), text).unwrap();

@@ -82,10 +82,31 @@ fn manage_mode(m: &Option<String>) -> Result<&str> {
     }
 }
 
-/// External mounts: every bind mount and every masked file, by destination.
-fn external_mounts(spec: &Spec) -> Vec<(String, String)> {
+/// External mounts: every bind mount and every masked file, by destination;
+/// on a v2 host without a cgroup namespace also the `cgroup` mount, which
+/// hull makes a bind of `cgroup_dir`, the container's own cgroup (see
+/// rootfs::cgroup_mounts; CRIU cannot dump a bind of a host mount it cannot
+/// see: "has unreachable sharing").
+fn external_mounts(spec: &Spec, cgroup_dir: Option<&Path>) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    let cgroupns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup)
+        });
     for m in spec.mounts().iter().flatten() {
+        if let Some(dir) = cgroup_dir.filter(|_| !cgroupns) {
+            if m.typ().as_deref() == Some("cgroup") {
+                out.push((
+                    m.destination().display().to_string(),
+                    dir.display().to_string(),
+                ));
+                continue;
+            }
+        }
         let opts = m.options().clone().unwrap_or_default();
         let bind =
             m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");
@@ -168,7 +189,13 @@ impl Container {
             "-v4".into(),
             format!("--manage-cgroups={mode}"),
         ];
-        for (dest, _) in external_mounts(&spec) {
+        let cgroup_dir = self
+            .state
+            .cgroup
+            .unified
+            .as_deref()
+            .filter(|_| self.state.cgroup.v2);
+        for (dest, _) in external_mounts(&spec, cgroup_dir) {
             args.push("--ext-mount-map".into());
             args.push(format!("{dest}:{dest}"));
         }
@@ -273,7 +300,8 @@ pub fn restore(store: &StateStore, o: &RestoreOptions) -> Result<i32> {
         "--cgroup-root".into(),
         cg_path.clone(),
     ];
-    for (dest, src) in external_mounts(&spec) {
+    let cgroup_dir = cgroup.unified.clone().filter(|_| cgroup.v2);
+    for (dest, src) in external_mounts(&spec, cgroup_dir.as_deref()) {
         let src = if Path::new(&src).is_absolute() {
             src
         } else {
@@ -373,4 +401,40 @@ fn prepare_root(rootfs: &Path) -> Result<()> {
         .map_err(|e| Error::sys("making / a slave mount for restore", e))?;
     sys::mount(Some(&c), &c, None, libc::MS_BIND | libc::MS_REC, None)
         .map_err(|e| Error::sys(format!("bind-mounting {}", rootfs.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(cgroupns: bool) -> Spec {
+        let mut v = crate::config::default_spec(false);
+        if cgroupns {
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "cgroup"}));
+        }
+        crate::config::parse(&v.to_string()).unwrap()
+    }
+
+    /// The v2 `cgroup` bind (no cgroup namespace) is external to CRIU and
+    /// restored from the new cgroup (the guest's dump failed: "has
+    /// unreachable sharing"); a cgroup2 mount of its own, or a v1 host, is not.
+    #[test]
+    fn the_v2_cgroup_bind_is_an_external_mount() {
+        let dir = Path::new("/sys/fs/cgroup/hulltest/c1");
+        let cg = |s: &Spec, d| -> Vec<(String, String)> {
+            external_mounts(s, d)
+                .into_iter()
+                .filter(|(dest, _)| dest == "/sys/fs/cgroup")
+                .collect()
+        };
+        assert_eq!(
+            cg(&spec(false), Some(dir)),
+            [("/sys/fs/cgroup".to_string(), dir.display().to_string())]
+        );
+        assert!(cg(&spec(true), Some(dir)).is_empty());
+        assert!(cg(&spec(false), None).is_empty());
+    }
 }

@@ -372,10 +372,10 @@ impl Bundle {
         self
     }
 
-    /// Writes config.json for container `id` (its cgroupsPath is set to
-    /// `/hulltest-<id>` so cgroup debris can be checked).
+    /// Writes config.json for container `id` (its cgroupsPath is
+    /// [`cgroups_path`], so cgroup debris can be checked).
     pub fn save_for(&mut self, id: &str) {
-        self.config["linux"]["cgroupsPath"] = json!(format!("/{}", cgroup_name(id)));
+        self.config["linux"]["cgroupsPath"] = json!(cgroups_path(id));
         self.write_config();
     }
 
@@ -895,16 +895,36 @@ pub fn cgroup_v2() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
+/// The parent of the tests' cgroups on a v2 host. systemd turns off the
+/// root's controllers that none of its own units use (here: as soon as a
+/// test's transient scope comes or goes), which would take a container's
+/// cpu limits away at the root; a parent with the controllers enabled
+/// below it pins them (docker's /docker does the same). It stays: tests
+/// running in parallel share it.
+pub const V2_PARENT: &str = "hulltest";
+
+/// The cgroupsPath tests give container `id`: `/hulltest-<id>` on v1
+/// hosts, `/hulltest/hulltest-<id>` on v2 ones ([`V2_PARENT`]).
+pub fn cgroups_path(id: &str) -> String {
+    if cgroup_v2() {
+        format!("/{V2_PARENT}/{}", cgroup_name(id))
+    } else {
+        format!("/{}", cgroup_name(id))
+    }
+}
+
 /// Asserts there is no cgroup directory `hulltest-<id>` left: on v1 under
-/// every hierarchy (and the hybrid cgroup2 mount), on v2 the directory
-/// itself.
+/// every hierarchy (and the hybrid cgroup2 mount), on v2 under the root and
+/// [`V2_PARENT`].
 #[track_caller]
 pub fn assert_no_cgroup(id: &str) {
     let name = cgroup_name(id);
     let mut left = Vec::new();
     let root = Path::new("/sys/fs/cgroup");
-    if root.join(&name).exists() {
-        left.push(root.join(&name));
+    for p in [root.join(&name), root.join(V2_PARENT).join(&name)] {
+        if p.exists() {
+            left.push(p);
+        }
     }
     if let Ok(rd) = fs::read_dir(root) {
         for e in rd.flatten() {
@@ -919,12 +939,12 @@ pub fn assert_no_cgroup(id: &str) {
 
 /// The container's cgroup directory for `controller` (may not exist): on v1
 /// `/sys/fs/cgroup/<controller>/hulltest-<id>` (`unified` is the hybrid
-/// cgroup2 mount), on v2 `/sys/fs/cgroup/hulltest-<id>` for every
+/// cgroup2 mount), on v2 `/sys/fs/cgroup/hulltest/hulltest-<id>` for every
 /// controller.
 pub fn cgroup_dir(controller: &str, id: &str) -> PathBuf {
     let root = Path::new("/sys/fs/cgroup");
     if cgroup_v2() {
-        root.join(cgroup_name(id))
+        root.join(V2_PARENT).join(cgroup_name(id))
     } else {
         root.join(controller).join(cgroup_name(id))
     }
