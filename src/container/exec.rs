@@ -245,22 +245,7 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
         return Err(Error::config("process.cwd", "must be an absolute path"));
     }
 
-    let mut ns = join_plan(c.state.pid)?;
-    // hull joins the container's PID namespace for its children only
-    // (setns(CLONE_NEWPID) sets pid_for_children, not hull's own): the
-    // process is then cloned straight into it, with no stage to fork it.
-    if let Some(i) = ns.joins.iter().position(|j| j.nstype == libc::CLONE_NEWPID) {
-        let j = ns.joins.remove(i);
-        let joined = sys::setns(j.fd, libc::CLONE_NEWPID);
-        sys::close(j.fd);
-        if let Err(e) = joined {
-            ns.close_fds();
-            return Err(Error::Init {
-                id: id.to_string(),
-                msg: format!("joining the container's pid namespace: {e}"),
-            });
-        }
-    }
+    let ns = join_plan(c.state.pid)?;
     let mut warn = |m: String| crate::logging::warn(&m);
     let process = ProcessPlan::build(&spec, &c.state.rootfs, &ns, &[], o.preserve_fds, &mut warn);
     let process = match process {
@@ -310,7 +295,7 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
     Ok(code)
 }
 
-/// The container's cgroup files, opened before the fork for the process to
+/// The container's cgroup files, opened before the fork for stage 1 to
 /// inherit: each v1 hierarchy's `tasks` file and the cgroup2 directory
 /// (from the state, so systemd-driver containers are found alike).
 struct CgroupFiles {
@@ -381,16 +366,16 @@ fn cgroup_gone(id: &str, dir: &Path) -> Error {
     )
 }
 
-/// Fork the process: with clone3(CLONE_INTO_CGROUP) straight into the
-/// cgroup2 directory where there is one. Returns its pid (0 in the child)
-/// and whether it was cloned into the cgroup2 directory.
-fn fork_process(id: &str, cgroup: &CgroupFiles) -> Result<(libc::pid_t, bool)> {
+/// Fork stage 1: with clone3(CLONE_INTO_CGROUP) straight into the cgroup2
+/// directory where there is one. Returns its pid (0 in the child) and
+/// whether it was cloned into the cgroup2 directory.
+fn fork_stage1(id: &str, cgroup: &CgroupFiles) -> Result<(libc::pid_t, bool)> {
     if let Some((dir, fd)) = &cgroup.cgroup2 {
         match sys::clone_child(0, Some(fd.as_raw_fd())) {
             Ok(pid) => return Ok((pid, true)),
             // No clone3 (before Linux 5.3, or a seccomp filter: ENOSYS or
             // EPERM), or one without the cgroup field (5.3-5.6: E2BIG or
-            // EINVAL): the process writes cgroup.procs itself, which reports
+            // EINVAL): stage 1 writes cgroup.procs itself, which reports
             // any real permission problem.
             Err(sys::Errno(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EPERM)) => {}
             // The directory was removed after it was opened.
@@ -410,7 +395,7 @@ fn fork_process(id: &str, cgroup: &CgroupFiles) -> Result<(libc::pid_t, bool)> {
     Ok((pid, false))
 }
 
-/// Fork the process and drive it until the exec happened.
+/// Fork the two stages and drive them until the exec happened.
 fn spawn(
     c: &Container,
     plan: &SetnsPlan,
@@ -422,21 +407,26 @@ fn spawn(
         sys::seqpacket_pair().map_err(|e| Error::sys("creating the exec socketpair", e))?;
     // SAFETY: both fds were just created and are owned here.
     let parent = unsafe { OwnedFd::from_raw_fd(parent_sock) };
-    let (pid, in_cgroup2) = match fork_process(id, cgroup) {
+    let (stage1, in_cgroup2) = match fork_stage1(id, cgroup) {
         Ok(r) => r,
         Err(e) => {
             sys::close(child_sock);
             return Err(e);
         }
     };
-    if pid == 0 {
+    if stage1 == 0 {
         sys::close(parent_sock);
-        setns::process(plan, child_sock, in_cgroup2);
+        setns::stage1(plan, child_sock, in_cgroup2);
     }
     sys::close(child_sock);
-    let fail = |msg: String| {
-        let _ = sys::kill(pid, libc::SIGKILL);
-        let _ = sys::waitpid(pid, 0);
+    let mut target: Option<libc::pid_t> = None;
+    let fail = |target: Option<libc::pid_t>, msg: String| {
+        let _ = sys::kill(stage1, libc::SIGKILL);
+        let _ = sys::waitpid(stage1, 0);
+        if let Some(p) = target {
+            let _ = sys::kill(p, libc::SIGKILL);
+            super::wait_gone(p, 2000);
+        }
         Error::Init {
             id: id.to_string(),
             msg,
@@ -448,20 +438,32 @@ fn spawn(
         let (msg, _, fd) = match channel::recv(parent_sock, &mut buf) {
             Ok(m) => m,
             // EOF: the socket closed on exec (close-on-exec). Done.
-            Err(sys::Errno(libc::EPIPE)) => break,
-            Err(e) => return Err(fail(format!("talking to the exec process: {e}"))),
+            Err(sys::Errno(libc::EPIPE)) if target.is_some() => break,
+            Err(e) => {
+                return Err(fail(
+                    target,
+                    format!("the exec process exited during setup ({e})"),
+                ))
+            }
         };
         match msg.kind {
+            Kind::InitPid => {
+                target = Some(msg.a);
+                let _ = sys::waitpid(stage1, 0);
+                if channel::send(parent_sock, Msg::new(Kind::Go)).is_err() {
+                    return Err(fail(target, "the exec process exited during setup".into()));
+                }
+            }
             Kind::PtyMaster => {
                 let Some(fd) = fd else {
-                    return Err(fail("the pty master did not arrive".into()));
+                    return Err(fail(target, "the pty master did not arrive".into()));
                 };
                 // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
                 let master = unsafe { OwnedFd::from_raw_fd(fd) };
                 match &o.console_socket {
                     Some(sock) => {
                         if let Err(e) = terminal::send_to_socket(sock, fd) {
-                            return Err(fail(e.to_string()));
+                            return Err(fail(target, e.to_string()));
                         }
                     }
                     None => pty = Some(master),
@@ -471,32 +473,40 @@ fn spawn(
                 // SCMP_ACT_NOTIFY: the exec'd process's listener goes to the
                 // agent too, with the container's state and this pid.
                 let Some(fd) = fd else {
-                    return Err(fail("the seccomp listener fd did not arrive".into()));
+                    return Err(fail(
+                        target,
+                        "the seccomp listener fd did not arrive".into(),
+                    ));
                 };
                 // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
                 let listener = unsafe { OwnedFd::from_raw_fd(fd) };
-                if let Some(s) = &plan.process.seccomp {
+                if let (Some(s), Some(pid)) = (&plan.process.seccomp, target) {
                     if let Some(path) = &s.listener_path {
                         let state =
                             serde_json::to_value(c.state.oci(Status::Running)).unwrap_or_default();
                         let m =
                             crate::seccomp::notify::process_state(pid, &s.listener_metadata, state);
-                        if let Err(e) = crate::seccomp::notify::send(path, listener.as_raw_fd(), &m)
-                        {
-                            return Err(fail(e.to_string()));
+                        if let Err(e) = crate::seccomp::notify::send(
+                            path,
+                            std::os::fd::AsRawFd::as_raw_fd(&listener),
+                            &m,
+                        ) {
+                            return Err(fail(target, e.to_string()));
                         }
                     }
                 }
             }
             Kind::Fail => {
                 let msg_text = describe(plan, cgroup, msg);
-                return Err(fail(msg_text));
+                return Err(fail(target, msg_text));
             }
-            _ => return Err(fail(format!("unexpected message {:?}", msg.kind))),
+            _ => return Err(fail(target, format!("unexpected message {:?}", msg.kind))),
         }
     }
     drop(parent);
-    Ok((pid, pty))
+    target
+        .map(|t| (t, pty))
+        .ok_or_else(|| fail(None, "the exec process did not start".into()))
 }
 
 fn describe(plan: &SetnsPlan, cgroup: &CgroupFiles, msg: Msg) -> String {

@@ -1,23 +1,21 @@
 //! The child side of `exec`: join a running container instead of making
-//! one (runc's setns init). hull joins the container's PID namespace for
-//! its children only (`setns(CLONE_NEWPID)` sets `pid_for_children`), so
-//! the process is cloned straight into it, and straight into the cgroup2
-//! directory, like create's direct init; no intermediate stage forks it:
+//! one (runc's setns init). Same two stages as create, fewer steps:
 //!
 //! ```text
-//! hull exec ──clone3(INTO_CGROUP)──► process (in the container's pid ns)
-//!   cgroup files opened,              "0" → each v1 tasks file, setns(user)
-//!   setns(pid) for its children       first, then the others; setsid, console,
-//!                      ◄─PtyMaster──   rlimits, user, caps, no_new_privs,
-//!                                      fds sealed, execve
+//! hull exec ──clone3(INTO_CGROUP)──► stage 1 ──fork──► process (in the container's pid ns)
+//!   (opens the cgroup files first)    "0" → each v1 tasks, setns(user) first, then the others
+//!                      ◄─InitPid──   exits
+//!              ──Go───────────────────► setsid, console, rlimits, user, caps,
+//!                      ◄─PtyMaster──   no_new_privs, fds sealed, execve
 //!   socket EOF (close-on-exec) = the exec happened; a Fail message = it did not
 //! ```
 //!
-//! The process joins the v1 hierarchies by writing "0" to their `tasks`
-//! files (inherited open). Neither that nor the clone into the cgroup2
-//! directory is a migration by pid, so neither waits for the cgroup
-//! threadgroup lock's RCU grace period (writing `cgroup.procs` did, on
-//! every exec). Where the kernel cannot clone into a cgroup, the process
+//! Stage 1 joins the container's cgroups the way create's init does: it is
+//! cloned straight into the cgroup2 directory (`CLONE_INTO_CGROUP`) and
+//! moves itself into each v1 hierarchy by writing "0" to its `tasks` file
+//! (inherited open). Neither is a migration by pid, so neither waits for
+//! the cgroup threadgroup lock's RCU grace period (writing `cgroup.procs`
+//! did, on every exec). Where the kernel cannot clone into a cgroup, stage 1
 //! writes the cgroup2 `cgroup.procs` itself.
 
 use std::os::fd::RawFd;
@@ -42,12 +40,51 @@ pub struct SetnsPlan {
     pub cgroup2: Option<RawFd>,
 }
 
-/// The exec'd process; `in_cgroup2`: it was cloned into `plan.cgroup2`.
-pub fn process(plan: &SetnsPlan, sock: RawFd, in_cgroup2: bool) -> ! {
-    match process_steps(plan, sock, in_cgroup2) {
+/// Stage 1; `in_cgroup2`: it was cloned into `plan.cgroup2` already.
+pub fn stage1(plan: &SetnsPlan, sock: RawFd, in_cgroup2: bool) -> ! {
+    let code = match stage1_steps(plan, sock, in_cgroup2) {
+        Ok(()) => 0,
+        Err(f) => {
+            super::report(sock, f);
+            1
+        }
+    };
+    sys::exit_now(code)
+}
+
+fn stage1_steps(plan: &SetnsPlan, sock: RawFd, in_cgroup2: bool) -> ChildResult<()> {
+    for &fd in &plan.parent_fds {
+        sys::close(fd);
+    }
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    // Non-dumpable until exec: processes already in the container must not
+    // ptrace us or open /proc/<pid>/exe (the hull binary) — CVE-2019-5736.
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
+    // The cgroups first, while the host's cgroup files are still ours to
+    // write (not yet in the container's user namespace); the process
+    // forked below inherits them.
+    let mut joined = super::join_v1_self(&plan.cgroup_tasks);
+    if let Some(cg) = plan.cgroup2 {
+        if joined.is_ok() && !in_cgroup2 {
+            joined = super::join_cgroup2(cg);
+        }
+        sys::close(cg);
+    }
+    joined?;
+    namespaces::enter_user(&plan.ns)?;
+    namespaces::enter_rest(&plan.ns, 0)?;
+    let pid = sys::fork().step(Step::ForkInit)?;
+    if pid == 0 {
+        process(plan, sock);
+    }
+    let mut msg = Msg::new(Kind::InitPid);
+    msg.a = pid;
+    channel::send(sock, msg).step(Step::Protocol)
+}
+
+fn process(plan: &SetnsPlan, sock: RawFd) -> ! {
+    match process_steps(plan, sock) {
         Ok(which) => {
-            // From here the process outlives `hull exec` (--detach).
-            let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0);
             // The container's LSM labels and seccomp filter, last.
             if let Err(f) = plan.process.confine_before_exec() {
                 super::report(sock, f);
@@ -71,32 +108,8 @@ pub fn process(plan: &SetnsPlan, sock: RawFd, in_cgroup2: bool) -> ! {
     }
 }
 
-/// Join the container: its cgroups, then its namespaces (user first).
-fn join(plan: &SetnsPlan, in_cgroup2: bool) -> ChildResult<()> {
-    for &fd in &plan.parent_fds {
-        sys::close(fd);
-    }
-    // Die with `hull exec` until the exec.
-    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-    // Non-dumpable until exec: processes already in the container must not
-    // ptrace us or open /proc/<pid>/exe (the hull binary) — CVE-2019-5736.
-    sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
-    // The cgroups first, while the host's cgroup files are still ours to
-    // write (not yet in the container's user namespace).
-    let mut joined = super::join_v1_self(&plan.cgroup_tasks);
-    if let Some(cg) = plan.cgroup2 {
-        if joined.is_ok() && !in_cgroup2 {
-            joined = super::join_cgroup2(cg);
-        }
-        sys::close(cg);
-    }
-    joined?;
-    namespaces::enter_user(&plan.ns)?;
-    namespaces::enter_rest(&plan.ns, 0)
-}
-
-fn process_steps(plan: &SetnsPlan, sock: RawFd, in_cgroup2: bool) -> ChildResult<usize> {
-    join(plan, in_cgroup2)?;
+fn process_steps(plan: &SetnsPlan, sock: RawFd) -> ChildResult<usize> {
+    channel::expect(sock, Kind::Go).step(Step::Protocol)?;
     sys::reset_signals();
     sys::setsid().step(Step::Setsid)?;
     if plan.process.terminal {
