@@ -12,15 +12,17 @@
 # create/start/delete phases, 50 concurrent create+start, peak RSS of the
 # `create` process, stripped binary size, user-space instructions (perf stat
 # when the CPU has a PMU, else callgrind on the runtime's parent process),
-# CPU time and syscall counts (strace -f -c); then, on the host as it is,
+# CPU time and syscall counts (strace -f -c), `exec ID true` into a running
+# `sleep` container (interleaved, median and p90); then, on the host as it is,
 # `docker run --rm` and `ctr run --rm` with hull and with runc
 # (bench/engines.sh; ENGINES=0 skips them).
 # Prints one table; the previous run's figures (bench/last.tsv) are shown
 # beside hull's new ones, and the new ones are saved there.
 #
 # Knobs (environment): RUNS (100), CYCLES (50), PAR (50), PAR_ROUNDS (3),
-# RSS_RUNS (5), NICE (-10), ENGINES (1), ENGINE_RUNS (20), HULL (use this
-# binary instead of building), RUNC, CRUN.
+# RSS_RUNS (5), EXEC_RUNS (100), EXEC_GAP (0.1 s; 0: back to back), NICE
+# (-10), ENGINES (1), ENGINE_RUNS (20), HULL (use this binary instead of
+# building), RUNC, CRUN.
 set -euo pipefail
 
 RUNS=${RUNS:-100}
@@ -28,6 +30,8 @@ CYCLES=${CYCLES:-50}
 PAR=${PAR:-50}
 PAR_ROUNDS=${PAR_ROUNDS:-3}
 RSS_RUNS=${RSS_RUNS:-5}
+EXEC_RUNS=${EXEC_RUNS:-100}
+EXEC_GAP=${EXEC_GAP:-0.1}
 RUNC=${RUNC:-/usr/sbin/runc}
 CRUN=${CRUN:-/usr/bin/crun}
 
@@ -152,6 +156,38 @@ if [ "${1:-}" = --inner ]; then
     sweep "$n"
   done
   strace -f -c -o "$res/strace-floor.txt" "$work/floor" "$B/rootfs" >>"$log" 2>&1 || true
+
+  echo "== 7. exec true into a running container: $EXEC_RUNS execs per runtime, interleaved, ${EXEC_GAP}s apart (+5 warm-up)" >&2
+  # One `sleep` container per runtime, started once; a runtime that cannot
+  # start it or exec into it is left out, with its error as the reason.
+  # Each exec follows an untimed pause (EXEC_GAP): a cgroup.procs write
+  # waits for an RCU grace period only if no other one ran in the last grace
+  # period or two, so back to back the runtimes would speed each other up.
+  cmds=()
+  col=0
+  : >"$res/exec-cols"
+  first_err() { local m; m=$(grep -m1 . "$1" 2>/dev/null || true); echo "${m:-no error message}"; }
+  for n in "${NAMES[@]}"; do
+    rm -f "$res/exec-why-$n"
+    if ! ${RT[$n]} run -d -b "$work/bundle-sleep" "$TAG-e" </dev/null >/dev/null 2>"$res/exec-err-$n"; then
+      echo "cannot start the sleep container: $(first_err "$res/exec-err-$n")" >"$res/exec-why-$n"
+    elif ! ${RT[$n]} exec "$TAG-e" true </dev/null >/dev/null 2>"$res/exec-err-$n"; then
+      echo "exec failed: $(first_err "$res/exec-err-$n")" >"$res/exec-why-$n"
+    else
+      [ ${#cmds[@]} -eq 0 ] || cmds+=(';;')
+      if [ "$EXEC_GAP" != 0 ]; then
+        cmds+=(sleep "$EXEC_GAP" ';;')
+        col=$((col + 1))
+      fi
+      cmds+=(${RT[$n]} exec "$TAG-e" true)
+      col=$((col + 1))
+      printf '%s\t%s\n' "$col" "$n" >>"$res/exec-cols"
+    fi
+  done
+  if [ ${#cmds[@]} -gt 0 ]; then
+    M loop "$EXEC_RUNS" 5 "$res/exec.tsv" "${cmds[@]}" </dev/null
+  fi
+  for n in "${NAMES[@]}"; do sweep "$n"; done
   exit 0
 fi
 
@@ -203,6 +239,10 @@ mv "$work/bundle/config.tmp" "$work/bundle/config.json"
 mkdir -p "$work/bundle-vg"
 ln -s "$work/bundle/rootfs" "$work/bundle-vg/rootfs"
 jq 'del(.process.rlimits)' "$work/bundle/config.json" >"$work/bundle-vg/config.json"
+# For exec: the same rootfs, running `sleep` (the container execs go into).
+mkdir -p "$work/bundle-sleep"
+jq --arg r "$work/bundle/rootfs" '.root.path = $r | .process.args = ["sleep", "1000000"]' \
+  "$work/bundle/config.json" >"$work/bundle-sleep/config.json"
 
 cat >"$work/env" <<EOF
 HULL=$HULL
@@ -214,6 +254,8 @@ CYCLES=$CYCLES
 PAR=$PAR
 PAR_ROUNDS=$PAR_ROUNDS
 RSS_RUNS=$RSS_RUNS
+EXEC_RUNS=$EXEC_RUNS
+EXEC_GAP=$EXEC_GAP
 EOF
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -230,15 +272,17 @@ fi
 # ---------------------------------------------------------------------------
 # The table.
 # ---------------------------------------------------------------------------
-# stats FILE COL -> "median min max failures" in ms (F = failed iteration).
+# stats FILE COL -> "median min max failures p90" in ms (F = failed
+# iteration; p90 by nearest rank).
 stats() {
   awk -v c="$2" '
     { if ($c ~ /^[0-9]+$/) v[n++] = $c / 1e6; else f++ }
     END {
-      if (n == 0) { print "- - - " f+0; exit }
+      if (n == 0) { print "- - - " f+0 " -"; exit }
       for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
       med = (n % 2) ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
-      printf "%.2f %.2f %.2f %d\n", med, v[0], v[n - 1], f + 0
+      r = int(0.9 * n); if (r < 0.9 * n) r++
+      printf "%.2f %.2f %.2f %d %.2f\n", med, v[0], v[n - 1], f + 0, v[r - 1]
     }' FS='\t' "$1"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a / b; else printf "-" }'; }
@@ -247,7 +291,7 @@ declare -A V # V[metric,runtime] = value
 # getstats PREFIX FILE COL: V[PREFIX...] from stats.
 getstats() { # name file col runtime
   local r; r=($(stats "$2" "$3"))
-  V[$1,$4]=${r[0]}; V[$1min,$4]=${r[1]}; V[$1max,$4]=${r[2]}; V[$1fail,$4]=${r[3]}
+  V[$1,$4]=${r[0]}; V[$1min,$4]=${r[1]}; V[$1max,$4]=${r[2]}; V[$1fail,$4]=${r[3]}; V[$1p90,$4]=${r[4]}
 }
 getstats run "$res/run.tsv" 1 hull
 getstats run "$res/run.tsv" 2 runc
@@ -286,6 +330,17 @@ for n in hull runc crun; do
   V[sys1,$n]=$(calls "$res/strace1-$n.txt")
 done
 V[sys,floor]=$(calls "$res/strace-floor.txt")
+# exec: exec-cols maps the columns of exec.tsv to runtimes.
+while read -r col n; do
+  getstats exec "$res/exec.tsv" "$col" "$n"
+done < <(cat "$res/exec-cols" 2>/dev/null)
+EXEC_WHY=()
+for n in hull runc crun; do
+  if [ -f "$res/exec-why-$n" ]; then
+    V[exec,$n]=n/a; V[execp90,$n]=n/a; V[execfail,$n]=n/a
+    EXEC_WHY+=("$n: exec not measured: $(cat "$res/exec-why-$n")")
+  fi
+done
 for e in docker ctr; do
   if [ -f "$res/$e.tsv" ]; then
     getstats "$e" "$res/$e.tsv" 1 hull
@@ -335,6 +390,9 @@ row() { # label metric
   row "peak RSS of create process, MB (VmHWM)" rss
   row "  ru_maxrss incl. reaped children, MB" rssall
   row "binary size stripped, MB" size
+  row "exec true, median ms ($EXEC_RUNS, ${EXEC_GAP} s apart)" exec
+  row "  p90 ms" execp90
+  row "  failed execs" execfail
   row "docker run --rm true, median ms (${ENGINE_RUNS:-20} runs)" docker
   row "  min ms" dockermin
   row "  failed runs" dockerfail
@@ -347,6 +405,7 @@ row() { # label metric
   echo
   echo "hull median = $(ratio "${V[run,hull]}" "${V[run,floor]}") x the floor, $(ratio "${V[run,hull]}" "${V[run,floorcg]}") x floor+cg (targets: hull/crun <= 0.5, hull/runc <= 0.25, hull <= 2 x floor)"
   echo "load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shows up in the spread)"
+  for w in "${EXEC_WHY[@]}"; do echo "$w"; done
   echo
   echo "hull, most frequent syscalls of one run (strace -f -c, calls):"
   awk 'NR > 2 && $NF != "total" && $1 !~ /^-/' "$res/strace-hull.txt" |
@@ -361,7 +420,7 @@ fi
 
 # Save hull's figures for the next run's "prev hull" column.
 {
-  for k in run runmin runmax runfail cpu cpusys create start delete cycle cfail par parfail tput rss rssall size docker dockermin dockerfail ctr ctrmin ctrfail instr sys sys1; do
+  for k in run runmin runmax runfail cpu cpusys create start delete cycle cfail par parfail tput rss rssall size exec execp90 execfail docker dockermin dockerfail ctr ctrmin ctrfail instr sys sys1; do
     printf '%s\t%s\n' "$k" "${V[$k,hull]:--}"
   done
 } >"$last"

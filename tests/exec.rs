@@ -63,8 +63,207 @@ fn exec_joins_the_container() {
         );
     }
     assert!(out.stdout.contains("/bin/busybox"), "{out}");
+    // Seen from the host too, hierarchy by hierarchy.
+    let epid = exec_detached(&rt, &id);
+    assert_in_container_cgroups(&id, pid, epid);
     rt.cmd(&["delete", "--force", &id]).ok();
     rt.assert_nothing_left(&id);
+}
+
+/// `exec --detach ... sleep 1000` (with `configure` applied to the runtime
+/// command); returns the exec'd process's host pid.
+fn exec_detached_with(
+    rt: &Runtime,
+    id: &str,
+    configure: impl FnOnce(&mut std::process::Command),
+) -> i64 {
+    let pid_file = rt
+        .base()
+        .join(format!("exec-{}.pid", common::unique_id("p")));
+    let args = [
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        id,
+        "sleep",
+        "1000",
+    ];
+    rt.spawn_with(&args, configure).wait().ok();
+    std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn exec_detached(rt: &Runtime, id: &str) -> i64 {
+    exec_detached_with(rt, id, |_| {})
+}
+
+/// The cgroup mounts (v1 hierarchies and cgroup2) showing their whole
+/// tree: (mount point, filesystem type).
+fn cgroup_mounts() -> Vec<(String, String)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = f.iter().position(|&x| x == "-") else {
+            continue;
+        };
+        let fstype = f.get(dash + 1).copied().unwrap_or("");
+        if (fstype == "cgroup" || fstype == "cgroup2") && f[3] == "/" {
+            out.push((f[4].to_string(), fstype.to_string()));
+        }
+    }
+    out
+}
+
+/// Asserts that `pid` is in container `id`'s cgroup in every hierarchy:
+/// its /proc/PID/cgroup equals the init's, line for line (each v1
+/// hierarchy, and the cgroup2 `0::` line), and the container's directory
+/// in each mounted v1 hierarchy and in the cgroup2 one lists it.
+#[track_caller]
+fn assert_in_container_cgroups(id: &str, init: i64, pid: i64) {
+    let lines = |p: i64| {
+        let text = std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap();
+        let mut v: Vec<String> = text.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let (want, got) = (lines(init), lines(pid));
+    assert_eq!(got, want, "pid {pid}'s cgroups differ from the init's");
+    let name = common::cgroup_name(id);
+    let mut checked = Vec::new();
+    for (mount, fstype) in cgroup_mounts() {
+        let dir = std::path::Path::new(&mount).join(&name);
+        // runc may leave a hierarchy out (e.g. a hybrid host's cgroup2);
+        // hull makes the container's directory in every one.
+        if !dir.exists() && !common::is_hull() {
+            continue;
+        }
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        assert!(
+            procs.lines().any(|l| l.trim() == pid.to_string()),
+            "pid {pid} is not in {} ({fstype}): {procs:?}",
+            dir.display()
+        );
+        checked.push(dir);
+    }
+    assert!(!checked.is_empty(), "no cgroup hierarchy checked");
+}
+
+/// The exec'd process lands in every cgroup also where the kernel has no
+/// clone3 or no CLONE_INTO_CGROUP (a seccomp filter plays the old kernel,
+/// with each errno hull falls back on): it then joins the cgroup2
+/// directory through cgroup.procs.
+#[test]
+fn exec_without_clone3_joins_every_cgroup() {
+    if common::skip() {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let rt = Runtime::new("exec-noclone3");
+    let mut b = Bundle::new("exec-noclone3");
+    let (id, pid) = sleeper(&rt, "exec-noclone3", &mut b);
+    for errno in [libc::ENOSYS, libc::E2BIG, libc::EINVAL, libc::EPERM] {
+        let epid = exec_detached_with(&rt, &id, |cmd| {
+            // SAFETY: only async-signal-safe calls between fork and exec;
+            // the filter program outlives the prctl that copies it.
+            unsafe {
+                cmd.pre_exec(move || deny_clone3(errno));
+            }
+        });
+        assert_in_container_cgroups(&id, pid, epid);
+    }
+    rt.cmd(&["delete", "--force", &id]).ok();
+    rt.assert_nothing_left(&id);
+}
+
+/// Install a seccomp filter failing clone3 with `errno` (x86-64 and
+/// aarch64 share its number, 435); everything else is allowed.
+fn deny_clone3(errno: i32) -> std::io::Result<()> {
+    let nr_offset = 0; // seccomp_data.nr
+    let filter = [
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: nr_offset,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_clone3 as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | errno as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: prog points at a valid filter for the duration of the call
+    // (the kernel copies it); root may install it without no_new_privs.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A container whose cgroup was removed under it (its init moved out of
+/// one hierarchy's directory, then the directory removed) cannot be
+/// joined: exec fails with an error naming the container and the cgroup,
+/// and leaves nothing behind. Checked for a v1 hierarchy and, where one is
+/// mounted, the cgroup2 directory (the clone3 path).
+#[test]
+fn exec_fails_clearly_when_the_cgroup_is_gone() {
+    if common::skip() {
+        return;
+    }
+    let mounts = cgroup_mounts();
+    let v1 = mounts.iter().find(|m| m.1 == "cgroup");
+    let v2 = mounts.iter().find(|m| m.1 == "cgroup2");
+    for (n, (mount, _)) in [v1, v2].into_iter().flatten().enumerate() {
+        let rt = Runtime::new("exec-nocg");
+        let mut b = Bundle::new("exec-nocg");
+        let (id, pid) = sleeper(&rt, &format!("exec-nocg{n}"), &mut b);
+        let dir = std::path::Path::new(mount).join(common::cgroup_name(&id));
+        std::fs::write(
+            std::path::Path::new(mount).join("cgroup.procs"),
+            pid.to_string(),
+        )
+        .unwrap();
+        std::fs::remove_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let out = rt.cmd(&["exec", &id, "true"]);
+        out.fails();
+        if common::is_hull() {
+            out.hull_error_mentions(&[&id]);
+            out.hull_error_mentions(&[&dir.display().to_string()]);
+            out.hull_error_mentions(&["no longer exists"]);
+        }
+        rt.cmd(&["delete", "--force", &id]).ok();
+        rt.assert_nothing_left(&id);
+    }
 }
 
 #[test]

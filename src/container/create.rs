@@ -676,7 +676,7 @@ fn describe_failure(spec: &Spec, plan: &InitPlan, msg: Msg) -> String {
 
 /// The idx-th v1 `tasks` file the child writes, for messages.
 fn cgroup_task_file(plan: &InitPlan, idx: usize) -> String {
-    if idx == 99 {
+    if idx == init::CGROUP2_JOIN {
         return "its cgroup2 directory's cgroup.procs".to_string();
     }
     plan.cgroup_tasks

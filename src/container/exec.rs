@@ -3,9 +3,9 @@
 //! container's confinement (the bundle's `process`, as runc does) unless the
 //! options override it.
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
@@ -256,13 +256,23 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
             return Err(e);
         }
     };
+    let cgroup = match CgroupFiles::open(&c) {
+        Ok(cg) => cg,
+        Err(e) => {
+            ns.close_fds();
+            return Err(e);
+        }
+    };
     let plan = SetnsPlan {
         ns,
         process,
         parent_fds: Vec::new(),
+        cgroup_tasks: cgroup.tasks.iter().map(|t| t.1.as_raw_fd()).collect(),
+        cgroup2: cgroup.cgroup2.as_ref().map(|d| d.1.as_raw_fd()),
     };
     let sfd = if o.detach { None } else { Some(foreground()?) };
-    let result = spawn(&c, &plan, o);
+    let result = spawn(&c, &plan, &cgroup, o);
+    drop(cgroup);
     plan.ns.close_fds();
     let (pid, pty) = result?;
     if let Some(f) = &o.pid_file {
@@ -286,10 +296,111 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
     Ok(code)
 }
 
+/// The container's cgroup files, opened before the fork for stage 1 to
+/// inherit: each v1 hierarchy's `tasks` file and the cgroup2 directory
+/// (from the state, so systemd-driver containers are found alike).
+struct CgroupFiles {
+    tasks: Vec<(PathBuf, OwnedFd)>,
+    cgroup2: Option<(PathBuf, OwnedFd)>,
+}
+
+impl CgroupFiles {
+    fn open(c: &Container) -> Result<CgroupFiles> {
+        let cg = &c.state.cgroup;
+        let mut tasks = Vec::new();
+        for f in cg.v1_task_files() {
+            let fd = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&f)
+                .map_err(|e| open_error(c.id(), &f, e))?;
+            tasks.push((f, fd.into()));
+        }
+        let cgroup2 = match &cg.unified {
+            Some(dir) => {
+                let fd = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECTORY)
+                    .open(dir)
+                    .map_err(|e| open_error(c.id(), dir, e))?;
+                Some((dir.clone(), fd.into()))
+            }
+            None => None,
+        };
+        Ok(CgroupFiles { tasks, cgroup2 })
+    }
+
+    /// The file a `Step::CgroupJoin` failure at `idx` is about.
+    fn describe(&self, idx: usize) -> String {
+        if idx == crate::init::CGROUP2_JOIN {
+            if let Some((dir, _)) = &self.cgroup2 {
+                return dir.join("cgroup.procs").display().to_string();
+            }
+        }
+        self.tasks
+            .get(idx)
+            .map(|t| t.0.display().to_string())
+            .unwrap_or_else(|| format!("v1 hierarchy #{idx}"))
+    }
+}
+
+/// A cgroup file that cannot be opened; ENOENT means the container's cgroup
+/// was removed under it (it cannot be joined; its limits no longer hold).
+fn open_error(id: &str, path: &Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        let dir = if path.ends_with("tasks") {
+            path.parent().unwrap_or(path)
+        } else {
+            path
+        };
+        return cgroup_gone(id, dir);
+    }
+    Error::io(path, e)
+}
+
+fn cgroup_gone(id: &str, dir: &Path) -> Error {
+    Error::bad_state(
+        id,
+        format!(
+            "cannot exec: the container's cgroup {} no longer exists",
+            dir.display()
+        ),
+    )
+}
+
+/// Fork stage 1: with clone3(CLONE_INTO_CGROUP) straight into the cgroup2
+/// directory where there is one. Returns its pid (0 in the child) and
+/// whether it was cloned into the cgroup2 directory.
+fn fork_stage1(id: &str, cgroup: &CgroupFiles) -> Result<(libc::pid_t, bool)> {
+    if let Some((dir, fd)) = &cgroup.cgroup2 {
+        match sys::clone_child(0, Some(fd.as_raw_fd())) {
+            Ok(pid) => return Ok((pid, true)),
+            // No clone3 (before Linux 5.3, or a seccomp filter: ENOSYS or
+            // EPERM), or one without the cgroup field (5.3-5.6: E2BIG or
+            // EINVAL): stage 1 writes cgroup.procs itself, which reports
+            // any real permission problem.
+            Err(sys::Errno(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EPERM)) => {}
+            // The directory was removed after it was opened.
+            Err(sys::Errno(libc::ENODEV | libc::ENOENT)) => return Err(cgroup_gone(id, dir)),
+            Err(e) => {
+                return Err(Error::Init {
+                    id: id.to_string(),
+                    msg: format!("cloning the exec process into {}: {e}", dir.display()),
+                })
+            }
+        }
+    }
+    let pid = sys::fork().map_err(|e| Error::Init {
+        id: id.to_string(),
+        msg: format!("forking the exec process: {e}"),
+    })?;
+    Ok((pid, false))
+}
+
 /// Fork the two stages and drive them until the exec happened.
 fn spawn(
     c: &Container,
     plan: &SetnsPlan,
+    cgroup: &CgroupFiles,
     o: &ExecOptions,
 ) -> Result<(libc::pid_t, Option<OwnedFd>)> {
     let id = c.id();
@@ -297,10 +408,16 @@ fn spawn(
         sys::seqpacket_pair().map_err(|e| Error::sys("creating the exec socketpair", e))?;
     // SAFETY: both fds were just created and are owned here.
     let parent = unsafe { OwnedFd::from_raw_fd(parent_sock) };
-    let stage1 = sys::fork().map_err(|e| Error::sys("forking the exec process", e))?;
+    let (stage1, in_cgroup2) = match fork_stage1(id, cgroup) {
+        Ok(r) => r,
+        Err(e) => {
+            sys::close(child_sock);
+            return Err(e);
+        }
+    };
     if stage1 == 0 {
         sys::close(parent_sock);
-        setns::stage1(plan, child_sock);
+        setns::stage1(plan, child_sock, in_cgroup2);
     }
     sys::close(child_sock);
     let mut target: Option<libc::pid_t> = None;
@@ -316,12 +433,6 @@ fn spawn(
             msg,
         }
     };
-    if let Err(e) = c.state.cgroup.add(stage1) {
-        return Err(fail(None, e.to_string()));
-    }
-    if channel::send(parent_sock, Msg::new(Kind::Placed)).is_err() {
-        return Err(fail(None, "the exec process exited during setup".into()));
-    }
     let mut pty = None;
     let mut buf = [0u8; HEADER + 16];
     loop {
@@ -387,7 +498,7 @@ fn spawn(
                 }
             }
             Kind::Fail => {
-                let msg_text = describe(plan, msg);
+                let msg_text = describe(plan, cgroup, msg);
                 return Err(fail(target, msg_text));
             }
             _ => return Err(fail(target, format!("unexpected message {:?}", msg.kind))),
@@ -399,7 +510,7 @@ fn spawn(
         .ok_or_else(|| fail(None, "the exec process did not start".into()))
 }
 
-fn describe(plan: &SetnsPlan, msg: Msg) -> String {
+fn describe(plan: &SetnsPlan, cgroup: &CgroupFiles, msg: Msg) -> String {
     let errno = sys::Errno(msg.b);
     let idx = msg.c as usize;
     let Some(step) = Step::from_u32(msg.a as u32) else {
@@ -412,6 +523,10 @@ fn describe(plan: &SetnsPlan, msg: Msg) -> String {
         Step::JoinNamespace => format!(
             "joining the container's {} namespace: {errno}",
             NAMESPACES.get(idx).map(|n| n.0).unwrap_or("?")
+        ),
+        Step::CgroupJoin => format!(
+            "joining the container's cgroup ({}): {errno}",
+            cgroup.describe(idx)
         ),
         step => format!("{step:?}: {errno}"),
     }

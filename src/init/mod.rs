@@ -183,27 +183,41 @@ fn direct_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
 fn join_cgroups(plan: &InitPlan, sock: RawFd, init_via_clone: bool) -> ChildResult<()> {
     let mut fds = [-1; sys::MAX_FDS];
     let n = channel::expect_fds(sock, Kind::Placed, &mut fds).step(Step::Protocol)?;
-    let mut r = Ok(());
-    for (i, &fd) in fds.iter().take(n).enumerate() {
-        if r.is_ok() {
-            r = sys::write_all(fd, b"0").step_at(Step::CgroupJoin, i);
-        }
-        sys::close(fd);
-    }
-    r?;
+    join_v1_self(&fds[..n])?;
     match plan.init_cgroup {
         Some(cg) if !init_via_clone => join_cgroup2(cg),
         _ => Ok(()),
     }
 }
 
-fn join_cgroup2(cg: RawFd) -> ChildResult<()> {
-    let procs =
-        sys::openat(cg, c"cgroup.procs", libc::O_WRONLY, 0).step_at(Step::CgroupJoin, 99)?;
+/// Write "0" (this thread) to each open v1 `tasks` file and close them
+/// all; a failure names the file's index. The caller must be
+/// single-threaded: only the calling thread moves.
+pub(crate) fn join_v1_self(tasks: &[RawFd]) -> ChildResult<()> {
+    let mut r = Ok(());
+    for (i, &fd) in tasks.iter().enumerate() {
+        if r.is_ok() {
+            r = sys::write_all(fd, b"0").step_at(Step::CgroupJoin, i);
+        }
+        sys::close(fd);
+    }
+    r
+}
+
+/// Join the cgroup2 directory `cg` through its `cgroup.procs` (the slow
+/// way: a process migration), where the kernel cannot clone into it.
+/// Failures have index [`CGROUP2_JOIN`].
+pub(crate) fn join_cgroup2(cg: RawFd) -> ChildResult<()> {
+    let procs = sys::openat(cg, c"cgroup.procs", libc::O_WRONLY, 0)
+        .step_at(Step::CgroupJoin, CGROUP2_JOIN)?;
     let r = sys::write_all(procs, b"0");
     sys::close(procs);
-    r.step_at(Step::CgroupJoin, 99)
+    r.step_at(Step::CgroupJoin, CGROUP2_JOIN)
 }
+
+/// The `Step::CgroupJoin` index of the cgroup2 directory (the v1
+/// hierarchies are numbered from 0).
+pub(crate) const CGROUP2_JOIN: usize = 99;
 
 /// "N" of "/proc/self/fd/N" (the fifo entry in a /proc/self/fd dirfd).
 fn fifo_name(path: &CString) -> &std::ffi::CStr {

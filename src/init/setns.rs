@@ -2,13 +2,21 @@
 //! one (runc's setns init). Same two stages as create, fewer steps:
 //!
 //! ```text
-//! hull exec ──fork──► stage 1 ──fork──► process (in the container's pid ns)
-//!   cgroup.procs ← stage 1 ─Placed─►  setns(user) first, then the others
+//! hull exec ──clone3(INTO_CGROUP)──► stage 1 ──fork──► process (in the container's pid ns)
+//!   (opens the cgroup files first)    "0" → each v1 tasks, setns(user) first, then the others
 //!                      ◄─InitPid──   exits
 //!              ──Go───────────────────► setsid, console, rlimits, user, caps,
 //!                      ◄─PtyMaster──   no_new_privs, fds sealed, execve
 //!   socket EOF (close-on-exec) = the exec happened; a Fail message = it did not
 //! ```
+//!
+//! Stage 1 joins the container's cgroups the way create's init does: it is
+//! cloned straight into the cgroup2 directory (`CLONE_INTO_CGROUP`) and
+//! moves itself into each v1 hierarchy by writing "0" to its `tasks` file
+//! (inherited open). Neither is a migration by pid, so neither waits for
+//! the cgroup threadgroup lock's RCU grace period (writing `cgroup.procs`
+//! did, on every exec). Where the kernel cannot clone into a cgroup, stage 1
+//! writes the cgroup2 `cgroup.procs` itself.
 
 use std::os::fd::RawFd;
 
@@ -25,10 +33,16 @@ pub struct SetnsPlan {
     pub process: ProcessPlan,
     /// The parent's fds the children must not keep.
     pub parent_fds: Vec<RawFd>,
+    /// The container's v1 `tasks` files, open for writing (stage 1
+    /// inherits them and writes "0" to each).
+    pub cgroup_tasks: Vec<RawFd>,
+    /// The container's cgroup2 directory, if it has one.
+    pub cgroup2: Option<RawFd>,
 }
 
-pub fn stage1(plan: &SetnsPlan, sock: RawFd) -> ! {
-    let code = match stage1_steps(plan, sock) {
+/// Stage 1; `in_cgroup2`: it was cloned into `plan.cgroup2` already.
+pub fn stage1(plan: &SetnsPlan, sock: RawFd, in_cgroup2: bool) -> ! {
+    let code = match stage1_steps(plan, sock, in_cgroup2) {
         Ok(()) => 0,
         Err(f) => {
             super::report(sock, f);
@@ -38,7 +52,7 @@ pub fn stage1(plan: &SetnsPlan, sock: RawFd) -> ! {
     sys::exit_now(code)
 }
 
-fn stage1_steps(plan: &SetnsPlan, sock: RawFd) -> ChildResult<()> {
+fn stage1_steps(plan: &SetnsPlan, sock: RawFd, in_cgroup2: bool) -> ChildResult<()> {
     for &fd in &plan.parent_fds {
         sys::close(fd);
     }
@@ -46,7 +60,17 @@ fn stage1_steps(plan: &SetnsPlan, sock: RawFd) -> ChildResult<()> {
     // Non-dumpable until exec: processes already in the container must not
     // ptrace us or open /proc/<pid>/exe (the hull binary) — CVE-2019-5736.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
-    channel::expect(sock, Kind::Placed).step(Step::Protocol)?;
+    // The cgroups first, while the host's cgroup files are still ours to
+    // write (not yet in the container's user namespace); the process
+    // forked below inherits them.
+    let mut joined = super::join_v1_self(&plan.cgroup_tasks);
+    if let Some(cg) = plan.cgroup2 {
+        if joined.is_ok() && !in_cgroup2 {
+            joined = super::join_cgroup2(cg);
+        }
+        sys::close(cg);
+    }
+    joined?;
     namespaces::enter_user(&plan.ns)?;
     namespaces::enter_rest(&plan.ns, 0)?;
     let pid = sys::fork().step(Step::ForkInit)?;
