@@ -119,6 +119,16 @@ fn cgroup_mounts() -> Vec<(String, String)> {
     out
 }
 
+/// Container `id`'s directory in the hierarchy mounted at `mount` (on v2
+/// the tests' cgroups have a parent: common::cgroups_path).
+fn container_dir(mount: &str, id: &str) -> std::path::PathBuf {
+    if common::cgroup_v2() {
+        common::cgroup_dir("unified", id)
+    } else {
+        std::path::Path::new(mount).join(common::cgroup_name(id))
+    }
+}
+
 /// Asserts that `pid` is in container `id`'s cgroup in every hierarchy:
 /// its /proc/PID/cgroup equals the init's, line for line (each v1
 /// hierarchy, and the cgroup2 `0::` line), and the container's directory
@@ -133,10 +143,9 @@ fn assert_in_container_cgroups(id: &str, init: i64, pid: i64) {
     };
     let (want, got) = (lines(init), lines(pid));
     assert_eq!(got, want, "pid {pid}'s cgroups differ from the init's");
-    let name = common::cgroup_name(id);
     let mut checked = Vec::new();
     for (mount, fstype) in cgroup_mounts() {
-        let dir = std::path::Path::new(&mount).join(&name);
+        let dir = container_dir(&mount, id);
         // runc may leave a hierarchy out (e.g. a hybrid host's cgroup2);
         // hull makes the container's directory in every one.
         if !dir.exists() && !common::is_hull() {
@@ -247,7 +256,7 @@ fn exec_fails_clearly_when_the_cgroup_is_gone() {
         let rt = Runtime::new("exec-nocg");
         let mut b = Bundle::new("exec-nocg");
         let (id, pid) = sleeper(&rt, &format!("exec-nocg{n}"), &mut b);
-        let dir = std::path::Path::new(mount).join(common::cgroup_name(&id));
+        let dir = container_dir(mount, &id);
         std::fs::write(
             std::path::Path::new(mount).join("cgroup.procs"),
             pid.to_string(),
