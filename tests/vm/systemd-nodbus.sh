@@ -20,7 +20,7 @@ ROOTFS=${ROOTFS:-/share/bundle/rootfs}
 CG=/sys/fs/cgroup
 BUS=/run/dbus/system_bus_socket
 T=$(mktemp -d /tmp/nodbus.XXXXXX)
-TO=30 # seconds any one runtime command may take
+TO=90 # seconds any one runtime command may take (TCG on a loaded host is slow)
 
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; }
@@ -122,12 +122,15 @@ test_runtime() {
     fi
     if rt kill "$id" KILL; then ok kill; else ko kill "$(oneline "$T/out")"; fi
     local i
-    for i in $(seq 1 25); do
+    for i in $(seq 1 150); do
         rt state "$id" && [ "$(jq -r .status "$T/out")" = stopped ] && break
         sleep 0.2
     done
-    if rt delete "$id"; then ok delete; else
-        ko delete "$(oneline "$T/out")"
+    local t0=$SECONDS
+    rc=0
+    rt delete "$id" || rc=$?
+    if [ $rc = 0 ]; then ok delete; else
+        ko delete "exit $rc after $((SECONDS - t0))s: $(oneline "$T/out")"
         rt delete -f "$id"
     fi
     if scope_gone "$unit" "$dir"; then ok scope-gone; else ko scope-gone "$WHY"; fi
