@@ -514,6 +514,26 @@ fn sysctl_refusal(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Option<&'stati
     }
 }
 
+/// Absolute `path` with `.`, `..` and repeated slashes taken out lexically
+/// (`..` never above `/`), like Go's filepath.Clean: runc refuses a rootfs whose
+/// resolved path differs from this, i.e. one that is or goes through a
+/// symlink.
+pub fn clean_path(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => out.push(c.as_os_str()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+        }
+    }
+    out
+}
+
 /// The bundle's rootfs as an absolute path.
 pub fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
     let p = spec
@@ -616,6 +636,19 @@ pub fn default_spec(rootless: bool) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clean_path_is_lexical() {
+        use std::path::Path;
+        for (p, want) in [
+            ("/a/b/../c", "/a/c"),
+            ("/a/./b//c/", "/a/b/c"),
+            ("/../..", "/"),
+            ("/a/real/../real", "/a/real"),
+        ] {
+            assert_eq!(super::clean_path(Path::new(p)), Path::new(want), "{p}");
+        }
+    }
+
     #[test]
     fn list_scan_sends_every_array_where_an_object_belongs_to_the_walk() {
         use super::only_spec_lists as ok;

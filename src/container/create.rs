@@ -106,6 +106,19 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     let spec = config::load(&bundle)?;
     let rootfs = config::rootfs_path(&bundle, &spec);
     let rootfs = match std::fs::canonicalize(&rootfs) {
+        // As runc: a rootfs that is (or goes through) a symlink is refused,
+        // so a bundle cannot point it at a host directory such as /etc
+        // (which would then get proc, dev, sys and the mount points).
+        Ok(p) if p != config::clean_path(&rootfs) => {
+            return Err(Error::config(
+                "root.path",
+                format!(
+                    "{} is a symlink or goes through one (to {}): give the real path",
+                    rootfs.display(),
+                    p.display()
+                ),
+            ))
+        }
         Ok(p) if p.is_dir() => p,
         Ok(p) => {
             return Err(Error::config(

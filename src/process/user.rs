@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::init::fail::{ChildResult, Step, StepContext};
@@ -19,14 +20,27 @@ pub fn current_gid() -> u32 {
     unsafe { libc::getgid() }
 }
 
-/// Read a file inside `rootfs` without following links out of it.
+/// Read a regular file inside `rootfs` without following links out of it.
+/// This runs on the runtime's side, outside the container's device cgroup
+/// and before its mounts: anything but a regular file (a FIFO, on which an
+/// open would block forever; a device node shipped in the image, e.g.
+/// /dev/zero's or the host disk's) is never opened and reads as missing,
+/// and at most 16 MiB are read.
 fn read_in_root(rootfs: &Path, path: &[u8]) -> Option<String> {
+    const MAX: u64 = 16 << 20;
     let root = std::fs::File::open(rootfs).ok()?;
-    let fd = crate::rootfs::resolve::open(root.as_raw_fd(), path, libc::O_RDONLY).ok()?;
+    let fd = crate::rootfs::resolve::open(root.as_raw_fd(), path, libc::O_PATH).ok()?;
     // SAFETY: fd was just opened by us and is owned by nobody else.
-    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    // Reopened through /proc: the same inode, now for reading.
+    let mut buf = [0u8; 64];
+    let proc_path = sys::proc_fd_path(&mut buf, file.as_raw_fd());
+    let f = std::fs::File::open(std::ffi::OsStr::from_bytes(proc_path.to_bytes())).ok()?;
     let mut s = String::new();
-    f.read_to_string(&mut s).ok()?;
+    f.take(MAX).read_to_string(&mut s).ok()?;
     Some(s)
 }
 
@@ -114,5 +128,22 @@ mod tests {
         assert_eq!(bob.groups, [10]);
         assert_eq!(lookup_in(passwd, group, 0).home.as_deref(), Some("/root"));
         assert_eq!(lookup_in(passwd, group, 5), UserInfo::default());
+    }
+
+    /// Only regular files are read: a FIFO (which would block the open)
+    /// reads as missing.
+    #[test]
+    fn reads_regular_files_only() {
+        let dir = std::env::temp_dir().join(format!("hull-user-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(dir.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        let fifo = std::ffi::CString::new(format!("{}/etc/group", dir.display())).unwrap();
+        // SAFETY: fifo is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let passwd = read_in_root(&dir, b"/etc/passwd");
+        let group = read_in_root(&dir, b"/etc/group");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(passwd.as_deref(), Some("root:x:0:0::/root:/bin/sh\n"));
+        assert_eq!(group, None);
     }
 }

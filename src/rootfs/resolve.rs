@@ -227,12 +227,30 @@ pub fn ensure(root: RawFd, path: &[u8], dir: bool) -> SysResult<RawFd> {
     } else {
         let (parent, _) = split(path);
         mkdir_all(root, parent)?;
-        let fd = open_in_root(
-            root,
-            path,
-            libc::O_CREAT | libc::O_RDONLY | libc::O_NOCTTY,
-            0o644,
-        )?;
+        let create = || {
+            open_in_root(
+                root,
+                path,
+                libc::O_CREAT | libc::O_RDONLY | libc::O_NOCTTY,
+                0o644,
+            )
+        };
+        let fd = match create() {
+            // A dangling symlink whose target's directories are missing:
+            // make them, resolved inside the root (as runc does), and retry.
+            Err(Errno(libc::ENOENT)) => {
+                let mut target = [0u8; PATH_MAX];
+                let len = with_parent(root, path, |dir, n| sys::readlinkat(dir, n, &mut target))
+                    .map_err(|_| Errno(libc::ENOENT))?;
+                let target = &target[..len];
+                if target.contains(&b'/') {
+                    let (tparent, _) = split(target);
+                    mkdir_link_target(root, parent, tparent, 0)?;
+                }
+                create()?
+            }
+            r => r?,
+        };
         sys::close(fd);
     }
     open(root, path, libc::O_PATH)
@@ -438,6 +456,9 @@ mod tests {
         std::os::unix::fs::symlink("../../../outside/c", root.join("d/climb")).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("d/abs")).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("p")).unwrap();
+        // File mount points that are dangling links into missing dirs.
+        std::os::unix::fs::symlink(outside.join("deep/f"), root.join("d/fabs")).unwrap();
+        std::os::unix::fs::symlink("../../../outside/rel/g", root.join("d/frel")).unwrap();
         let dir = std::fs::File::open(&root).unwrap();
         let mut res = Resolver::new(dir.as_raw_fd());
         for (path, is_dir) in [
@@ -447,6 +468,8 @@ mod tests {
             (b"/d/abs/x", true),
             (b"/p/y/z", true),
             (b"/d/new", true),
+            (b"/d/fabs", false),
+            (b"/d/frel", false),
         ] {
             let fd = res.ensure(path, is_dir).unwrap();
             sys::close(fd);
@@ -462,6 +485,8 @@ mod tests {
         );
         let o = outside.strip_prefix("/").unwrap();
         assert!(root.join(o).join("x").is_dir() && root.join(o).join("y/z").is_dir());
+        assert!(root.join(o).join("deep/f").is_file());
+        assert!(root.join("outside/rel/g").is_file());
         assert_eq!(
             std::fs::read_dir(&outside).unwrap().count(),
             0,
