@@ -4,7 +4,7 @@
 # containerd/docker/podman), the runtime-spec conformance suite with runc
 # side by side, and then, in the pure cgroup v2 + systemd guest (tests/vm,
 # qemu), the cgroup v2 checks, the Rust integration tests again, the
-# systemd driver without a D-Bus daemon and the CRIU round trip.
+# systemd driver without a D-Bus daemon, the CRIU round trip and AppArmor.
 # Needs root and the packages .ci/run installs.
 #
 # Usage (as root): bash scripts/test.sh
@@ -41,6 +41,7 @@ if [ -z "${HULL_TEST_NO_VM:-}" ]; then
         bash tests/vm/cargo-tests.sh
     step "guest: systemd, no D-Bus" env HULL_VM_HULL="$hull" bash tests/vm/run.sh bash tests/systemd-nodbus.sh
     step "guest: CRIU round trip" env HULL_VM_HULL="$hull" bash tests/vm/run.sh bash tests/criu-guest.sh
+    step "guest: AppArmor profiles" env HULL_VM_HULL="$hull" bash tests/vm/run.sh bash tests/apparmor-guest.sh
 fi
 echo "=== [test.sh] summary"
 printf '  %s\n' "${steps[@]}"

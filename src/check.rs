@@ -142,19 +142,18 @@ pub fn run(criu: &Path) -> Vec<Item> {
         )
     });
 
+    out.push(apparmor());
     let lsm = read("/sys/kernel/security/lsm").unwrap_or_default();
-    for (name, key) in [("apparmor", "apparmor"), ("selinux", "selinux")] {
-        let on = lsm.split(',').any(|l| l == key);
-        out.push(item(
-            &format!("lsm: {name}"),
-            if on { Verdict::Ok } else { Verdict::Warn },
-            if on {
-                "enabled".to_string()
-            } else {
-                format!("not enabled (active LSMs: {lsm}); process labels are refused")
-            },
-        ));
-    }
+    let on = lsm.split(',').any(|l| l == "selinux");
+    out.push(item(
+        "lsm: selinux",
+        if on { Verdict::Ok } else { Verdict::Warn },
+        if on {
+            "enabled".to_string()
+        } else {
+            format!("not enabled (active LSMs: {lsm}); process labels are refused")
+        },
+    ));
 
     out.push(match crate::container::checkpoint::criu_version(criu) {
         Err(e) => item("criu", Verdict::Warn, e.to_string()),
@@ -185,6 +184,58 @@ pub fn run(criu: &Path) -> Vec<Item> {
         }
     });
     out
+}
+
+/// AppArmor, by the test `process.apparmorProfile` uses (securityfs has it
+/// and the module says Y), with the loaded profiles by mode.
+fn apparmor() -> Item {
+    const NAME: &str = "lsm: apparmor";
+    if !crate::process::lsm::apparmor_enabled() {
+        let param = read("/sys/module/apparmor/parameters/enabled")
+            .map_or("missing".to_string(), |v| format!("{v:?}"));
+        return item(
+            NAME,
+            Verdict::Warn,
+            format!(
+                "not enabled (/sys/module/apparmor/parameters/enabled: {param}); \
+                 process.apparmorProfile is refused"
+            ),
+        );
+    }
+    let path = "/sys/kernel/security/apparmor/profiles";
+    match std::fs::read_to_string(path) {
+        Ok(list) => item(
+            NAME,
+            Verdict::Ok,
+            format!("enabled, {}", profile_summary(&list)),
+        ),
+        Err(e) => item(NAME, Verdict::Ok, format!("enabled (reading {path}: {e})")),
+    }
+}
+
+/// "N profiles loaded (E enforce, C complain)" from the kernel's list, one
+/// `name (mode)` a line.
+fn profile_summary(list: &str) -> String {
+    let mut modes: Vec<(&str, usize)> = Vec::new();
+    let mut total = 0;
+    for line in list.lines().filter(|l| !l.trim().is_empty()) {
+        total += 1;
+        let mode = line
+            .rsplit_once(" (")
+            .and_then(|(_, m)| m.strip_suffix(')'))
+            .unwrap_or("unknown");
+        match modes.iter_mut().find(|(m, _)| *m == mode) {
+            Some((_, n)) => *n += 1,
+            None => modes.push((mode, 1)),
+        }
+    }
+    let by_mode: Vec<String> = modes.iter().map(|(m, n)| format!("{n} {m}")).collect();
+    let noun = if total == 1 { "profile" } else { "profiles" };
+    if by_mode.is_empty() {
+        format!("{total} {noun} loaded")
+    } else {
+        format!("{total} {noun} loaded ({})", by_mode.join(", "))
+    }
 }
 
 /// The text report: one line per item, then the overall verdict.
@@ -239,5 +290,17 @@ mod tests {
         assert_eq!(criu.verdict, Verdict::Warn);
         assert!(criu.detail.contains("/nonexistent/criu"), "{}", criu.detail);
         assert!(render(&items).contains("verdict: "));
+    }
+
+    #[test]
+    fn apparmor_profiles_are_counted_by_mode() {
+        let list = "hull-test-deny (enforce)\n/usr/bin/man (enforce)\nlsb_release (complain)\n\
+                    a profile (with) parens (enforce)\n";
+        assert_eq!(
+            profile_summary(list),
+            "4 profiles loaded (3 enforce, 1 complain)"
+        );
+        assert_eq!(profile_summary(""), "0 profiles loaded");
+        assert_eq!(profile_summary("x (kill)\n"), "1 profile loaded (1 kill)");
     }
 }

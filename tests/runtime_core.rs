@@ -369,6 +369,22 @@ fn check_reports_the_host() {
         .unwrap_or(false);
     let criu = find("criu");
     assert_eq!(criu["verdict"] == "ok", criu_ok, "{criu}");
+    // AppArmor as the kernel module says (securityfs must show it too).
+    let aa_param = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.starts_with('Y'));
+    let aa = find("lsm: apparmor");
+    let detail = aa["detail"].as_str().unwrap();
+    if aa_param && std::path::Path::new("/sys/kernel/security/apparmor").exists() {
+        assert_eq!(aa["verdict"], "ok", "{aa}");
+        assert!(detail.starts_with("enabled"), "{aa}");
+        if let Ok(list) = std::fs::read_to_string("/sys/kernel/security/apparmor/profiles") {
+            let n = list.lines().filter(|l| !l.trim().is_empty()).count();
+            assert!(detail.contains(&format!("{n} profile")), "{n} loaded: {aa}");
+        }
+    } else if !aa_param {
+        assert_eq!(aa["verdict"], "warn", "{aa}");
+        assert!(detail.starts_with("not enabled"), "{aa}");
+    }
     assert!(
         out.status.success(),
         "nothing is missing on a host that runs these tests"

@@ -84,6 +84,21 @@ pub fn process_spec(bundle_config: &Value, o: &ExecOptions) -> Result<Value> {
     if !p.is_object() {
         return Err(Error::config("process", "must be an object"));
     }
+    // A --process file that names no LSM label gets the container's: an
+    // exec never leaves the container's AppArmor profile by omission. runc
+    // does this for selinuxLabel (its libcontainer config carries it) but
+    // not for apparmorProfile (specconv leaves config.AppArmorProfile
+    // empty, so runc 1.1's `exec --process` runs unconfined); hull is
+    // stricter there on purpose (tests/vm/apparmor-guest.sh shows both).
+    if o.process.is_some() {
+        for key in ["apparmorProfile", "selinuxLabel"] {
+            let theirs = &bundle_config["process"][key];
+            let unset = p.get(key).and_then(Value::as_str).unwrap_or("").is_empty();
+            if unset && theirs.as_str().is_some_and(|s| !s.is_empty()) {
+                p[key] = theirs.clone();
+            }
+        }
+    }
     if o.tty {
         p["terminal"] = json!(true);
     }
@@ -529,5 +544,61 @@ fn describe(plan: &SetnsPlan, cgroup: &CgroupFiles, msg: Msg) -> String {
             cgroup.describe(idx)
         ),
         step => format!("{step:?}: {errno}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle() -> Value {
+        json!({"process": {"args": ["sleep", "1"], "cwd": "/",
+            "apparmorProfile": "ctr-profile", "selinuxLabel": "ctr_t"}})
+    }
+
+    #[test]
+    fn exec_inherits_the_containers_labels() {
+        let o = ExecOptions {
+            args: vec!["true".into()],
+            ..Default::default()
+        };
+        let p = process_spec(&bundle(), &o).unwrap();
+        assert_eq!(p["apparmorProfile"], "ctr-profile");
+        assert_eq!(p["selinuxLabel"], "ctr_t");
+        let o = ExecOptions {
+            apparmor: Some("other".into()),
+            ..o
+        };
+        assert_eq!(
+            process_spec(&bundle(), &o).unwrap()["apparmorProfile"],
+            "other"
+        );
+    }
+
+    #[test]
+    fn a_process_file_without_labels_gets_the_containers() {
+        let dir = std::env::temp_dir().join(format!("hull-exec-lsm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bare = dir.join("bare.json");
+        std::fs::write(&bare, r#"{"args": ["true"], "cwd": "/"}"#).unwrap();
+        let own = dir.join("own.json");
+        std::fs::write(
+            &own,
+            r#"{"args": ["true"], "cwd": "/", "apparmorProfile": "mine"}"#,
+        )
+        .unwrap();
+        let o = |f: &Path, apparmor: Option<&str>| ExecOptions {
+            process: Some(f.to_path_buf()),
+            apparmor: apparmor.map(String::from),
+            ..Default::default()
+        };
+        let p = process_spec(&bundle(), &o(&bare, None)).unwrap();
+        assert_eq!(p["apparmorProfile"], "ctr-profile");
+        assert_eq!(p["selinuxLabel"], "ctr_t");
+        let p = process_spec(&bundle(), &o(&own, None)).unwrap();
+        assert_eq!(p["apparmorProfile"], "mine");
+        let p = process_spec(&bundle(), &o(&bare, Some("flag"))).unwrap();
+        assert_eq!(p["apparmorProfile"], "flag");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

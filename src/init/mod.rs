@@ -10,8 +10,8 @@
 //!   state.json               ─Go(state)─►  joins the cgroups, cgroup ns, rootfs: mounts, devices
 //!   prestart, createRuntime, ◄─MountsReady─ (only if such hooks exist; waits)
 //!   createContainer hooks    ─Continue──►  pivot_root, console, masked/ro paths,
-//!                            ◄─PtyMaster──  hostname, sysctl, rlimits, user, caps,
-//!   pid file                 ◄─Ready──────  no_new_privs, fds sealed
+//!                            ◄─PtyMaster──  hostname, sysctl, LSM labels, rlimits,
+//!   pid file                 ◄─Ready──────  user, caps, no_new_privs, fds sealed
 //!   (create returns)                        blocks on exec.fifo ... `start` reads it
 //!                                           startContainer hooks, execve(process.args)
 //! ```
@@ -329,10 +329,12 @@ fn init_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<usize> {
         rootfs::paths::readonly(r)?;
         rootfs::paths::finish_root(r)?;
     }
+    // The LSM exec labels before no_new_privs and the identity switch (see
+    // init/setns.rs); they take effect at the execve.
+    plan.process.apply_labels()?;
     plan.process.apply_limits()?;
     let which = plan.process.apply_identity()?;
     plan.process.seal_fds()?;
-    plan.process.apply_labels()?;
     // SCMP_ACT_NOTIFY profiles only: the listener fd must reach the parent.
     plan.process.seccomp_before_ready(sock)?;
 

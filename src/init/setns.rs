@@ -5,8 +5,8 @@
 //! hull exec ──clone3(INTO_CGROUP)──► stage 1 ──fork──► process (in the container's pid ns)
 //!   (opens the cgroup files first)    "0" → each v1 tasks, setns(user) first, then the others
 //!                      ◄─InitPid──   exits
-//!              ──Go───────────────────► setsid, console, rlimits, user, caps,
-//!                      ◄─PtyMaster──   no_new_privs, fds sealed, execve
+//!              ──Go───────────────────► setsid, console, LSM labels, rlimits,
+//!                      ◄─PtyMaster──   user, caps, no_new_privs, fds sealed, execve
 //!   socket EOF (close-on-exec) = the exec happened; a Fail message = it did not
 //! ```
 //!
@@ -85,12 +85,8 @@ fn stage1_steps(plan: &SetnsPlan, sock: RawFd, in_cgroup2: bool) -> ChildResult<
 fn process(plan: &SetnsPlan, sock: RawFd) -> ! {
     match process_steps(plan, sock) {
         Ok(which) => {
-            // The container's LSM labels and seccomp filter, last.
-            let confined = plan
-                .process
-                .apply_labels()
-                .and_then(|()| plan.process.confine_before_exec());
-            if let Err(f) = confined {
+            // The container's seccomp filter, last.
+            if let Err(f) = plan.process.confine_before_exec() {
                 super::report(sock, f);
                 sys::exit_now(1)
             }
@@ -132,6 +128,11 @@ fn process_steps(plan: &SetnsPlan, sock: RawFd) -> ChildResult<usize> {
             sys::close(slave);
         }
     }
+    // The LSM exec labels while still root and before no_new_privs (set
+    // by apply_identity): AppArmor refuses a profile change under
+    // no_new_privs unless it only narrows the current confinement, and
+    // runc changes the profile first too.
+    plan.process.apply_labels()?;
     plan.process.apply_limits()?;
     let which = plan.process.apply_identity()?;
     plan.process.seal_fds()?;

@@ -283,8 +283,8 @@ impl ProcessPlan {
         Ok(())
     }
 
-    /// Child side, before Ready (create) or before the seccomp filter
-    /// (exec): the LSM exec labels.
+    /// Child side, before the identity switch and no_new_privs (create:
+    /// before Ready, so a refused label fails `create`): the LSM exec labels.
     pub fn apply_labels(&self) -> ChildResult<()> {
         lsm::apply(&self.lsm)
     }

@@ -3,7 +3,7 @@
 # when the cache has no image for the current recipe; see README.md).
 #   OUT_DIR/vmlinuz     the cloud kernel (from linux-image-*-cloud-amd64)
 #   OUT_DIR/initrd.img  busybox + the virtio modules, switch_root to /dev/vda
-#   OUT_DIR/root.img    ext4: debootstrap minbase bookworm + systemd, runc, criu
+#   OUT_DIR/root.img    ext4: debootstrap minbase bookworm + systemd, runc, criu, apparmor
 # Everything comes from Debian packages (apt-get download / debootstrap).
 set -euo pipefail
 OUT_DIR=${1:?usage: build-image.sh OUT_DIR}
@@ -11,7 +11,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SUITE=${HULL_VM_SUITE:-bookworm}
 MIRROR=${HULL_VM_MIRROR:-http://deb.debian.org/debian}
 KERNEL_META=${HULL_VM_KERNEL:-linux-image-cloud-amd64}
-PACKAGES=systemd,systemd-sysv,udev,dbus,kmod,busybox-static,runc,criu,iptables,iproute2,procps,jq
+PACKAGES=systemd,systemd-sysv,udev,dbus,kmod,busybox-static,runc,criu,iptables,iproute2,procps,jq,apparmor
 ROOT_SIZE=2G
 
 need() { command -v "$1" >/dev/null || { echo "build-image: $1 missing (apt-get install $2)" >&2; exit 1; }; }
