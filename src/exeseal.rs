@@ -109,7 +109,13 @@ pub fn process_grants_ptrace(process: &serde_json::Value) -> bool {
 /// Whether this process runs from a sealed image: a memfd sealed against
 /// writes, or a file on a read-only overlayfs mount.
 pub fn running_sealed() -> bool {
-    let Ok(fd) = std::fs::File::open("/proc/self/exe") else {
+    exe_is_sealed("/proc/self/exe")
+}
+
+/// Whether `exe` (a `/proc/<pid>/exe`) is a sealed image, as
+/// [`running_sealed`] means it.
+pub fn exe_is_sealed(exe: &str) -> bool {
+    let Ok(fd) = std::fs::File::open(exe) else {
         return false;
     };
     if let Ok(seals) = sys::get_seals(fd.as_raw_fd()) {

@@ -263,6 +263,43 @@ fn cve_2019_5736_ptrace_granted_cannot_reopen_the_runtime_for_writing() {
     );
 }
 
+/// The same attack through `exec --cap CAP_SYS_PTRACE` into a created
+/// container whose config did not need the sealed image: refused while the
+/// init waits (it runs hull's plain image), allowed once it has exec'd.
+#[test]
+fn cve_2019_5736_exec_with_ptrace_into_a_waiting_plain_init_is_refused() {
+    if !common::is_hull() {
+        return;
+    }
+    let Some(mut b) = probe_bundle("cve-ptrace-exec") else {
+        return;
+    };
+    b.args(&["sleep", "100"]);
+    let rt = Runtime::new("cve-ptrace-exec");
+    let id = common::unique_id("cve-ptrace-exec");
+    rt.create(&id, &mut b, &[]).ok();
+    let exec = |rt: &Runtime| {
+        rt.cmd(&[
+            "exec",
+            "--cap",
+            "CAP_SYS_PTRACE",
+            &id,
+            "/bin/probe",
+            "open",
+            "/proc/1/exe",
+            "path",
+        ])
+    };
+    exec(&rt).fails().hull_error_mentions(&["CVE-2019-5736"]);
+    rt.cmd(&["start", &id]).ok();
+    rt.wait_status(&id, "running");
+    let out = exec(&rt);
+    out.ok();
+    assert!(out.stdout.starts_with("ok"), "{out}");
+    rt.cmd(&["delete", "-f", &id]).ok();
+    rt.assert_nothing_left(&id);
+}
+
 /// CVE-2019-16884 / CVE-2019-19921 / CVE-2021-30465: a mount destination
 /// that is (or goes through) a symlink in the image is resolved inside the
 /// rootfs, never on the host.

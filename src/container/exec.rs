@@ -251,6 +251,19 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
     // CVE-2019-5736: the exec process is visible in the container until its
     // execve; re-exec from a sealed image first where that matters.
     crate::exeseal::ensure(&spec, container_ptrace, store.root())?;
+    // ... and one given CAP_SYS_PTRACE here must not find a waiting init
+    // that still runs hull's plain image (created from a config that did
+    // not need the sealed one).
+    if c.status() == Status::Created
+        && crate::exeseal::reason(&spec, false).is_some()
+        && !crate::exeseal::exe_is_sealed(&format!("/proc/{}/exe", c.state.pid))
+    {
+        return Err(Error::bad_state(
+            id,
+            "cannot exec a process that may hold CAP_SYS_PTRACE into a created container whose init \
+             runs hull's unsealed image (CVE-2019-5736); start it first",
+        ));
+    }
 
     let ns = join_plan(c.state.pid)?;
     let mut warn = |m: String| crate::logging::warn(&m);
