@@ -106,6 +106,12 @@ pub fn process_grants_ptrace(process: &serde_json::Value) -> bool {
     })
 }
 
+/// Whether this process is the re-executed runtime and has not passed
+/// [`ensure`] yet (it repeats the first one's steps up to there).
+pub fn reexecuted() -> bool {
+    std::env::var_os(MARKER).is_some()
+}
+
 /// Whether this process runs from a sealed image: a memfd sealed against
 /// writes, or a file on a read-only overlayfs mount.
 pub fn running_sealed() -> bool {
@@ -131,13 +137,16 @@ pub fn exe_is_sealed(exe: &str) -> bool {
 /// Returns Ok only when nothing had to be done; call it before anything
 /// is made (the re-executed process starts over).
 pub fn ensure(spec: &Spec, other_ptrace: bool, state_root: &Path) -> Result<()> {
+    let again = reexecuted();
+    // Not passed on (hooks, nested runtimes); later warnings are new.
+    std::env::remove_var(MARKER);
     let Some(why) = reason(spec, other_ptrace) else {
         return Ok(());
     };
     if running_sealed() {
         return Ok(());
     }
-    if std::env::var_os(MARKER).is_some() {
+    if again {
         return Err(Error::Usage(format!(
             "{why}: re-executed from a sealed copy of hull, but /proc/self/exe is still not sealed"
         )));
