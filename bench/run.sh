@@ -8,7 +8,7 @@
 # inside one private mount namespace (with /sys/fs/cgroup/unified unmounted
 # on a hybrid host, so crun 1.8.1 accepts the layout and all three see plain
 # cgroup v1) measures: sequential `run` (interleaved, so drift hits all
-# alike), the floor (bench/floor.c, alone and with cgroup placement),
+# alike; also with CAP_SYS_PTRACE granted, hull's sealed-image path), the floor (bench/floor.c, alone and with cgroup placement),
 # create/start/delete phases, 50 concurrent create+start, peak RSS of the
 # `create` process, stripped binary size, user-space instructions (perf stat
 # when the CPU has a PMU, else callgrind on the runtime's parent process),
@@ -82,7 +82,10 @@ if [ "${1:-}" = --inner ]; then
     ${RT[runc]} run -b "$B" "$TAG-r{}" ';;' \
     ${RT[crun]} run -b "$B" "$TAG-c{}" ';;' \
     "$work/floor" "$B/rootfs" ';;' \
-    "$work/floor" "$B/rootfs" "${FLOOR_CG[@]}"
+    "$work/floor" "$B/rootfs" "${FLOOR_CG[@]}" ';;' \
+    ${RT[hull]} run -b "$work/bundle-ptrace" "$TAG-hp{}" ';;' \
+    ${RT[runc]} run -b "$work/bundle-ptrace" "$TAG-rp{}" ';;' \
+    ${RT[crun]} run -b "$work/bundle-ptrace" "$TAG-cp{}"
   for n in "${NAMES[@]}"; do sweep "$n"; done
 
   echo "== 2. create / start / delete: $CYCLES cycles per runtime (+3 warm-up)" >&2
@@ -239,6 +242,15 @@ mv "$work/bundle/config.tmp" "$work/bundle/config.json"
 mkdir -p "$work/bundle-vg"
 ln -s "$work/bundle/rootfs" "$work/bundle-vg/rootfs"
 jq 'del(.process.rlimits)' "$work/bundle/config.json" >"$work/bundle-vg/config.json"
+# CAP_SYS_PTRACE granted (no user namespace): hull's sealed path (it
+# re-executes itself from a read-only overlayfs view of its binary, see
+# README "Security model"); runc 1.1 and crun copy themselves on every run.
+mkdir -p "$work/bundle-ptrace"
+jq --arg r "$work/bundle/rootfs" '.root.path = $r
+  | .process.capabilities.bounding += ["CAP_SYS_PTRACE"]
+  | .process.capabilities.effective += ["CAP_SYS_PTRACE"]
+  | .process.capabilities.permitted += ["CAP_SYS_PTRACE"]' \
+  "$work/bundle/config.json" >"$work/bundle-ptrace/config.json"
 # For exec: the same rootfs, running `sleep` (the container execs go into).
 mkdir -p "$work/bundle-sleep"
 jq --arg r "$work/bundle/rootfs" '.root.path = $r | .process.args = ["sleep", "1000000"]' \
@@ -298,6 +310,9 @@ getstats run "$res/run.tsv" 2 runc
 getstats run "$res/run.tsv" 3 crun
 getstats run "$res/run.tsv" 4 floor
 getstats run "$res/run.tsv" 5 floorcg
+getstats runpt "$res/run.tsv" 6 hull
+getstats runpt "$res/run.tsv" 7 runc
+getstats runpt "$res/run.tsv" 8 crun
 # CPU time of the run loop: OUT.cpu holds "user,sys" microseconds per column.
 cpustats() { # file col runtime
   local t; t=$(mktemp)
@@ -379,6 +394,9 @@ row() { # label metric
   row "run true, max ms" runmax
   row "run true, failed runs" runfail
   row "run true, CPU ms user+sys (all processes), median" cpu
+  row "run true, CAP_SYS_PTRACE granted, median ms" runpt
+  row "  min ms" runptmin
+  row "  failed runs" runptfail
   row "create, median ms ($CYCLES cycles)" create
   row "start, median ms" start
   row "delete -f, median ms" delete
@@ -420,7 +438,7 @@ fi
 
 # Save hull's figures for the next run's "prev hull" column.
 {
-  for k in run runmin runmax runfail cpu cpusys create start delete cycle cfail par parfail tput rss rssall size exec execp90 execfail docker dockermin dockerfail ctr ctrmin ctrfail instr sys sys1; do
+  for k in run runmin runmax runfail cpu cpusys runpt runptmin runptfail create start delete cycle cfail par parfail tput rss rssall size exec execp90 execfail docker dockermin dockerfail ctr ctrmin ctrfail instr sys sys1; do
     printf '%s\t%s\n' "$k" "${V[$k,hull]:--}"
   done
 } >"$last"

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod container;
 pub mod error;
+pub mod exeseal;
 pub mod features;
 pub mod hooks;
 pub mod init;

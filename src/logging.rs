@@ -84,6 +84,12 @@ pub fn error(msg: &str) {
 
 /// Something the user should know but that does not stop the operation.
 pub fn warn(msg: &str) {
+    // A runtime re-executed from a sealed image (crate::exeseal) repeats
+    // what the first one did before it re-executed: those warnings were
+    // given already. `exeseal::ensure` clears the marker.
+    if crate::exeseal::reexecuted() {
+        return;
+    }
     log("warning", msg, true);
 }
 

@@ -1131,6 +1131,149 @@ pub fn personality(persona: libc::c_ulong) -> SysResult<()> {
     check(unsafe { libc::personality(persona) }).map(drop)
 }
 
+// ---- CVE-2019-5736: a sealed image of hull for the re-exec (crate::exeseal) ----
+
+/// fsopen(2): a new, unconfigured filesystem context (close-on-exec).
+pub fn fsopen(fs: &CStr) -> SysResult<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const FSOPEN_CLOEXEC: libc::c_long = 1;
+    // SAFETY: fs is a valid NUL-terminated string; flags are plain bits.
+    let fd = check_long(unsafe { libc::syscall(libc::SYS_fsopen, fs.as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: fd was just returned by the kernel and is owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// fsconfig(FSCONFIG_SET_STRING, key, value) on a filesystem context.
+pub fn fsconfig_string(ctx: RawFd, key: &CStr, value: &CStr) -> SysResult<()> {
+    const FSCONFIG_SET_STRING: libc::c_long = 1;
+    // SAFETY: key and value are valid NUL-terminated strings; aux is unused.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            ctx,
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    };
+    check_long(r).map(drop)
+}
+
+/// fsconfig(FSCONFIG_CMD_CREATE): make the superblock.
+pub fn fsconfig_create(ctx: RawFd) -> SysResult<()> {
+    const FSCONFIG_CMD_CREATE: libc::c_long = 6;
+    // SAFETY: a command without key, value or aux (all null/zero).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            ctx,
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    check_long(r).map(drop)
+}
+
+/// fsmount(2): a detached mount of the context's superblock, read-only,
+/// nosuid, nodev (close-on-exec); returns its root directory fd.
+pub fn fsmount_readonly(ctx: RawFd) -> SysResult<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const FSMOUNT_CLOEXEC: libc::c_long = 1;
+    const ATTRS: libc::c_long = 0x1 | 0x2 | 0x4; // MOUNT_ATTR_RDONLY | NOSUID | NODEV
+                                                 // SAFETY: plain integer arguments.
+    let fd = check_long(unsafe { libc::syscall(libc::SYS_fsmount, ctx, FSMOUNT_CLOEXEC, ATTRS) })?;
+    // SAFETY: fd was just returned by the kernel and is owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// An executable, sealable memfd (MFD_EXEC where the kernel knows it, so
+/// that `vm.memfd_noexec` and its warning do not apply), close-on-exec.
+pub fn memfd_exec(name: &CStr) -> SysResult<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: name is a valid NUL-terminated string; flags are plain bits.
+    let fd = match check(unsafe { libc::memfd_create(name.as_ptr(), base | MFD_EXEC) }) {
+        // Kernels before 6.3 do not know MFD_EXEC (every memfd is executable).
+        // SAFETY: as above.
+        Err(Errno(libc::EINVAL)) => check(unsafe { libc::memfd_create(name.as_ptr(), base) })?,
+        r => r?,
+    };
+    // SAFETY: fd was just created and is owned by nothing else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// sendfile(2) until `len` bytes went from `src` (from its offset 0) to `dst`.
+pub fn sendfile_all(dst: RawFd, src: RawFd, len: u64) -> SysResult<()> {
+    let mut off: libc::off_t = 0;
+    while (off as u64) < len {
+        let want = (len - off as u64).min(1 << 30) as usize;
+        // SAFETY: off is a valid in/out pointer; both fds are open.
+        let n = unsafe { libc::sendfile(dst, src, &mut off, want) };
+        if n < 0 {
+            let e = Errno::last();
+            if e.0 == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(Errno(libc::EIO));
+        }
+    }
+    Ok(())
+}
+
+/// openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC), owned.
+pub fn openat_path(dir: RawFd, name: &CStr) -> SysResult<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let fd = openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+    // SAFETY: fd was just opened and is owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// fcntl(F_ADD_SEALS).
+pub fn add_seals(fd: RawFd, seals: libc::c_int) -> SysResult<()> {
+    // SAFETY: F_ADD_SEALS takes an int argument.
+    check(unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) }).map(drop)
+}
+
+/// fcntl(F_GET_SEALS): the seals of a memfd (EINVAL on other files).
+pub fn get_seals(fd: RawFd) -> SysResult<libc::c_int> {
+    // SAFETY: F_GET_SEALS takes no argument.
+    check(unsafe { libc::fcntl(fd, libc::F_GET_SEALS) })
+}
+
+/// The mount flags (fstatvfs f_flag, ST_RDONLY etc.) of an open fd.
+pub fn fd_mount_flags(fd: RawFd) -> SysResult<libc::c_ulong> {
+    // SAFETY: statvfs is plain data; zeroed is a valid initial value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer.
+    check(unsafe { libc::fstatvfs(fd, &mut st) })?;
+    Ok(st.f_flag)
+}
+
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH): run the file behind `fd`.
+/// Returns only on failure.
+pub fn execveat_fd(fd: RawFd, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
+    // SAFETY: argv and envp are NULL-terminated arrays of valid C strings,
+    // kept alive by the caller; the path is the empty string.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd,
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Errno::last()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

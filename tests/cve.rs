@@ -160,6 +160,146 @@ fn cve_2019_5736_init_exe_is_not_reachable_from_the_container() {
     rt.assert_nothing_left(&id);
 }
 
+/// The sha256 of a file, as `sha256sum` prints it.
+fn sha256(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// CVE-2019-5736 with CAP_SYS_PTRACE granted (bounding, effective and
+/// permitted) and no user namespace: non-dumpable no longer keeps the
+/// container away from the waiting init's /proc/1/exe. Opening it for
+/// writing must fail directly (O_WRONLY, O_RDWR), through an O_PATH handle
+/// reopened via /proc/self/fd/N, and -- the real attack -- through a
+/// handle taken while the init waits and reopened once the init has
+/// exec'd and no runtime process runs the image any more (ETXTBSY gone).
+/// The runtime under test is a private copy of the binary, so that other
+/// tests' runtime processes cannot keep it busy; the probe only opens and
+/// closes, never writes, and the copy's sha256 is checked anyway.
+#[test]
+fn cve_2019_5736_ptrace_granted_cannot_reopen_the_runtime_for_writing() {
+    if !common::is_hull() {
+        return;
+    }
+    let Some(mut b) = probe_bundle("cve-ptrace") else {
+        return;
+    };
+    let bin_dir = b.host_dir("bin");
+    let bin = bin_dir.join("hull");
+    fs::copy(common::runtime_bin(), &bin).unwrap();
+    let before = sha256(&bin);
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_PTRACE"));
+    }
+    b.args(&["sleep", "100"]);
+    let rt = Runtime::with_bin(&bin, "cve-ptrace");
+    let id = common::unique_id("cve-ptrace");
+    rt.create(&id, &mut b, &[]).ok();
+    assert_eq!(rt.state_ok(&id)["status"], "created");
+    let probe = |args: &[&str]| {
+        let mut a = vec!["exec", id.as_str(), "/bin/probe"];
+        a.extend_from_slice(args);
+        rt.cmd(&a)
+    };
+    // CAP_SYS_PTRACE does reach the init: a handle is taken.
+    let out = probe(&["open", "/proc/1/exe", "path"]);
+    assert!(out.stdout.starts_with("ok"), "{out}");
+    for (how, args) in [
+        ("O_WRONLY", ["open", "/proc/1/exe", "w"].as_slice()),
+        ("O_RDWR", ["open", "/proc/1/exe", "rw"].as_slice()),
+        (
+            "O_PATH, reopened O_WRONLY",
+            ["reopen", "/proc/1/exe"].as_slice(),
+        ),
+    ] {
+        let out = probe(args);
+        assert!(
+            out.stdout.starts_with("errno"),
+            "opened the waiting init's exe for writing ({how}):\n{out}"
+        );
+    }
+
+    // A process made before start holds an O_PATH handle on the init's
+    // exe; `exec -d`, so that no runtime process is left once it runs.
+    let script = "/bin/probe hold /proc/1/exe /go > /held.out 2>&1";
+    rt.cmd(&["exec", "-d", &id, "sh", "-c", script]).ok();
+    let held = b.rootfs().join("held.out");
+    let read_held = || fs::read_to_string(&held).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !read_held().contains("held") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(read_held().starts_with("held"), "{}", read_held());
+    rt.cmd(&["start", &id]).ok();
+    rt.wait_status(&id, "running");
+    // The init has exec'd and every runtime process has exited: the image
+    // is executed by nobody, so ETXTBSY no longer protects it.
+    fs::write(b.rootfs().join("go"), "").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !read_held().contains("rw ") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let result = read_held();
+    rt.cmd(&["kill", &id, "KILL"]).ok();
+    rt.wait_status(&id, "stopped");
+    rt.cmd(&["delete", &id]).ok();
+    rt.assert_nothing_left(&id);
+    assert_eq!(sha256(&bin), before, "the runtime binary changed");
+    assert!(
+        result.contains("w refused") && result.contains("rw refused"),
+        "a handle on the init's exe taken before start was reopened for \
+         writing after the runtime exited:\n{result}"
+    );
+}
+
+/// The same attack through `exec --cap CAP_SYS_PTRACE` into a created
+/// container whose config did not need the sealed image: refused while the
+/// init waits (it runs hull's plain image), allowed once it has exec'd.
+#[test]
+fn cve_2019_5736_exec_with_ptrace_into_a_waiting_plain_init_is_refused() {
+    if !common::is_hull() {
+        return;
+    }
+    let Some(mut b) = probe_bundle("cve-ptrace-exec") else {
+        return;
+    };
+    b.args(&["sleep", "100"]);
+    let rt = Runtime::new("cve-ptrace-exec");
+    let id = common::unique_id("cve-ptrace-exec");
+    rt.create(&id, &mut b, &[]).ok();
+    let exec = |rt: &Runtime| {
+        rt.cmd(&[
+            "exec",
+            "--cap",
+            "CAP_SYS_PTRACE",
+            &id,
+            "/bin/probe",
+            "open",
+            "/proc/1/exe",
+            "path",
+        ])
+    };
+    exec(&rt).fails().hull_error_mentions(&["CVE-2019-5736"]);
+    rt.cmd(&["start", &id]).ok();
+    rt.wait_status(&id, "running");
+    let out = exec(&rt);
+    out.ok();
+    assert!(out.stdout.starts_with("ok"), "{out}");
+    rt.cmd(&["delete", "-f", &id]).ok();
+    rt.assert_nothing_left(&id);
+}
+
 /// CVE-2019-16884 / CVE-2019-19921 / CVE-2021-30465: a mount destination
 /// that is (or goes through) a symlink in the image is resolved inside the
 /// rootfs, never on the host.

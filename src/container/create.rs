@@ -165,6 +165,10 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     cgroups::resources::validate(&resources, &cgroups::host_info(&resources)?)?;
     let (threads, ignored_signals) = sys::self_status();
     check_single_threaded(threads)?;
+    // CVE-2019-5736: a container that could reach the init's exe gets an
+    // init cloned from a sealed image of hull (this process re-execs into
+    // it and starts over); every other one the plain path.
+    crate::exeseal::ensure(&spec, false, store.root())?;
 
     // From here on, everything made is undone on failure.
     let (dir, lock) = store.create(id)?;

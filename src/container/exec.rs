@@ -244,6 +244,9 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
         path: cfg_path.clone(),
         msg: format!("malformed JSON: {e}"),
     })?;
+    // The container's own processes may hold CAP_SYS_PTRACE even when
+    // this one does not (see exeseal::reason).
+    let container_ptrace = crate::exeseal::process_grants_ptrace(&spec_v["process"]);
     spec_v["process"] = process_spec(&spec_v, o)?;
     let spec = crate::config::parse(&spec_v.to_string()).map_err(|msg| Error::ConfigParse {
         path: o.process.clone().unwrap_or(cfg_path.clone()),
@@ -260,6 +263,22 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
         return Err(Error::config("process.cwd", "must be an absolute path"));
     }
     crate::config::check_user(p.user())?;
+    // CVE-2019-5736: the exec process is visible in the container until its
+    // execve; re-exec from a sealed image first where that matters.
+    crate::exeseal::ensure(&spec, container_ptrace, store.root())?;
+    // ... and one given CAP_SYS_PTRACE here must not find a waiting init
+    // that still runs hull's plain image (created from a config that did
+    // not need the sealed one).
+    if c.status() == Status::Created
+        && crate::exeseal::reason(&spec, false).is_some()
+        && !crate::exeseal::exe_is_sealed(&format!("/proc/{}/exe", c.state.pid))
+    {
+        return Err(Error::bad_state(
+            id,
+            "cannot exec a process that may hold CAP_SYS_PTRACE into a created container whose init \
+             runs hull's unsealed image (CVE-2019-5736); start it first",
+        ));
+    }
 
     let ns = join_plan(c.state.pid)?;
     let mut warn = |m: String| crate::logging::warn(&m);
