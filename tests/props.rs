@@ -1038,8 +1038,20 @@ fn corrupted_config_text_is_refused_without_panic() {
 
 #[test]
 fn hull_spec_output_round_trips() {
+    let dir = common::TempDir::new("props-spec");
     for rootless in [false, true] {
+        // What the binary writes is the library's default spec.
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hull"));
+        cmd.args(["spec", "--bundle"]).arg(dir.path());
+        if rootless {
+            cmd.arg("--rootless");
+        }
+        assert!(cmd.status().unwrap().success());
+        let path = dir.path().join("config.json");
+        let written: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        std::fs::remove_file(&path).unwrap();
         let doc = hull::config::default_spec(rootless);
+        assert_eq!(written, doc);
         let spec = hull::config::parse(&doc.to_string()).unwrap();
         hull::config::validate(&spec).unwrap();
         accepted_config_holds(&spec, &doc).unwrap();
@@ -1779,6 +1791,58 @@ fn hull_command_lines_exit_cleanly() {
             });
             prop_assert!(named, "usage error {err:?} names nothing of {argv:?}");
         }
+        Ok(())
+    });
+}
+
+/// Mutated configs the parser and validator still accept: create either
+/// carries them out or refuses naming a config field, and delete leaves
+/// nothing behind either way. (No mutation touches root.path, mount
+/// sources or hooks: what those point at on the host is the test's to say.)
+#[test]
+fn accepted_mutated_configs_create_or_refuse_without_debris() {
+    if common::skip() {
+        return;
+    }
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .map_or(25, |n| (n / 50).max(25));
+    let rt = common::Runtime::new("props-mutated");
+    let bundle = RefCell::new(common::Bundle::new("props-mutated"));
+    let strategy = (valid_config(true), mutation()).prop_filter_map(
+        "refused or touching the host",
+        |(mut doc, m)| {
+            let path = field_of(&apply(&mut doc, &m));
+            let host = path.starts_with("root")
+                || path.starts_with("hooks")
+                || (path.starts_with("mounts") && path.ends_with(".source"))
+                || doc.get("hooks").is_some()
+                || doc["root"] != json!({"path": "rootfs", "readonly": doc["root"]["readonly"]});
+            let spec = hull::config::parse(&doc.to_string()).ok()?;
+            let mut spec2 = spec.clone();
+            hull::config::normalize(&mut spec2);
+            (!host && hull::config::validate(&spec2).is_ok()).then_some((doc, path))
+        },
+    );
+    check(cases(n), strategy, |(doc, path)| {
+        let id = common::unique_id("propsm");
+        let mut b = bundle.borrow_mut();
+        b.config = doc;
+        let out = rt.create(&id, &mut b, &[]);
+        let deleted = rt.cmd(&["delete", "--force", &id]);
+        if !out.success() {
+            let err = &out.stderr;
+            let named = TOP_LEVEL.iter().any(|t| {
+                [".", "[", ":"]
+                    .iter()
+                    .any(|c| err.contains(&format!("{t}{c}")))
+            });
+            prop_assert!(out.code == 1, "create exited with {}: {out}", out.code);
+            prop_assert!(named, "create refused {path} naming no field: {out}");
+        }
+        prop_assert!(deleted.success(), "delete failed: {deleted}");
+        rt.assert_nothing_left(&id);
         Ok(())
     });
 }
