@@ -1213,13 +1213,17 @@ fn cgroup_paths_resolve_without_dotdot() {
 fn resource_values_are_checked_naming_the_field() {
     let strategy = (resources_value(false), vec(mutation(), 0..3), any::<bool>());
     check(cases(800), strategy, |(mut r, mutations, v2)| {
-        for m in &mutations {
-            apply(&mut r, m);
-        }
+        let paths: Vec<String> = mutations
+            .iter()
+            .map(|m| format!("linux.resources.{}", field_of(&apply(&mut r, m))))
+            .collect();
         let res = match Resources::from_value(r.clone(), "linux.resources") {
             Ok(res) => res,
-            Err(Error::Config { field, .. }) => {
-                prop_assert!(field.starts_with("linux.resources"), "{field}");
+            Err(Error::Config { field, msg }) => {
+                prop_assert!(
+                    paths.iter().any(|p| related(&field, p)),
+                    "{field}: {msg} is not about the changed fields {paths:?}"
+                );
                 return Ok(());
             }
             Err(e) => return Err(TestCaseError::fail(format!("untyped: {e:?}"))),
@@ -1231,6 +1235,21 @@ fn resource_values_are_checked_naming_the_field() {
         let doc = json!({"linux": {"resources": r}});
         if let Err(e) = resources::validate(&res, &test_host(v2)) {
             names_config_field(&e, &doc)?;
+            // About a changed field, or one beside it (memory.swap is
+            // checked against memory.limit).
+            let Error::Config { field, .. } = &e else {
+                unreachable!()
+            };
+            let parent = |p: &str| {
+                p.rfind(['.', '['])
+                    .map_or(String::new(), |i| p[..i].to_string())
+            };
+            prop_assert!(
+                paths
+                    .iter()
+                    .any(|p| related(field, p) || related(field, &parent(p))),
+                "{e} is not about the changed fields {paths:?}"
+            );
             return Ok(());
         }
         let writes = if v2 {
