@@ -900,8 +900,9 @@ fn accepted_config_holds(spec: &oci_spec::runtime::Spec, doc: &Value) -> Result<
                 // actions for one syscall where it is multiplexed (socket on
                 // x86): refused at create, naming the rule.
                 let conflict = conflicting_rules(s);
-                let named = matches!(&e, Error::Config { field, .. }
-                    if field.starts_with("linux.seccomp.syscalls["));
+                let named = matches!(&e, Error::Config { field, msg }
+                    if field.starts_with("linux.seccomp.syscalls[")
+                        && msg.contains("conflicts with an earlier rule"));
                 prop_assert!(
                     conflict && named,
                     "validated seccomp profile does not build: {e}"
