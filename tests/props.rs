@@ -52,6 +52,15 @@ fn cases(n: u32) -> Config {
     c
 }
 
+/// `n` cases whatever PROPTEST_CASES says (the properties that run
+/// containers or the binary scale it themselves).
+fn exact_cases(n: u32) -> Config {
+    Config {
+        cases: n,
+        ..cases(n)
+    }
+}
+
 /// Runs `test` over `strategy`, panicking with the minimal failing input.
 fn check<S: Strategy>(
     config: Config,
@@ -1673,7 +1682,7 @@ fn accepted_configs_create_and_delete_without_debris() {
         .map_or(25, |n| (n / 50).max(25));
     let rt = common::Runtime::new("props-create");
     let bundle = RefCell::new(common::Bundle::new("props-create"));
-    check(cases(n), valid_config(true), |doc| {
+    check(exact_cases(n), valid_config(true), |doc| {
         // What the parser and validator accept...
         let spec = hull::config::parse(&doc.to_string())
             .map_err(|e| TestCaseError::fail(format!("refused: {e}")))?;
@@ -1769,7 +1778,7 @@ fn hull_command_lines_exit_cleanly() {
     let strategy = vec(token, 0..6).prop_filter("makes no container", |argv| {
         !argv.iter().any(|a| making.contains(&a.as_str()))
     });
-    check(cases(n), strategy, |argv| {
+    check(exact_cases(n), strategy, |argv| {
         let mut child = std::process::Command::new(&bin)
             .arg("--root")
             .arg(&root)
@@ -1845,7 +1854,7 @@ fn accepted_mutated_configs_create_or_refuse_without_debris() {
             (!host && hull::config::validate(&spec2).is_ok()).then_some((doc, path))
         },
     );
-    check(cases(n), strategy, |(doc, path)| {
+    check(exact_cases(n), strategy, |(doc, path)| {
         let id = common::unique_id("propsm");
         let mut b = bundle.borrow_mut();
         b.config = doc;
