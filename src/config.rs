@@ -94,6 +94,15 @@ pub fn check_user(user: &User) -> Result<()> {
 /// fails (unknown capability names are dropped with a warning, then it is
 /// tried again) is also read as a JSON tree.
 pub fn parse(text: &str) -> std::result::Result<Spec, String> {
+    // A NUL byte can only come in as the escape \u0000; no path, argument
+    // or name hull hands the kernel may hold one (runc fails on them late).
+    if text.contains("\\u0000") {
+        if let Ok(value) = serde_json::from_str::<Value>(text) {
+            if let Some(field) = nul_field(&value, "") {
+                return Err(format!("{field}: contains a NUL byte"));
+            }
+        }
+    }
     match typed(text) {
         Ok(spec) => {
             let seccomp = spec.linux().as_ref().is_some_and(|l| l.seccomp().is_some());
@@ -126,6 +135,33 @@ pub fn parse(text: &str) -> std::result::Result<Spec, String> {
             }
             Err(typed_err)
         }
+    }
+}
+
+/// The first field (a value, or the object holding a key) with a NUL byte,
+/// outside `annotations` (free-form, never handed to the kernel).
+fn nul_field(v: &Value, at: &str) -> Option<String> {
+    match v {
+        Value::String(s) => s.contains('\0').then(|| at.to_string()),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_field(v, &format!("{at}[{i}]"))),
+        Value::Object(o) => o.iter().find_map(|(k, v)| {
+            if at.is_empty() && k == "annotations" {
+                return None;
+            }
+            let field = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            if k.contains('\0') {
+                return Some(format!("{field:?}"));
+            }
+            nul_field(v, &field)
+        }),
+        _ => None,
     }
 }
 
@@ -706,6 +742,42 @@ mod tests {
         let mut v = default_spec(false);
         v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1});
         validate(&parse(&v.to_string()).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_nul_byte_is_refused_naming_the_field() {
+        // Found by tests/props.rs: a NUL in linux.maskedPaths (or any path,
+        // argument or name) passed validation, then create failed with
+        // "\"\\0\" contains a NUL byte", naming no field.
+        for (field, value) in [
+            ("/linux/maskedPaths/0", "/proc/\0kcore"),
+            ("/process/args/0", "s\0h"),
+            ("/process/env/1", "A=\0"),
+            ("/mounts/2/options/1", "\0"),
+            ("/hostname", "a\0"),
+        ] {
+            let mut v = default_spec(false);
+            *v.pointer_mut(field).unwrap() = json!(value);
+            let err = parse(&v.to_string()).unwrap_err();
+            let want = field
+                .trim_start_matches('/')
+                .split('/')
+                .map(|s| match s.parse::<usize>() {
+                    Ok(i) => format!("[{i}]"),
+                    Err(_) => format!(".{s}"),
+                })
+                .collect::<String>();
+            let want = format!("{}: contains a NUL byte", want.trim_start_matches('.'));
+            assert_eq!(err, want);
+        }
+        // Annotations are free-form.
+        let mut v = default_spec(false);
+        v["annotations"] = json!({"k": "a\0b"});
+        validate(&parse(&v.to_string()).unwrap()).unwrap();
+        // A literal backslash-u0000 is no NUL.
+        let mut v = default_spec(false);
+        v["process"]["args"] = json!(["sh", "\\u0000"]);
+        parse(&v.to_string()).unwrap();
     }
 
     #[test]

@@ -42,7 +42,12 @@ pub fn parse(s: &str) -> Option<libc::c_int> {
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     if let Some(off) = name.strip_prefix("RTMIN+") {
-        let n = libc::SIGRTMIN() + off.parse::<libc::c_int>().ok()?;
+        // Digits only: i32's parser also takes a sign ("RTMIN+-1" would be
+        // a signal below SIGRTMIN), and a large offset must not overflow.
+        if !off.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n = libc::SIGRTMIN().checked_add(off.parse().ok()?)?;
         return (n <= libc::SIGRTMAX()).then_some(n);
     }
     if name == "RTMIN" {
@@ -68,5 +73,20 @@ mod tests {
         assert_eq!(parse("NOPE"), None);
         assert_eq!(parse("0"), None);
         assert_eq!(parse("99"), None);
+    }
+
+    #[test]
+    fn rtmin_offsets_are_unsigned_and_do_not_overflow() {
+        // Found by tests/props.rs: "RTMIN+-1" was SIGRTMIN-1, and an offset
+        // near i32::MAX overflowed (a panic in debug builds).
+        assert_eq!(parse("RTMIN+-1"), None);
+        assert_eq!(parse("sigrtmin+-3"), None);
+        assert_eq!(parse("RTMIN++1"), None);
+        assert_eq!(parse("RTMIN+2147483647"), None);
+        assert_eq!(parse("RTMIN+"), None);
+        assert_eq!(parse("RTMIN+0"), Some(libc::SIGRTMIN()));
+        let span = libc::SIGRTMAX() - libc::SIGRTMIN();
+        assert_eq!(parse(&format!("RTMIN+{span}")), Some(libc::SIGRTMAX()));
+        assert_eq!(parse(&format!("RTMIN+{}", span + 1)), None);
     }
 }

@@ -152,7 +152,22 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
             } else {
                 ctx.add_rule_conditional(act, sys, &conds).map(drop)
             };
-            r.map_err(|e| lib_err(field, &what, e))?;
+            r.map_err(|e| {
+                if e.errno() == Some(libseccomp::error::SeccompErrno::EEXIST) {
+                    // libseccomp's text for it is "Failure regarding the
+                    // existence of argument".
+                    Error::config(
+                        field,
+                        format!(
+                            "{what}: it conflicts with an earlier rule for the same syscall \
+                             (a different action where libseccomp takes one per syscall, as \
+                             for socket calls on 32-bit x86; runc refuses it too)"
+                        ),
+                    )
+                } else {
+                    lib_err(field, &what, e)
+                }
+            })?;
         }
     }
     out.bpf = export(&ctx)?;
@@ -200,6 +215,26 @@ mod tests {
 
     fn profile(v: serde_json::Value) -> LinuxSeccomp {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn conflicting_rules_are_refused_in_words() {
+        // Found by tests/props.rs: two actions for socket with the x86
+        // arch (socketcall multiplexing) failed with libseccomp's
+        // "Failure regarding the existence of argument".
+        let e = compile(&profile(json!({
+            "defaultAction": "SCMP_ACT_KILL",
+            "architectures": ["SCMP_ARCH_X86"],
+            "syscalls": [
+                {"names": ["socket"], "action": "SCMP_ACT_ERRNO"},
+                {"names": ["socket"], "action": "SCMP_ACT_TRAP"}]
+        })))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("linux.seccomp.syscalls[1]") && e.contains("conflicts with an earlier rule"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -202,9 +202,30 @@ pub fn check_json(config: &Value) -> Check {
     Ok(())
 }
 
+/// The largest errno libseccomp takes for SCMP_ACT_ERRNO (it refuses
+/// MAX_ERRNO, 4095, and above; the kernel's field would hold 65535).
+pub const MAX_ERRNO_RET: u32 = 4094;
+
+/// An SCMP_ACT_ERRNO's return value must be one libseccomp takes, or the
+/// filter fails to build only at create time, without naming the field.
+fn errno_ret_ok(field: String, action: LinuxSeccompAction, ret: Option<u32>) -> Result<()> {
+    match ret {
+        Some(e) if action == LinuxSeccompAction::ScmpActErrno && e > MAX_ERRNO_RET => {
+            Err(Error::config(
+                field,
+                format!(
+                    "{e} is out of range for SCMP_ACT_ERRNO (an errno from 0 to {MAX_ERRNO_RET})"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks over the typed profile that runc also makes: SCMP_ACT_NOTIFY is
 /// not a default action, never applies to `write` (or `sendmsg`, which
-/// carries the listener fd out of the container), and needs a listener.
+/// carries the listener fd out of the container), and needs a listener;
+/// and errno values libseccomp can build a filter with.
 pub fn validate(s: &LinuxSeccomp) -> Result<()> {
     let base = "linux.seccomp";
     if s.default_action() == LinuxSeccompAction::ScmpActNotify {
@@ -212,6 +233,18 @@ pub fn validate(s: &LinuxSeccomp) -> Result<()> {
             format!("{base}.defaultAction"),
             "SCMP_ACT_NOTIFY cannot be the default action",
         ));
+    }
+    errno_ret_ok(
+        format!("{base}.defaultErrnoRet"),
+        s.default_action(),
+        s.default_errno_ret(),
+    )?;
+    for (i, call) in s.syscalls().iter().flatten().enumerate() {
+        errno_ret_ok(
+            format!("{base}.syscalls[{i}].errnoRet"),
+            call.action(),
+            call.errno_ret(),
+        )?;
     }
     let mut notify = false;
     for (i, call) in s.syscalls().iter().flatten().enumerate() {
@@ -305,6 +338,33 @@ mod tests {
         let e =
             check(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": -1})).unwrap_err();
         assert!(e.starts_with("linux.seccomp.defaultErrnoRet"), "{e}");
+    }
+
+    #[test]
+    fn errno_values_libseccomp_refuses_are_refused_naming_the_field() {
+        // Found by tests/props.rs: errnoRet 4095..65535 passed validation,
+        // then create failed with "adding the rule for ...: Invalid input
+        // to the libseccomp API".
+        let profile = |v: Value| serde_json::from_value::<LinuxSeccomp>(v).unwrap();
+        let rule = |action: &str, errno: u32| {
+            profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["quotactl"], "action": action, "errnoRet": errno}]}))
+        };
+        for errno in [4095, 4096, 65535] {
+            let e = validate(&rule("SCMP_ACT_ERRNO", errno))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("linux.seccomp.syscalls[1].errnoRet"), "{e}");
+        }
+        for (action, errno) in [("SCMP_ACT_ERRNO", 4094), ("SCMP_ACT_TRACE", 65535)] {
+            let p = rule(action, errno);
+            validate(&p).unwrap();
+            crate::seccomp::compile::compile(&p).unwrap();
+        }
+        let p = profile(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 4095}));
+        let e = validate(&p).unwrap_err().to_string();
+        assert!(e.contains("linux.seccomp.defaultErrnoRet"), "{e}");
     }
 
     #[test]
