@@ -239,9 +239,11 @@ jq '.process.terminal = false | .process.args = ["true"] | .hostname = "bench"' 
 mv "$work/bundle/config.tmp" "$work/bundle/config.json"
 # For callgrind: the same bundle without process.rlimits (valgrind lets a
 # process set RLIMIT_NOFILE only to its own reserved limit: EPERM).
+# Its root.path names the first bundle's rootfs (a symlinked root.path is
+# refused, as runc refuses it).
 mkdir -p "$work/bundle-vg"
-ln -s "$work/bundle/rootfs" "$work/bundle-vg/rootfs"
-jq 'del(.process.rlimits)' "$work/bundle/config.json" >"$work/bundle-vg/config.json"
+jq --arg root "$work/bundle/rootfs" 'del(.process.rlimits) | .root.path = $root' \
+  "$work/bundle/config.json" >"$work/bundle-vg/config.json"
 # CAP_SYS_PTRACE granted (no user namespace): hull's sealed path (it
 # re-executes itself from a read-only overlayfs view of its binary, see
 # README "Security model"); runc 1.1 and crun copy themselves on every run.
