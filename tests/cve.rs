@@ -160,20 +160,6 @@ fn cve_2019_5736_init_exe_is_not_reachable_from_the_container() {
     rt.assert_nothing_left(&id);
 }
 
-/// The sha256 of a file, as `sha256sum` prints it.
-fn sha256(path: &std::path::Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    assert!(out.status.success(), "sha256sum {}", path.display());
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// CVE-2019-5736 with CAP_SYS_PTRACE granted (bounding, effective and
 /// permitted) and no user namespace: non-dumpable no longer keeps the
 /// container away from the waiting init's /proc/1/exe. Opening it for
@@ -195,7 +181,7 @@ fn cve_2019_5736_ptrace_granted_cannot_reopen_the_runtime_for_writing() {
     let bin_dir = b.host_dir("bin");
     let bin = bin_dir.join("hull");
     fs::copy(common::runtime_bin(), &bin).unwrap();
-    let before = sha256(&bin);
+    let before = common::sha256(&bin);
     for set in ["bounding", "effective", "permitted"] {
         b.config["process"]["capabilities"][set]
             .as_array_mut()
@@ -255,7 +241,7 @@ fn cve_2019_5736_ptrace_granted_cannot_reopen_the_runtime_for_writing() {
     rt.wait_status(&id, "stopped");
     rt.cmd(&["delete", &id]).ok();
     rt.assert_nothing_left(&id);
-    assert_eq!(sha256(&bin), before, "the runtime binary changed");
+    assert_eq!(common::sha256(&bin), before, "the runtime binary changed");
     assert!(
         result.contains("w refused") && result.contains("rw refused"),
         "a handle on the init's exe taken before start was reopened for \

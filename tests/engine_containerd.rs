@@ -31,19 +31,9 @@ const IMAGE: &str = "docker.io/library/hullbox:latest";
 const NS: &str = "hulltest";
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    assert!(out.status.success(), "sha256sum {}", path.display());
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// Write `bytes` as a blob; returns (digest, size).
 fn put_blob(blobs: &Path, src: &Path) -> (String, u64) {
-    let hex = sha256(src);
+    let hex = common::sha256(src);
     let size = fs::metadata(src).unwrap().len();
     fs::copy(src, blobs.join(&hex)).unwrap();
     (format!("sha256:{hex}"), size)

@@ -516,16 +516,13 @@ fn seccomp_profile(safe: bool) -> impl Strategy<Value = Value> {
     let default = if safe {
         select(vec!["SCMP_ACT_ALLOW"]).boxed()
     } else {
-        select(vec![
-            "SCMP_ACT_KILL",
-            "SCMP_ACT_KILL_PROCESS",
-            "SCMP_ACT_KILL_THREAD",
-            "SCMP_ACT_TRAP",
-            "SCMP_ACT_ERRNO",
-            "SCMP_ACT_TRACE",
-            "SCMP_ACT_ALLOW",
-            "SCMP_ACT_LOG",
-        ])
+        // Every action but NOTIFY (it needs a listener).
+        let actions = hull::seccomp::profile::ACTIONS.iter().copied();
+        select(
+            actions
+                .filter(|a| *a != "SCMP_ACT_NOTIFY")
+                .collect::<Vec<_>>(),
+        )
         .boxed()
     };
     let names = if safe {
@@ -549,15 +546,7 @@ fn seccomp_profile(safe: bool) -> impl Strategy<Value = Value> {
         0usize..6,
         any::<u64>(),
         proptest::option::of(any::<u64>()),
-        select(vec![
-            "SCMP_CMP_NE",
-            "SCMP_CMP_LT",
-            "SCMP_CMP_LE",
-            "SCMP_CMP_EQ",
-            "SCMP_CMP_GE",
-            "SCMP_CMP_GT",
-            "SCMP_CMP_MASKED_EQ",
-        ]),
+        select(hull::seccomp::profile::OPERATORS.to_vec()),
     )
         .prop_map(|(index, value, two, op)| {
             let mut a = json!({"index": index, "value": value, "op": op});

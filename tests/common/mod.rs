@@ -1081,3 +1081,17 @@ pub fn with_fds(cmd: &mut Command, map: Vec<(i32, i32)>) {
 pub fn is_plain_id(id: &str) -> bool {
     !id.is_empty() && id != "." && id != ".." && !id.contains('/')
 }
+
+/// The sha256 of a file, as `sha256sum` prints it.
+pub fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
