@@ -26,8 +26,8 @@ step() { # NAME CMD...
     [ $rc = 0 ] || failed=1
 }
 step fmt cargo fmt --check
-step clippy cargo clippy --all-targets -- -D warnings
-step "cargo test" cargo test --no-fail-fast
+step clippy cargo clippy --workspace --all-targets -- -D warnings
+step "cargo test" cargo test --workspace --no-fail-fast
 # tests/parity.rs's figure (its report lists every case and both stderrs).
 report=target/$(rustc -vV | sed -n 's/^host: //p')/tmp/parity-report.txt
 [ -f "$report" ] && echo "=== [test.sh] $(head -1 "$report") (report: $report)"
