@@ -25,7 +25,7 @@ step() { # NAME CMD...
     steps+=("$(printf '%-26s %s (%ss)' "$name" "$([ $rc = 0 ] && echo ok || echo "FAILED (exit $rc)")" $((SECONDS - t0)))")
     [ $rc = 0 ] || failed=1
 }
-step fmt cargo fmt --check
+step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test" cargo test --workspace --no-fail-fast
 # tests/parity.rs's figure (its report lists every case and both stderrs).
