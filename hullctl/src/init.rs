@@ -20,8 +20,8 @@ pub fn main(args: &[String]) -> i32 {
         eprintln!("hullctl init: no command given");
         return 2;
     };
-    // Block the signals first (so none is lost), read them from a signalfd;
-    // std's spawn resets the child's signal mask.
+    // Block the signals first (so none is lost) and read them from a
+    // signalfd; the child starts with none blocked.
     let sfd = match hull::sys::signalfd_for(&forwarded()) {
         Ok(fd) => crate::sys::own_fd(fd),
         Err(e) => {
@@ -29,7 +29,10 @@ pub fn main(args: &[String]) -> i32 {
             return 1;
         }
     };
-    let child = match Command::new(prog).args(rest).spawn() {
+    let mut cmd = Command::new(prog);
+    cmd.args(rest);
+    crate::sys::unblock_signals_in_child(&mut cmd);
+    let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("hullctl init: {prog}: {e}");

@@ -238,3 +238,23 @@ pub fn exit_now(code: i32) -> ! {
     // must not run the parent's atexit handlers or flush its buffers twice).
     unsafe { libc::_exit(code) }
 }
+
+/// Make `cmd`'s child start with no signal blocked (the init blocks them
+/// all before spawning, so none is lost; the child must not inherit that).
+pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls sigemptyset and sigprocmask, both async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            check(libc::sigprocmask(
+                libc::SIG_SETMASK,
+                &set,
+                std::ptr::null_mut(),
+            ))
+            .map(drop)
+        });
+    }
+}

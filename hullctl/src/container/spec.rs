@@ -291,16 +291,7 @@ fn capabilities(spec: &mut Value, o: &RunOptions) -> Result<()> {
     } else {
         DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
     };
-    for c in &o.cap_add {
-        let c = norm(c);
-        if c == "ALL" {
-            caps = all.clone();
-        } else if !all.contains(&c) {
-            return Err(Error::Usage(format!("--cap-add: unknown capability {c:?}")));
-        } else if !caps.contains(&c) {
-            caps.push(c);
-        }
-    }
+    // As docker: drops first (ALL empties the set), then adds.
     for c in &o.cap_drop {
         let c = norm(c);
         if c == "ALL" {
@@ -311,6 +302,16 @@ fn capabilities(spec: &mut Value, o: &RunOptions) -> Result<()> {
             )));
         } else {
             caps.retain(|x| *x != c);
+        }
+    }
+    for c in &o.cap_add {
+        let c = norm(c);
+        if c == "ALL" {
+            caps = all.clone();
+        } else if !all.contains(&c) {
+            return Err(Error::Usage(format!("--cap-add: unknown capability {c:?}")));
+        } else if !caps.contains(&c) {
+            caps.push(c);
         }
     }
     spec["process"]["capabilities"] =

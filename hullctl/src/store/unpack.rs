@@ -93,7 +93,9 @@ pub fn unpack_layer(
 }
 
 fn layer_err(what: &str, e: std::io::Error) -> Error {
-    Error::Image(format!("layer {what}: {e} (corrupt or truncated?)"))
+    Error::Image(format!(
+        "layer {what}: {e} (the layer data is truncated or corrupt)"
+    ))
 }
 
 /// The entry's path as components: no absolute path, no `..`; `.` and
@@ -152,6 +154,15 @@ pub fn unpack_into(dir: &Path, r: &mut dyn Read, what: &str) -> Result<()> {
             let msg = match e.raw_os_error() {
                 Some(libc::ELOOP) | Some(libc::EXDEV) => {
                     format!("goes through a symlink, refused ({e})")
+                }
+                _ if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::InvalidData
+                        | std::io::ErrorKind::InvalidInput
+                ) =>
+                {
+                    format!("{e} (the layer data is truncated or corrupt)")
                 }
                 _ => e.to_string(),
             };
