@@ -218,7 +218,7 @@ fn init_reaps_orphans_and_forwards_sigterm() {
             "tini",
             "sh",
             "-c",
-            "grep -l 'sleep.3' /proc/[0-9]*/cmdline 2>/dev/null | wc -l",
+            "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f 2>/dev/null; echo; done | grep -c '^sleep 3 ' || true",
         ]);
         out.trim() == "0"
     });
