@@ -23,6 +23,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Pull an image from a registry (plain HTTP for localhost ones).
+    Pull {
+        reference: String,
+        /// Print nothing but the image id.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Load images from a docker-save or OCI layout tarball.
     Load {
         #[arg(short, long)]
@@ -310,6 +317,16 @@ fn run(cli: Cli) -> Result<i32> {
     let store = &store;
     match cli.cmd {
         Cmd::Init { .. } => Ok(2),
+        Cmd::Pull { reference, quiet } => {
+            let progress = !quiet && hullctl::sys::isatty(2);
+            let (id, name) = image::pull::pull(store, &reference, progress)?;
+            if quiet {
+                println!("{id}");
+            } else {
+                println!("Digest: {id}\nStatus: pulled {name}");
+            }
+            Ok(0)
+        }
         Cmd::Load { input } => {
             for l in archive::load(store, &input)? {
                 if l.tags.is_empty() {

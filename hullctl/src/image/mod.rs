@@ -4,6 +4,7 @@
 //! `import`).
 
 pub mod archive;
+pub mod pull;
 
 use serde_json::{json, Value};
 

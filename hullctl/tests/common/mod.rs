@@ -304,7 +304,7 @@ impl Layout {
         json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": n})
     }
     pub fn tag(&mut self, mut desc: Value, name: &str) {
-        desc["annotations"] = json!({"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name.rsplit_once(':').map(|x| x.1).unwrap_or("latest")});
+        desc["annotations"] = json!({"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name.rsplit_once(':').map(|x| x.1).unwrap_or(name)});
         self.manifests.push(desc);
     }
     fn index_json(&self) -> Vec<u8> {

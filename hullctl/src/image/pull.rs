@@ -1,0 +1,271 @@
+//! `pull REF` from an OCI distribution registry (oci-client): plain HTTP
+//! for localhost registries, HTTPS elsewhere, the registry's token auth
+//! (and basic auth from ~/.docker/config.json), an index resolved to the
+//! host platform, every blob downloaded in parallel and verified (digest
+//! and size) before it enters the store, then each layer unpacked.
+//!
+//! Resumable: a layer downloads into tmp/partial-<hex>, locked while in
+//! use; an interrupted pull leaves it there and the next pull continues
+//! with a range request from its end (and starts over if the registry
+//! answers with the whole blob). The downloads run on a tokio runtime that
+//! is gone before anything else happens: hull creates containers only in a
+//! single-threaded process, and `pull` never creates one.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::str::FromStr;
+
+use futures_util::StreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use serde_json::Value;
+
+use super::*;
+use crate::error::IoContext;
+
+const ACCEPTED: [&str; 4] = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
+
+/// The name an image pulled as `name` is stored under (docker's short
+/// form for Docker Hub names).
+pub fn local_name(r: &Reference) -> String {
+    let repo = r.repository();
+    let base = match r.registry() {
+        "docker.io" | "index.docker.io" => {
+            repo.strip_prefix("library/").unwrap_or(repo).to_string()
+        }
+        reg => format!("{reg}/{repo}"),
+    };
+    match (r.tag(), r.digest()) {
+        (Some(t), _) => format!("{base}:{t}"),
+        (None, Some(d)) => format!("{base}@{d}"),
+        (None, None) => format!("{base}:latest"),
+    }
+}
+
+fn is_local(registry: &str) -> bool {
+    let host = registry
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(registry);
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// Basic credentials for `registry` from ~/.docker/config.json, if any.
+fn auth_for(registry: &str) -> RegistryAuth {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let Ok(text) = std::fs::read_to_string(format!("{home}/.docker/config.json")) else {
+        return RegistryAuth::Anonymous;
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        return RegistryAuth::Anonymous;
+    };
+    let Some(b64) = v["auths"][registry]["auth"].as_str() else {
+        return RegistryAuth::Anonymous;
+    };
+    match base64_decode(b64).and_then(|b| String::from_utf8(b).ok()) {
+        Some(s) => match s.split_once(':') {
+            Some((u, p)) => RegistryAuth::Basic(u.to_string(), p.to_string()),
+            None => RegistryAuth::Anonymous,
+        },
+        None => RegistryAuth::Anonymous,
+    }
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for &c in s.as_bytes().iter().filter(|&&c| c != b'=') {
+        acc = (acc << 6) | val(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+fn reg_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Image(format!("{what}: {e}"))
+}
+
+/// Pull `name` into the store and tag it; returns the image id.
+pub fn pull(store: &Store, name: &str, progress: bool) -> Result<(Digest, String)> {
+    let r = Reference::from_str(name)
+        .map_err(|e| Error::Usage(format!("invalid reference {name:?}: {e}")))?;
+    let local = local_name(&r);
+    let _g = store.ingest_guard()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))?;
+    let manifest = rt.block_on(fetch(store, &r, name, progress));
+    rt.shutdown_background();
+    let manifest = manifest?;
+    let rec = register(store, &manifest, name)?;
+    store.tag(&local, &rec.id)?;
+    Ok((rec.id, local))
+}
+
+/// Fetch the manifest (through an index) and every blob; returns the
+/// manifest bytes.
+async fn fetch(store: &Store, r: &Reference, what: &str, progress: bool) -> Result<Vec<u8>> {
+    let registry = r.resolve_registry().to_string();
+    let protocol = if is_local(&registry) {
+        ClientProtocol::HttpsExcept(vec![registry.clone()])
+    } else {
+        ClientProtocol::Https
+    };
+    let client = Client::new(ClientConfig {
+        protocol,
+        ..Default::default()
+    });
+    let auth = auth_for(&registry);
+    let (mut bytes, mut digest) = client
+        .pull_manifest_raw(r, &auth, &ACCEPTED)
+        .await
+        .map_err(|e| reg_err(what, e))?;
+    verify_manifest(&bytes, &digest, r.digest(), what)?;
+    let mut mref = r.clone();
+    for _ in 0..4 {
+        let v = parse_json(&bytes, &format!("{what} manifest"))?;
+        let mt = v["mediaType"].as_str().unwrap_or("");
+        if mt == OCI_INDEX || mt == DOCKER_LIST || (mt.is_empty() && v["manifests"].is_array()) {
+            let m = choose_platform(&v, what)?;
+            let (d, _, _) = descriptor(&m, what)?;
+            mref = Reference::with_digest(
+                r.registry().to_string(),
+                r.repository().to_string(),
+                d.to_string(),
+            );
+            (bytes, digest) = client
+                .pull_manifest_raw(&mref, &auth, &ACCEPTED)
+                .await
+                .map_err(|e| reg_err(what, e))?;
+            verify_manifest(&bytes, &digest, Some(d.as_str()), what)?;
+            continue;
+        }
+        if mt != OCI_MANIFEST && mt != DOCKER_MANIFEST && !(mt.is_empty() && v["layers"].is_array())
+        {
+            return Err(Error::Image(format!(
+                "{what}: unsupported manifest media type {mt:?}"
+            )));
+        }
+        let mut blobs = vec![descriptor(&v["config"], &format!("{what} config"))?];
+        for (i, l) in v["layers"].as_array().into_iter().flatten().enumerate() {
+            let d = descriptor(l, &format!("{what} layer {i}"))?;
+            if !crate::store::unpack::known_layer_type(&d.2) {
+                return Err(Error::Image(format!(
+                    "{what} layer {i}: unknown layer media type {:?}",
+                    d.2
+                )));
+            }
+            blobs.push(d);
+        }
+        let jobs = blobs
+            .iter()
+            .map(|(d, size, _)| download(store, &client, &mref, d, *size, what, progress));
+        let results = futures_util::future::join_all(jobs).await;
+        for res in results {
+            res?;
+        }
+        return Ok(bytes.to_vec());
+    }
+    Err(Error::Image(format!("{what}: indexes nested too deep")))
+}
+
+fn verify_manifest(bytes: &[u8], digest: &str, want: Option<&str>, what: &str) -> Result<()> {
+    let got = Digest::of(bytes);
+    for expected in [Some(digest), want].into_iter().flatten() {
+        if !expected.is_empty() && got.as_str() != expected {
+            return Err(Error::Digest {
+                what: format!("{what} manifest"),
+                expected: expected.to_string(),
+                got: got.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Download one blob (resuming a partial one), verify, move into place.
+async fn download(
+    store: &Store,
+    client: &Client,
+    r: &Reference,
+    d: &Digest,
+    size: u64,
+    what: &str,
+    progress: bool,
+) -> Result<()> {
+    if store.has_blob(d) {
+        return Ok(());
+    }
+    let what = format!("{what}: blob {d}");
+    let part = store.tmp().join(format!("partial-{}", d.hex()));
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&part)
+        .at(&part)?;
+    // One downloader per blob; a concurrent pull waits here, then finds
+    // the blob in place.
+    let fd = f.as_raw_fd();
+    tokio::task::block_in_place(|| crate::sys::flock(fd, libc::LOCK_EX)).at(&part)?;
+    if store.has_blob(d) {
+        let _ = std::fs::remove_file(&part);
+        return Ok(());
+    }
+    let have = f.metadata().at(&part)?.len();
+    let have = if have > size { 0 } else { have };
+    let resp = client
+        .pull_blob_stream_partial(r, d.as_str(), have, None)
+        .await
+        .map_err(|e| reg_err(&what, e))?;
+    let mut stream = match resp {
+        oci_client::client::BlobResponse::Partial(s) => s.stream,
+        oci_client::client::BlobResponse::Full(s) => {
+            f.set_len(0).at(&part)?;
+            s.stream
+        }
+    };
+    use std::io::Seek;
+    f.seek(std::io::SeekFrom::End(0)).at(&part)?;
+    let mut got = f.metadata().at(&part)?.len();
+    if progress {
+        eprintln!("{}: downloading {} bytes (have {got})", d.short(), size);
+    }
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| reg_err(&what, e))?;
+        got += chunk.len() as u64;
+        if got > size {
+            let _ = std::fs::remove_file(&part);
+            return Err(Error::Size {
+                what,
+                expected: size,
+                got,
+            });
+        }
+        f.write_all(&chunk).at(&part)?;
+    }
+    f.sync_all().at(&part)?;
+    // Verify the whole file, then move it in as a blob.
+    let mut rf = std::fs::File::open(&part).at(&part)?;
+    let res = store.put_blob(&mut rf, Some((d, size)), &what);
+    let _ = std::fs::remove_file(&part);
+    res.map(drop)
+}
