@@ -383,6 +383,14 @@ impl Store {
         for e in std::fs::read_dir(&tmp).at(&tmp)? {
             let e = e.at(&tmp)?;
             let name = e.file_name().to_string_lossy().to_string();
+            // A partial download is kept while a pull holds its lock (and
+            // for the next pull to resume, unless pruned).
+            if name.starts_with("partial-") {
+                let f = File::open(e.path()).at(e.path())?;
+                if crate::sys::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB).is_err() {
+                    continue;
+                }
+            }
             let pid: Option<i32> = name.split('-').nth(1).and_then(|p| p.parse().ok());
             if let Some(pid) = pid {
                 if pid != crate::sys::getpid() && Path::new(&format!("/proc/{pid}")).exists() {
