@@ -7,8 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root" >&2; exit 1; }
 [ -x /bin/busybox ] || apt-get install -y -qq busybox-static >/dev/null
-cargo build --release --quiet -p hullctl
-HULLCTL="$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release/hullctl"
+if [ -z "${HULLCTL:-}" ]; then # HULLCTL=path skips the build
+  cargo build --release --quiet -p hullctl
+  HULLCTL="$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release/hullctl"
+fi
 work=$(mktemp -d /tmp/hullctl-demo.XXXXXX)
 ctl() { echo "+ hullctl $*" >&2; "$HULLCTL" --root "$work/store" "$@"; }
 cleanup() {
@@ -35,7 +37,7 @@ mkdir -p "$work/img"
 cp "$work/l1.tar" "$work/img/l1.tar"; cp "$work/l2.tar" "$work/img/l2.tar"
 d1=$(sha256sum "$work/l1.tar" | cut -d' ' -f1); d2=$(sha256sum "$work/l2.tar" | cut -d' ' -f1)
 cat > "$work/img/config.json" <<JSON
-{"architecture":"amd64","os":"linux","config":{"Cmd":["sh","-c","echo hello from \$(hostname) as \$(id -un); cat /etc/new; ls /etc/old 2>&1"],"Env":["PATH=/bin"]},
+{"architecture":"amd64","os":"linux","config":{"Cmd":["sh","-c","echo hello from \$(hostname) as \$(id -un); cat /etc/new; ls /etc/old 2>&1; true"],"Env":["PATH=/bin"]},
  "rootfs":{"type":"layers","diff_ids":["sha256:$d1","sha256:$d2"]},
  "history":[{"created_by":"busybox rootfs"},{"created_by":"whiteout /etc/old, add /etc/new"}]}
 JSON

@@ -25,7 +25,7 @@ pub fn load(store: &Store, file: &Path) -> Result<Vec<Loaded>> {
     let what = file.display().to_string();
     let _g = store.ingest_guard()?;
     let f = File::open(file).at(file)?;
-    let files = ingest(store, f, &what)?;
+    let (files, meta) = ingest(store, f, &what)?;
     let blob = |p: &str| -> Result<Digest> {
         let p = p.trim_start_matches("./");
         files.get(p).cloned().ok_or_else(|| {
@@ -34,13 +34,10 @@ pub fn load(store: &Store, file: &Path) -> Result<Vec<Loaded>> {
             ))
         })
     };
-    if let Ok(index) = blob("index.json") {
-        load_oci(store, &store.read_blob(&index)?, &what)
-    } else if let Ok(manifest) = blob("manifest.json") {
-        let manifest = parse_json(
-            &store.read_blob(&manifest)?,
-            &format!("{what} manifest.json"),
-        )?;
+    if let Some(index) = meta.get("index.json") {
+        load_oci(store, index, &what)
+    } else if let Some(manifest) = meta.get("manifest.json") {
+        let manifest = parse_json(manifest, &format!("{what} manifest.json"))?;
         load_docker(store, &manifest, &blob, &what)
     } else {
         Err(Error::Image(format!(
@@ -49,9 +46,15 @@ pub fn load(store: &Store, file: &Path) -> Result<Vec<Loaded>> {
     }
 }
 
-/// Store every regular file of the archive as a blob; returns path → digest.
-/// Files under blobs/sha256/ must hash to their names.
-fn ingest(store: &Store, f: File, what: &str) -> Result<BTreeMap<String, Digest>> {
+/// The archive's own small files, read into memory rather than stored.
+const META: [&str; 4] = ["index.json", "manifest.json", "oci-layout", "repositories"];
+
+/// Store every regular file of the archive as a blob (path → digest), but
+/// the layout's own files (path → bytes). Files under blobs/sha256/ must
+/// hash to their names.
+type Ingested = (BTreeMap<String, Digest>, BTreeMap<String, Vec<u8>>);
+
+fn ingest(store: &Store, f: File, what: &str) -> Result<Ingested> {
     let mut br = std::io::BufReader::new(f);
     let gz = {
         use std::io::BufRead;
@@ -64,6 +67,7 @@ fn ingest(store: &Store, f: File, what: &str) -> Result<BTreeMap<String, Digest>
     };
     let mut ar = tar::Archive::new(r);
     let mut files = BTreeMap::new();
+    let mut meta = BTreeMap::new();
     for e in ar
         .entries()
         .map_err(|e| Error::Image(format!("{what}: {e}")))?
@@ -80,6 +84,13 @@ fn ingest(store: &Store, f: File, what: &str) -> Result<BTreeMap<String, Digest>
             .size()
             .map_err(|e| Error::Image(format!("{what}: {path}: {e}")))?;
         let fwhat = format!("{what}: {path}");
+        if META.contains(&path.as_str()) && size < (16 << 20) {
+            let mut data = Vec::new();
+            e.read_to_end(&mut data)
+                .map_err(|e| Error::Image(format!("{fwhat}: {e}")))?;
+            meta.insert(path, data);
+            continue;
+        }
         let expected = match path.strip_prefix("blobs/sha256/") {
             Some(hex) => Some(Digest::parse(&format!("sha256:{hex}"))?),
             None => None,
@@ -87,7 +98,7 @@ fn ingest(store: &Store, f: File, what: &str) -> Result<BTreeMap<String, Digest>
         let (d, _) = store.put_blob(&mut e, expected.as_ref().map(|d| (d, size)), &fwhat)?;
         files.insert(path, d);
     }
-    Ok(files)
+    Ok((files, meta))
 }
 
 fn load_oci(store: &Store, index: &[u8], what: &str) -> Result<Vec<Loaded>> {
