@@ -129,3 +129,21 @@ impl<W: Write> Write for HashWriter<W> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Digest;
+
+    #[test]
+    fn parse() {
+        let hex = "a".repeat(64);
+        assert!(Digest::parse(&format!("sha256:{hex}")).is_ok());
+        assert!(Digest::parse(&format!("sha512:{hex}")).is_err());
+        assert!(Digest::parse("sha256:../../etc").is_err());
+        assert!(Digest::parse(&format!("sha256:{}", "A".repeat(64))).is_err());
+        assert_eq!(
+            Digest::of(b"").as_str(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

@@ -228,3 +228,36 @@ pub fn new_manifest(config: &Digest, config_size: u64, layers: &[LayerRecord]) -
         })).collect::<Vec<_>>(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        assert_eq!(normalize_ref("busybox"), "busybox:latest");
+        assert_eq!(
+            normalize_ref("localhost:5000/a/b"),
+            "localhost:5000/a/b:latest"
+        );
+        assert_eq!(normalize_ref("a/b:1"), "a/b:1");
+        assert!(check_ref("app:1.0-rc_1").is_ok());
+        assert!(check_ref("127.0.0.1:5000/app:1").is_ok());
+        assert!(check_ref("App:1").is_err());
+        assert!(check_ref("app:").is_err());
+        assert!(check_ref("a b").is_err());
+    }
+
+    #[test]
+    fn platform_choice() {
+        let (_, arch) = host_platform();
+        let idx = json!({"manifests": [
+            {"digest": "sha256:1", "platform": {"os": "linux", "architecture": "s390x"}},
+            {"digest": "sha256:2", "platform": {"os": "linux", "architecture": arch}},
+        ]});
+        assert_eq!(choose_platform(&idx, "t").unwrap()["digest"], "sha256:2");
+        let idx = json!({"manifests": [{"digest": "sha256:1", "platform": {"os": "linux", "architecture": "s390x"}}]});
+        let e = choose_platform(&idx, "t").unwrap_err().to_string();
+        assert!(e.contains("linux/s390x"), "{e}");
+    }
+}

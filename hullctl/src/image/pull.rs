@@ -269,3 +269,20 @@ async fn download(
     let _ = std::fs::remove_file(&part);
     res.map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_credentials() {
+        let r = Reference::from_str("busybox").unwrap();
+        assert_eq!(local_name(&r), "busybox:latest");
+        let r = Reference::from_str("127.0.0.1:5000/a/b:2").unwrap();
+        assert_eq!(local_name(&r), "127.0.0.1:5000/a/b:2");
+        assert!(is_local("localhost:5000") && is_local("127.0.0.1") && !is_local("example.com"));
+        assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
+        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+        assert!(base64_decode("**").is_none());
+    }
+}

@@ -314,3 +314,19 @@ fn set_xattrs<R: Read>(fd: libc::c_int, entry: &mut tar::Entry<R>) -> std::io::R
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::clean;
+
+    #[test]
+    fn entry_names() {
+        assert_eq!(clean(b"./a//b/./c").unwrap(), vec![&b"a"[..], b"b", b"c"]);
+        assert_eq!(clean(b"./").unwrap(), Vec::<&[u8]>::new());
+        assert!(clean(b"/etc/passwd").is_err());
+        assert!(clean(b"a/../../b").is_err());
+        assert!(clean(b"..").is_err());
+        // `..` inside a name is a name.
+        assert_eq!(clean(b"a..b/..c").unwrap(), vec![&b"a..b"[..], b"..c"]);
+    }
+}
