@@ -296,6 +296,13 @@ fn main() {
         std::process::exit(hullctl::init::main(rest));
     }
     let cli = Cli::parse();
+    // Remembered for --init across a re-exec from a sealed copy (see
+    // container::seal_if_needed); set while single-threaded.
+    if std::env::var_os(container::spec::EXE_ENV).is_none() {
+        if let Ok(exe) = std::env::current_exe() {
+            std::env::set_var(container::spec::EXE_ENV, exe);
+        }
+    }
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -309,3 +309,56 @@ fn options_shape_the_config() {
         "a failed run left a container"
     );
 }
+
+/// Regressions: a container granted CAP_SYS_PTRACE makes hull re-execute
+/// from a sealed copy (CVE-2019-5736), which must happen before hullctl
+/// made anything (else the re-executed `run` found its own name taken);
+/// --privileged grants what this process has (a sandbox may lack some
+/// capabilities), and --init still finds hullctl's binary.
+#[test]
+fn ptrace_and_privileged_containers() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("ptrace", "pt:1", json!({"Cmd": ["sh"]}));
+    let bnd = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string()))
+        .unwrap();
+    let out = ctl.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "pt:1",
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status",
+    ]);
+    assert_eq!(out, format!("CapEff:\t{bnd}\n"));
+    let out = ctl.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "--cap-add",
+        "SYS_PTRACE",
+        "pt:1",
+        "cat",
+        "/proc/1/cmdline",
+    ]);
+    assert!(out.starts_with("/.hullctl-init\0init\0"), "{out:?}");
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pt",
+        "--cap-add",
+        "SYS_PTRACE",
+        "pt:1",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(ctl.ok(&["exec", "pt", "echo", "in"]), "in\n");
+    ctl.ok(&["rm", "-f", "pt"]);
+    assert_eq!(ctl.ok(&["ps", "-a", "-q"]), "");
+}

@@ -70,6 +70,7 @@ pub fn create(
         },
         o,
     )?;
+    seal_if_needed(store, &config)?;
     let paths = Paths::new(store, &name);
     let _l = store.lock()?;
     match std::fs::create_dir(&paths.dir) {
@@ -114,6 +115,23 @@ pub fn create(
         return Err(e);
     }
     Ok(rec)
+}
+
+/// CVE-2019-5736: a container that could reach its init's exe (hull's
+/// code, here hullctl's binary) must be created from a sealed image of it.
+/// hull does that by re-executing the process with the same arguments, so
+/// it must happen before hullctl has made anything (the re-executed
+/// hullctl starts over); then hull's own check passes.
+fn seal_if_needed(store: &Store, config: &Value) -> Result<()> {
+    let text = serde_json::to_string(config).map_err(|e| Error::json("config.json", e))?;
+    let spec = hull::config::parse(&text).map_err(|e| Error::Usage(format!("config.json: {e}")))?;
+    hull::exeseal::ensure(&spec, false, &store.run_dir()).map_err(|e| Error::hull("(new)", e))
+}
+
+fn bundle_config(store: &Store, name: &str) -> Result<Value> {
+    let p = Paths::new(store, name).bundle().join("config.json");
+    let data = std::fs::read(&p).at(&p)?;
+    serde_json::from_slice(&data).map_err(|e| Error::json(p.display().to_string(), e))
 }
 
 /// Mount the overlayfs rootfs unless it is mounted.
@@ -201,6 +219,7 @@ fn clear_old_state(store: &Store, name: &str) -> Result<()> {
 
 /// Start in the foreground (attached): returns the exit code.
 pub fn run_attached(store: &Store, rec: &ContainerRecord) -> Result<i32> {
+    seal_if_needed(store, &bundle_config(store, &rec.name)?)?;
     clear_old_state(store, &rec.name)?;
     mount_rootfs(store, rec)?;
     let paths = Paths::new(store, &rec.name);
@@ -230,6 +249,7 @@ pub fn run_attached(store: &Store, rec: &ContainerRecord) -> Result<i32> {
 
 /// Start detached, under a monitor; returns once the container runs.
 pub fn start_detached(store: &Store, rec: &ContainerRecord) -> Result<()> {
+    seal_if_needed(store, &bundle_config(store, &rec.name)?)?;
     clear_old_state(store, &rec.name)?;
     mount_rootfs(store, rec)?;
     let _ = std::fs::remove_file(Paths::new(store, &rec.name).exit());

@@ -280,11 +280,27 @@ fn capabilities(spec: &mut Value, o: &RunOptions) -> Result<()> {
             format!("CAP_{c}")
         }
     };
+    // "ALL" (and --privileged) is what this process may grant: its
+    // bounding set (a host or sandbox may lack some, e.g. CAP_SYS_RESOURCE).
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|st| {
+            st.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
     let last = hull::process::caps::last_cap() as usize;
-    let all: Vec<String> = hull::process::caps::NAMES
+    let known: Vec<String> = hull::process::caps::NAMES
         .iter()
         .take(last + 1)
         .map(|s| s.to_string())
+        .collect();
+    let all: Vec<String> = known
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, s)| s.clone())
         .collect();
     let mut caps: Vec<String> = if o.privileged {
         all.clone()
@@ -296,7 +312,7 @@ fn capabilities(spec: &mut Value, o: &RunOptions) -> Result<()> {
         let c = norm(c);
         if c == "ALL" {
             caps.clear();
-        } else if !all.contains(&c) {
+        } else if !known.contains(&c) {
             return Err(Error::Usage(format!(
                 "--cap-drop: unknown capability {c:?}"
             )));
@@ -308,7 +324,7 @@ fn capabilities(spec: &mut Value, o: &RunOptions) -> Result<()> {
         let c = norm(c);
         if c == "ALL" {
             caps = all.clone();
-        } else if !all.contains(&c) {
+        } else if !known.contains(&c) {
             return Err(Error::Usage(format!("--cap-add: unknown capability {c:?}")));
         } else if !caps.contains(&c) {
             caps.push(c);
@@ -374,7 +390,7 @@ fn mounts(spec: &mut Value, o: &RunOptions) -> Result<()> {
         }
     };
     if o.init {
-        let exe = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
+        let exe = init_binary()?;
         add(
             json!({"destination": INIT_PATH, "type": "bind", "source": exe, "options": ["bind", "ro", "nosuid", "nodev"]}),
         );
@@ -446,6 +462,19 @@ fn mounts(spec: &mut Value, o: &RunOptions) -> Result<()> {
     }
     Ok(())
 }
+
+/// hullctl's binary on the host, for `--init`: remembered at start-up
+/// (main sets HULLCTL_EXE), since a re-executed hullctl runs from a sealed
+/// copy that cannot be bind-mounted.
+pub fn init_binary() -> Result<std::path::PathBuf> {
+    match std::env::var_os(EXE_ENV) {
+        Some(p) => Ok(p.into()),
+        None => std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e)),
+    }
+}
+
+/// Where main records hullctl's own path.
+pub const EXE_ENV: &str = "HULLCTL_EXE";
 
 fn bind(add: &mut dyn FnMut(Value), src: &str, dst: &str, ro: bool, what: &str) -> Result<()> {
     if !dst.starts_with('/') {
