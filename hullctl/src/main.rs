@@ -157,8 +157,11 @@ enum Cmd {
     /// A container's resource usage (cgroup statistics), once.
     Stats {
         name: String,
+        /// (Always one sample, as docker's --no-stream.)
         #[arg(long)]
         no_stream: bool,
+        #[arg(long)]
+        format: Option<String>,
     },
     Pause {
         names: Vec<String>,
@@ -473,17 +476,64 @@ fn run(cli: Cli) -> Result<i32> {
             );
             Ok(0)
         }
-        Cmd::Stats { name, no_stream: _ } => {
-            let rec = record::find(store, &name)?;
-            let c = hull::Container::load(&container::hull_store(store), &rec.name)
-                .map_err(|e| Error::hull(&rec.name, e))?;
-            c.events(true, Duration::from_secs(1), &mut std::io::stdout())
-                .map_err(|e| Error::hull(&rec.name, e))?;
-            Ok(0)
-        }
+        Cmd::Stats {
+            name,
+            no_stream: _,
+            format,
+        } => stats(store, &name, format.as_deref()),
         Cmd::Pause { names } => each(store, &names, |rec| container::pause(store, rec, true)),
         Cmd::Unpause { names } => each(store, &names, |rec| container::pause(store, rec, false)),
     }
+}
+
+/// One line of docker-style stats: CPU % over half a second, memory
+/// usage / limit, pids; from hull's cgroup statistics.
+fn stats(store: &Store, name: &str, format: Option<&str>) -> Result<i32> {
+    let rec = record::find(store, name)?;
+    let c = hull::Container::load(&container::hull_store(store), &rec.name)
+        .map_err(|e| Error::hull(&rec.name, e))?;
+    let sample = || -> Result<(Value, std::time::Instant)> {
+        let mut buf = Vec::new();
+        c.events(true, Duration::from_secs(1), &mut buf)
+            .map_err(|e| Error::hull(&rec.name, e))?;
+        let v: Value = serde_json::from_slice(&buf).map_err(|e| Error::json("stats", e))?;
+        Ok((v["data"].clone(), std::time::Instant::now()))
+    };
+    let (a, ta) = sample()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let (b, tb) = sample()?;
+    let cpu_ns = b["cpu"]["usage"]["total"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_sub(a["cpu"]["usage"]["total"].as_u64().unwrap_or(0));
+    let cpu = cpu_ns as f64 / (tb - ta).as_nanos().max(1) as f64 * 100.0;
+    let mem = b["memory"]["usage"]["usage"].as_u64().unwrap_or(0);
+    let limit = b["memory"]["usage"]["limit"].as_u64().unwrap_or(0);
+    let pids = b["pids"]["current"].as_u64().unwrap_or(0);
+    if format == Some("json") {
+        json_line(
+            &json!({"ID": rec.id, "Name": rec.name, "CPUPerc": cpu, "MemUsage": mem, "MemLimit": limit, "PIDs": pids}),
+        );
+    } else {
+        println!(
+            "{:<14} {:<20} {:>8} {:>24} {:>6}",
+            "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS"
+        );
+        let lim = if limit == 0 || limit >= i64::MAX as u64 / 2 {
+            "-".to_string()
+        } else {
+            human(limit)
+        };
+        println!(
+            "{:<14} {:<20} {:>7.2}% {:>24} {:>6}",
+            rec.short_id(),
+            rec.name,
+            cpu,
+            format!("{} / {lim}", human(mem)),
+            pids
+        );
+    }
+    Ok(0)
 }
 
 /// `-u name[:group]` for exec: resolved in the container's image.

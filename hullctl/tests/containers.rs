@@ -362,3 +362,34 @@ fn ptrace_and_privileged_containers() {
     ctl.ok(&["rm", "-f", "pt"]);
     assert_eq!(ctl.ok(&["ps", "-a", "-q"]), "");
 }
+
+#[test]
+fn top_stats_pause_unpause() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("stats", "st:1", json!({"Cmd": ["sh"]}));
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "s",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "20",
+        "st:1",
+        "sleep",
+        "1000",
+    ]);
+    assert!(ctl.ok(&["top", "s"]).contains("sleep 1000"));
+    let v: Value =
+        serde_json::from_str(ctl.ok(&["stats", "--format", "json", "s"]).trim()).unwrap();
+    assert_eq!(v["MemLimit"], 64 << 20);
+    assert_eq!(v["PIDs"], 1);
+    ctl.ok(&["pause", "s"]);
+    assert!(ctl.ok(&["ps"]).contains("Up (Paused)"));
+    ctl.ok(&["unpause", "s"]);
+    assert_eq!(ctl.ok(&["exec", "s", "echo", "ok"]), "ok\n");
+    ctl.ok(&["rm", "-f", "s"]);
+}
