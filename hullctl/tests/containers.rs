@@ -393,3 +393,40 @@ fn top_stats_pause_unpause() {
     assert_eq!(ctl.ok(&["exec", "s", "echo", "ok"]), "ok\n");
     ctl.ok(&["rm", "-f", "s"]);
 }
+
+#[test]
+fn run_interactive_and_tty() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("tty", "tty:1", json!({"Cmd": ["sh"]}));
+    let mut c = ctl.cmd(&["run", "--rm", "-i", "tty:1", "sh"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo from-stdin; exit 4\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "from-stdin\n");
+    assert_eq!(o.status.code(), Some(4));
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIP (tty part): /usr/bin/script missing (bsdutils)");
+        return;
+    }
+    let cmd = format!(
+        "{} --root {} run --rm -t tty:1 sh -c 'tty; echo $TERM'",
+        env!("CARGO_BIN_EXE_hullctl"),
+        ctl.root().display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).replace('\r', "");
+    assert!(out.contains("/dev/pts/0\nxterm\n"), "{out:?}");
+}
