@@ -299,6 +299,34 @@ fn options_shape_the_config() {
         "grep CapEff /proc/self/status; hostname",
     ]);
     assert_eq!(out, "CapEff:\t0000000000002000\nbox\n");
+    // --network host sees the host's interfaces; none only lo.
+    let mut host: Vec<String> = fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    host.sort();
+    let ls = "ls /sys/class/net | sort | tr '\\n' ' '";
+    let out = ctl.ok(&["run", "--rm", "--network", "host", "opts:1", ls]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), host);
+    assert_eq!(ctl.ok(&["run", "--rm", "opts:1", ls]).trim(), "lo");
+    // --env-file (comments, KEY without value from the host's env), --mount tmpfs.
+    let envf = ctl.dir.path().join("env");
+    fs::write(&envf, "# comment\nFROM_FILE=1\nB=file\n").unwrap();
+    let out = ctl.ok(&[
+        "run",
+        "--rm",
+        "--env-file",
+        envf.to_str().unwrap(),
+        "-e",
+        "B=cli",
+        "--mount",
+        "type=tmpfs,target=/t,tmpfs-size=1m",
+        "-u",
+        "root",
+        "opts:1",
+        "echo $FROM_FILE $B; grep ' /t ' /proc/mounts | cut -d' ' -f3",
+    ]);
+    assert_eq!(out, "1 cli\ntmpfs\n");
     let e = ctl.fails(&["run", "--rm", "--network", "bridge", "opts:1", "true"]);
     assert!(e.contains("only none and host"), "{e}");
     let e = ctl.fails(&["run", "--rm", "nosuch:image"]);
