@@ -111,7 +111,12 @@ pub fn pull(store: &Store, name: &str, progress: bool) -> Result<(Digest, String
         .enable_all()
         .build()
         .map_err(|e| Error::io("tokio runtime", e))?;
-    let manifest = rt.block_on(fetch(store, &r, name, progress));
+    let bars = if progress {
+        indicatif::MultiProgress::new()
+    } else {
+        indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
+    };
+    let manifest = rt.block_on(fetch(store, &r, name, &bars));
     rt.shutdown_background();
     let manifest = manifest?;
     let rec = register(store, &manifest, name)?;
@@ -121,7 +126,12 @@ pub fn pull(store: &Store, name: &str, progress: bool) -> Result<(Digest, String
 
 /// Fetch the manifest (through an index) and every blob; returns the
 /// manifest bytes.
-async fn fetch(store: &Store, r: &Reference, what: &str, progress: bool) -> Result<Vec<u8>> {
+async fn fetch(
+    store: &Store,
+    r: &Reference,
+    what: &str,
+    bars: &indicatif::MultiProgress,
+) -> Result<Vec<u8>> {
     let registry = r.resolve_registry().to_string();
     let protocol = if is_local(&registry) {
         ClientProtocol::HttpsExcept(vec![registry.clone()])
@@ -176,7 +186,7 @@ async fn fetch(store: &Store, r: &Reference, what: &str, progress: bool) -> Resu
         }
         let jobs = blobs
             .iter()
-            .map(|(d, size, _)| download(store, &client, &mref, d, *size, what, progress));
+            .map(|(d, size, _)| download(store, &client, &mref, d, *size, what, bars));
         let results = futures_util::future::join_all(jobs).await;
         for res in results {
             res?;
@@ -208,7 +218,7 @@ async fn download(
     d: &Digest,
     size: u64,
     what: &str,
-    progress: bool,
+    bars: &indicatif::MultiProgress,
 ) -> Result<()> {
     if store.has_blob(d) {
         return Ok(());
@@ -246,9 +256,16 @@ async fn download(
     use std::io::Seek;
     f.seek(std::io::SeekFrom::End(0)).at(&part)?;
     let mut got = f.metadata().at(&part)?.len();
-    if progress {
-        eprintln!("{}: downloading {} bytes (have {got})", d.short(), size);
-    }
+    let bar = bars.add(indicatif::ProgressBar::new(size));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(d.short().to_string());
+    bar.set_position(got);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| reg_err(&what, e))?;
         got += chunk.len() as u64;
@@ -261,7 +278,9 @@ async fn download(
             });
         }
         f.write_all(&chunk).at(&part)?;
+        bar.set_position(got);
     }
+    bar.finish();
     f.sync_all().at(&part)?;
     // Verify the whole file, then move it in as a blob.
     let mut rf = std::fs::File::open(&part).at(&part)?;
