@@ -62,7 +62,7 @@ if command -v dockerd >/dev/null; then
 fi
 P=()
 if command -v podman >/dev/null; then
-  P=(podman --root "$work/podman" --runroot "$work/podman-run" --storage-driver overlay)
+  P=(podman --root "$work/podman" --runroot "$work/podman-run" --storage-driver overlay --runtime runc)
   "${P[@]}" import "$work/rootfs.tar" bench:1 >/dev/null 2>&1 || { echo "note: podman import failed" >&2; P=(); }
 fi
 
@@ -71,7 +71,7 @@ for i in $(seq $((RUNS + 2))); do
   sfx=$([ "$i" -le 2 ] && echo warm || echo t)
   timed "$work/run-hullctl.$sfx" "${H[@]}" run --rm bench:1 true
   [ ${#D[@]} -gt 0 ] && timed "$work/run-docker.$sfx" "${D[@]}" run --rm --network none bench:1 true
-  [ ${#P[@]} -gt 0 ] && timed "$work/run-podman.$sfx" "${P[@]}" run --rm --network none bench:1 true
+  [ ${#P[@]} -gt 0 ] && timed "$work/run-podman.$sfx" "${P[@]}" run --rm --network none --ulimit host bench:1 true
 done
 
 # --- a ~100 MB, 4-layer image in a local registry ----------------------------

@@ -106,7 +106,7 @@ pub fn create(
             std::fs::create_dir_all(&d).at(&d)?;
         }
         let data = serde_json::to_vec_pretty(&config).map_err(|e| Error::json("config.json", e))?;
-        crate::store::write_atomic(&paths.bundle().join("config.json"), &data)?;
+        crate::store::write_replace(&paths.bundle().join("config.json"), &data, false)?;
         // The record last: a directory without one is not a container.
         record::save(store, &rec)
     })();
@@ -242,7 +242,7 @@ pub fn run_attached(store: &Store, rec: &ContainerRecord) -> Result<i32> {
     if rec.auto_remove {
         remove(store, rec, true)?;
     } else {
-        crate::store::write_atomic(&paths.exit(), code.to_string().as_bytes())?;
+        crate::store::write_replace(&paths.exit(), code.to_string().as_bytes(), false)?;
     }
     Ok(code)
 }

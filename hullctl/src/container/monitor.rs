@@ -101,9 +101,10 @@ fn monitor(
         let _ = c.kill(sig, false);
     };
     let code = hull::container::run::wait_for(c.state.pid, &forward, &sfd, None);
-    let _ = crate::store::write_atomic(
+    let _ = crate::store::write_replace(
         &Paths::new(store, &rec.name).exit(),
         code.to_string().as_bytes(),
+        false,
     );
     if rec.auto_remove {
         let _ = super::remove(store, rec, true);

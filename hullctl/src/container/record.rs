@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::store::{write_atomic, Store};
+use crate::store::{write_replace, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
@@ -73,7 +73,7 @@ impl Paths {
 
 pub fn save(store: &Store, rec: &ContainerRecord) -> Result<()> {
     let data = serde_json::to_vec_pretty(rec).map_err(|e| Error::json("container record", e))?;
-    write_atomic(&Paths::new(store, &rec.name).record(), &data)
+    write_replace(&Paths::new(store, &rec.name).record(), &data, false)
 }
 
 pub fn load(path: &Path) -> Result<ContainerRecord> {

@@ -164,25 +164,59 @@ pub fn register(store: &Store, manifest_bytes: &[u8], what: &str) -> Result<Imag
         });
     }
     for (i, l) in recs.iter().enumerate() {
-        let blob = store.blob_path(&l.digest);
-        if !blob.is_file() {
+        if !store.blob_path(&l.digest).is_file() {
             return Err(Error::not_found(
                 "blob",
                 format!("{} ({what} layer {i})", l.digest),
             ));
         }
-        unpack::unpack_layer(
-            store,
-            &blob,
-            Some(&l.diff_id),
-            &format!("{} ({what} layer {i})", l.digest),
-        )?;
     }
+    unpack_all(store, &recs, what)?;
     let manifest_digest = store.put_blob_bytes(manifest_bytes, &format!("{what} manifest"))?;
     let rec = store.new_record(config_digest, manifest_digest, &mt, recs);
     let _l = store.lock()?;
     store.put_image(&rec)?;
     Ok(rec)
+}
+
+/// Unpack the layers, several at a time (each has its own directory and
+/// decompression is the cost); the first error wins. The threads are gone
+/// when this returns (hull creates containers only single-threaded).
+fn unpack_all(store: &Store, layers: &[LayerRecord], what: &str) -> Result<()> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let first_err = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..workers.min(layers.len()) {
+            s.spawn(|| loop {
+                if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
+                    break;
+                }
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(l) = layers.get(i) else { break };
+                let lwhat = format!("{} ({what} layer {i})", l.digest);
+                let r = unpack::unpack_layer(
+                    store,
+                    &store.blob_path(&l.digest),
+                    Some(&l.diff_id),
+                    &lwhat,
+                );
+                if let Err(e) = r {
+                    if let Ok(mut slot) = first_err.lock() {
+                        slot.get_or_insert(e);
+                    }
+                    break;
+                }
+            });
+        }
+    });
+    match first_err.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// The image config of a record.

@@ -11,7 +11,7 @@
 //! is gone before anything else happens: hull creates containers only in a
 //! single-threaded process, and `pull` never creates one.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::str::FromStr;
 
@@ -253,9 +253,14 @@ async fn download(
             s.stream
         }
     };
+    // The digest covers what is already there, then each chunk as it is
+    // written: the file is read once and written once.
+    use sha2::Digest as _;
     use std::io::Seek;
-    f.seek(std::io::SeekFrom::End(0)).at(&part)?;
-    let mut got = f.metadata().at(&part)?.len();
+    let mut hasher = sha2::Sha256::new();
+    f.seek(std::io::SeekFrom::Start(0)).at(&part)?;
+    let mut got = std::io::copy(&mut (&f).take(size), &mut HashInto(&mut hasher)).at(&part)?;
+    f.seek(std::io::SeekFrom::Start(got)).at(&part)?;
     let bar = bars.add(indicatif::ProgressBar::new(size));
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -278,15 +283,48 @@ async fn download(
             });
         }
         f.write_all(&chunk).at(&part)?;
+        hasher.update(&chunk);
         bar.set_position(got);
     }
     bar.finish();
+    // Verified (size, digest) before it gets its final name.
+    let digest = format!("sha256:{}", crate::digest::hex(&hasher.finalize()));
+    let bad = if got != size {
+        Some(Error::Size {
+            what: what.clone(),
+            expected: size,
+            got,
+        })
+    } else if digest != d.as_str() {
+        Some(Error::Digest {
+            what: what.clone(),
+            expected: d.to_string(),
+            got: digest,
+        })
+    } else {
+        None
+    };
+    if let Some(e) = bad {
+        let _ = std::fs::remove_file(&part);
+        return Err(e);
+    }
     f.sync_all().at(&part)?;
-    // Verify the whole file, then move it in as a blob.
-    let mut rf = std::fs::File::open(&part).at(&part)?;
-    let res = store.put_blob(&mut rf, Some((d, size)), &what);
-    let _ = std::fs::remove_file(&part);
-    res.map(drop)
+    let dst = store.blob_path(d);
+    std::fs::rename(&part, &dst).at(&dst)
+}
+
+/// An io::Write that feeds a hasher.
+struct HashInto<'a>(&'a mut sha2::Sha256);
+
+impl std::io::Write for HashInto<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
