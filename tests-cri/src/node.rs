@@ -51,8 +51,10 @@ pub fn hull_binary() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-/// containerd-shim-hull-v2 of this workspace, if it is a real shim: the
-/// placeholder exits 1 saying "not implemented yet". Err says why not.
+/// containerd-shim-hull-v2 of this workspace, unless it is missing or
+/// still the placeholder (which exits 1 saying "not implemented yet");
+/// Err says which. Anything else is taken as the shim and tested (a shim
+/// that is broken must fail the tests, not skip them).
 pub fn hull_shim_binary() -> Result<PathBuf, String> {
     let bin = profile_dir()?.join("containerd-shim-hull-v2");
     if !bin.is_file() {
@@ -61,22 +63,10 @@ pub fn hull_shim_binary() -> Result<PathBuf, String> {
             bin.display()
         ));
     }
-    let v = run(Command::new(&bin).arg("-v"));
+    let v = run(Command::new("timeout").arg("10").arg(&bin).arg("-v"));
     let said = format!("{}{}", v.stdout, v.stderr);
     if said.contains("not implemented yet") {
-        return Err(format!(
-            "{} is the placeholder: {}",
-            bin.display(),
-            said.trim()
-        ));
-    }
-    if v.code != 0 {
-        return Err(format!(
-            "{} -v exited {}: {}",
-            bin.display(),
-            v.code,
-            said.trim()
-        ));
+        return Err(format!("{} is the placeholder: {}", bin.display(), said.trim()));
     }
     Ok(bin)
 }

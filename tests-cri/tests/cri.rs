@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hull_tests_cri::cri::{self, v1, Client};
@@ -290,7 +291,16 @@ fn check_cri_log(path: &Path) -> Result<Vec<(String, String)>, String> {
 }
 
 /// What the pod left on the host after RemovePodSandbox; empty if nothing.
-fn leftovers(node: &Node, handler: &str, pod_cgroup: &str, ids: &[String]) -> Vec<String> {
+/// What the pod with these ids left on the host; `global` adds what is
+/// shared by every pod of the node (veths on the bridge, IP leases, netns
+/// mounts), which is empty only once no pod runs.
+fn leftovers(
+    node: &Node,
+    handler: &str,
+    pod_cgroup: &str,
+    ids: &[String],
+    global: bool,
+) -> Vec<String> {
     let mut left = Vec::new();
     for p in host::processes_mentioning(ids) {
         left.push(format!("process {p}"));
@@ -306,11 +316,20 @@ fn leftovers(node: &Node, handler: &str, pod_cgroup: &str, ids: &[String]) -> Ve
             left.push(format!("cgroup {}", c.display()));
         }
     }
-    for l in host::links_on_bridge(&node.bridge) {
-        left.push(format!("veth {l} on {}", node.bridge));
-    }
-    for ip in node.ip_leases() {
-        left.push(format!("IP lease {ip}"));
+    if global {
+        for l in host::links_on_bridge(&node.bridge) {
+            left.push(format!("veth {l} on {}", node.bridge));
+        }
+        for ip in node.ip_leases() {
+            left.push(format!("IP lease {ip}"));
+        }
+        for ns in node
+            .entries("state/io.containerd.grpc.v1.cri/netns")
+            .into_iter()
+            .chain(node.entries("state/netns"))
+        {
+            left.push(format!("netns {ns}"));
+        }
     }
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(root) = node.runtime_root(handler) {
@@ -342,13 +361,6 @@ fn leftovers(node: &Node, handler: &str, pod_cgroup: &str, ids: &[String]) -> Ve
             left.push(format!("state {}", d.display()));
         }
     }
-    for ns in node
-        .entries("state/io.containerd.grpc.v1.cri/netns")
-        .into_iter()
-        .chain(node.entries("state/netns"))
-    {
-        left.push(format!("netns {ns}"));
-    }
     left
 }
 
@@ -361,7 +373,7 @@ async fn assert_nothing_left(
     ids: &[String],
 ) -> Result<(), String> {
     eventually("nothing left after RemovePodSandbox", || async {
-        let left = leftovers(node, handler, pod_cgroup, ids);
+        let left = leftovers(node, handler, pod_cgroup, ids, true);
         if left.is_empty() {
             Ok(())
         } else {
@@ -401,7 +413,6 @@ async fn pod_checks(
     let uid = format!("{}-{}", handler, host::next_n());
     let log_dir = node.dir.join("logs").join(&uid);
     fs::create_dir_all(&log_dir).map_err(|e| format!("mkdir {}: {e}", log_dir.display()))?;
-    let pod_cgroup = format!("{}/pod{uid}", node.cgroup_parent);
     let run_label = uid.clone();
     let sandbox = cri::sandbox_config(
         "pod",
@@ -445,7 +456,16 @@ async fn pod_checks(
         .into_inner()
         .containers;
     ensure!(ctrs.is_empty(), "ListContainers after removal: {ctrs:?}");
-    assert_nothing_left(node, handler, &pod_cgroup, &ids.all()).await
+    assert_nothing_left(node, handler, &pod_cgroup(&sandbox), &ids.all()).await
+}
+
+/// The pod's own cgroup (the kubelet's pod<uid> under the node's parent).
+fn pod_cgroup(sandbox: &v1::PodSandboxConfig) -> String {
+    sandbox
+        .linux
+        .as_ref()
+        .map(|l| l.cgroup_parent.clone())
+        .unwrap_or_default()
 }
 
 async fn pod_body(
@@ -563,6 +583,17 @@ async fn pod_body(
             s.status
         );
     }
+    // The leftover probe sees the running pod everywhere it looks, so its
+    // empty answer after RemovePodSandbox means something.
+    let live = leftovers(node, handler, &pod_cgroup(sandbox), &ids.all(), true);
+    for kind in [
+        "process", "mount", "cgroup", "veth", "IP lease", "state", "netns",
+    ] {
+        ensure!(
+            live.iter().any(|l| l.starts_with(kind)),
+            "the leftover probe does not see the running pod's {kind}: {live:#?}"
+        );
+    }
 
     // Shared localhost: the client reaches the server's 127.0.0.1:8080.
     let page = eventually("the server's page over the pod's localhost", || {
@@ -654,7 +685,7 @@ async fn pod_body(
     // --- Limits in the cgroups; then UpdateContainerResources.
     let pid = pid_of(&status(cli, &server_id).await?)?;
     let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let pod_cgroup = format!("{}/pod", node.cgroup_parent);
+    let pod_cgroup = pod_cgroup(sandbox);
     ensure!(
         cg.contains(&pod_cgroup),
         "server's cgroups are not under {pod_cgroup}: {cg}"
@@ -990,6 +1021,132 @@ fn pod_semantics_per_handler_match_runc() {
         );
         eprintln!("handler {name}: {} checks, same as runc", seen.len());
     }
+}
+
+/// How many pods run at once in the concurrency test.
+const MANY: usize = 20;
+
+/// One small pod: sandbox, one container, an ExecSync, then every pod of
+/// the batch waits for the others (all MANY run at once), then teardown.
+async fn small_pod(
+    node: Arc<Node>,
+    mut cli: Client,
+    handler: &'static str,
+    barrier: Arc<tokio::sync::Barrier>,
+) -> Result<(String, PodIds), String> {
+    let uid = format!("{handler}-many-{}", host::next_n());
+    let log_dir = node.dir.join("logs").join(&uid);
+    fs::create_dir_all(&log_dir).map_err(|e| format!("mkdir {}: {e}", log_dir.display()))?;
+    let sandbox = cri::sandbox_config(
+        "many",
+        &uid,
+        &log_dir,
+        &node.cgroup_parent,
+        &[("hulltest-many", handler)],
+    );
+    let mut ids = PodIds::default();
+    let result = small_pod_body(&node, &mut cli, handler, &sandbox, &mut ids, &barrier).await;
+    let torn = if ids.sandbox.is_empty() {
+        Ok(())
+    } else {
+        teardown(&mut cli, &ids.sandbox).await
+    };
+    result?;
+    torn?;
+    Ok((pod_cgroup(&sandbox), ids))
+}
+
+async fn small_pod_body(
+    node: &Node,
+    cli: &mut Client,
+    handler: &str,
+    sandbox: &v1::PodSandboxConfig,
+    ids: &mut PodIds,
+    barrier: &tokio::sync::Barrier,
+) -> Result<(), String> {
+    ids.sandbox = run_sandbox(cli, sandbox, handler).await?;
+    let main = cri::container_config(
+        "main",
+        &["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
+    );
+    let cid = create_start(cli, &ids.sandbox, sandbox, main).await?;
+    ids.containers.push(cid.clone());
+    let h = sh(cli, &cid, "hostname").await?;
+    ensure!(h == "hullpod", "hostname in a pod: {h:?}");
+    let wait = tokio::time::timeout(Duration::from_secs(120), barrier.wait())
+        .await
+        .map_err(|_| "another pod of the batch never came up".to_string())?;
+    if wait.is_leader() {
+        // All MANY pods run now: one veth and one IP lease each.
+        let veths = host::links_on_bridge(&node.bridge).len();
+        let leases = node.ip_leases().len();
+        ensure!(
+            veths == MANY && leases == MANY,
+            "{MANY} pods running: {veths} veths, {leases} IP leases"
+        );
+    }
+    Ok(())
+}
+
+/// MANY pods created and removed concurrently through CRI, per handler,
+/// leave nothing behind.
+#[test]
+fn many_pods_at_once_leave_nothing() {
+    if skip() {
+        return;
+    }
+    let handlers = handlers();
+    let node = Arc::new(Node::start("many", &handlers).expect("containerd with the CRI plugin"));
+    let rt = rt();
+    let mut failures = Vec::new();
+    rt.block_on(async {
+        let cli = cri::connect(&node.sock).await.expect("CRI client");
+        for h in &handlers {
+            let barrier = Arc::new(tokio::sync::Barrier::new(MANY));
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..MANY {
+                set.spawn(small_pod(
+                    node.clone(),
+                    cli.clone(),
+                    h.name,
+                    barrier.clone(),
+                ));
+            }
+            let mut pods = Vec::new();
+            while let Some(r) = set.join_next().await {
+                match r {
+                    Ok(Ok(p)) => pods.push(p),
+                    Ok(Err(e)) => failures.push(format!("handler {}: {e}", h.name)),
+                    Err(e) => failures.push(format!("handler {}: task: {e}", h.name)),
+                }
+            }
+            if pods.len() != MANY {
+                continue;
+            }
+            let left = eventually("nothing left after the batch", || async {
+                let mut left = Vec::new();
+                for (i, (cg, ids)) in pods.iter().enumerate() {
+                    left.extend(leftovers(&node, h.name, cg, &ids.all(), i == 0));
+                }
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    Err(left.join("\n  "))
+                }
+            })
+            .await;
+            match left {
+                Ok(()) => eprintln!("handler {}: {MANY} pods at once, nothing left", h.name),
+                Err(e) => failures.push(format!("handler {}: {e}", h.name)),
+            }
+        }
+    });
+    assert!(
+        failures.is_empty(),
+        "{}\n--- containerd log (tail):\n{}",
+        failures.join("\n"),
+        tail(&node.log(), 40)
+    );
 }
 
 fn tail(s: &str, n: usize) -> String {
