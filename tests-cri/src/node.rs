@@ -23,10 +23,14 @@ pub struct Handler {
     pub binary: Option<PathBuf>,
 }
 
-/// Where this build's binaries are: the test executable sits in
-/// `<target>/<triple>/<profile>/deps/`, the binaries one level up (this
-/// also follows CARGO_TARGET_DIR).
+/// Where this build's binaries are: `HULL_BIN_DIR` if set (e.g. the
+/// release directory, for the benchmark), else next to the running
+/// executable, which sits in `<target>/<triple>/<profile>/deps/` (tests) or
+/// `.../<profile>/examples/` (this also follows CARGO_TARGET_DIR).
 pub fn profile_dir() -> Result<PathBuf, String> {
+    if let Some(d) = std::env::var_os("HULL_BIN_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     exe.parent()
         .and_then(Path::parent)
@@ -39,7 +43,7 @@ pub fn profile_dir() -> Result<PathBuf, String> {
 /// when it is missing it is built here.
 pub fn hull_binary() -> Result<PathBuf, String> {
     let bin = profile_dir()?.join("hull");
-    if !bin.is_file() {
+    if !bin.is_file() && std::env::var_os("HULL_BIN_DIR").is_none() {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         let b = run(Command::new(env!("CARGO"))
             .args(["build", "-p", "hull", "--bin", "hull", "--manifest-path"])
@@ -66,7 +70,11 @@ pub fn hull_shim_binary() -> Result<PathBuf, String> {
     let v = run(Command::new("timeout").arg("10").arg(&bin).arg("-v"));
     let said = format!("{}{}", v.stdout, v.stderr);
     if said.contains("not implemented yet") {
-        return Err(format!("{} is the placeholder: {}", bin.display(), said.trim()));
+        return Err(format!(
+            "{} is the placeholder: {}",
+            bin.display(),
+            said.trim()
+        ));
     }
     Ok(bin)
 }

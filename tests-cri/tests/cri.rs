@@ -421,8 +421,22 @@ async fn pod_checks(
         &node.cgroup_parent,
         &[("hulltest-run", &run_label)],
     );
-    let mut ids = PodIds::default();
-    let result = pod_body(node, cli, handler, &sandbox, &log_dir, &mut ids, seen).await;
+    let mut run = PodRun {
+        node,
+        cli: cli.clone(),
+        handler,
+        sandbox,
+        log_dir,
+        ids: PodIds::default(),
+        seen: Seen::new(),
+        sid: String::new(),
+        ip: String::new(),
+        server_id: String::new(),
+        client_id: String::new(),
+    };
+    let result = pod_body(&mut run).await;
+    seen.append(&mut run.seen);
+    let (ids, sandbox) = (run.ids, run.sandbox);
     // Tear down whatever was made, also after a failed check.
     let torn = if ids.sandbox.is_empty() {
         Ok(())
@@ -468,16 +482,43 @@ fn pod_cgroup(sandbox: &v1::PodSandboxConfig) -> String {
         .unwrap_or_default()
 }
 
-async fn pod_body(
-    node: &Node,
-    cli: &mut Client,
-    handler: &str,
-    sandbox: &v1::PodSandboxConfig,
-    log_dir: &Path,
-    ids: &mut PodIds,
-    seen: &mut Seen,
-) -> Result<(), String> {
-    // --- The sandbox: ready, on the CNI bridge, run by the handler.
+/// One pod's run: what its phases share.
+struct PodRun<'a> {
+    node: &'a Node,
+    cli: Client,
+    handler: &'a str,
+    sandbox: v1::PodSandboxConfig,
+    log_dir: PathBuf,
+    ids: PodIds,
+    seen: Seen,
+    sid: String,
+    ip: String,
+    server_id: String,
+    client_id: String,
+}
+
+/// The pod's phases, in the kubelet's order.
+async fn pod_body(p: &mut PodRun<'_>) -> Result<(), String> {
+    sandbox_ready(p).await?;
+    two_containers_share_the_pod(p).await?;
+    security_context(p).await?;
+    cgroup_limits(p).await?;
+    stats(p).await?;
+    streams(p).await?;
+    logs(p).await?;
+    exit_reasons(p).await?;
+    list_and_stop(p).await?;
+    Ok(())
+}
+
+/// The sandbox: ready, on the CNI bridge, run by the handler.
+async fn sandbox_ready(p: &mut PodRun<'_>) -> Result<(), String> {
+    let node = p.node;
+    let handler = p.handler;
+    let sandbox = &p.sandbox;
+    let ids = &mut p.ids;
+    let seen = &mut p.seen;
+    let cli = &mut p.cli;
     ids.sandbox = run_sandbox(cli, sandbox, handler).await?;
     let sid = ids.sandbox.clone();
     let st = cli
@@ -529,8 +570,21 @@ async fn pod_body(
             s.stderr
         );
     }
+    p.sid = sid;
+    p.ip = ip;
+    Ok(())
+}
 
-    // --- Two containers sharing the pod's network and IPC namespaces.
+/// Two containers sharing the pod's network and IPC namespaces.
+async fn two_containers_share_the_pod(p: &mut PodRun<'_>) -> Result<(), String> {
+    let node = p.node;
+    let handler = p.handler;
+    let sid = p.sid.clone();
+    let ip = p.ip.clone();
+    let sandbox = &p.sandbox;
+    let ids = &mut p.ids;
+    let seen = &mut p.seen;
+    let cli = &mut p.cli;
     let mut server = cri::container_config(
         "server",
         &[
@@ -641,8 +695,16 @@ async fn pod_body(
     );
     seen.insert("pod IP on eth0".into(), "yes".into());
     seen.insert("hostname".into(), sh(cli, &client_id, "hostname").await?);
+    p.server_id = server_id;
+    p.client_id = client_id;
+    Ok(())
+}
 
-    // --- securityContext, seen from inside the client.
+/// securityContext, seen from inside the client.
+async fn security_context(p: &mut PodRun<'_>) -> Result<(), String> {
+    let client_id = p.client_id.clone();
+    let seen = &mut p.seen;
+    let cli = &mut p.cli;
     let id_u = sh(cli, &client_id, "id -u").await?;
     ensure!(id_u == "1000", "runAsUser: id -u = {id_u}");
     seen.insert("id -u".into(), id_u);
@@ -681,8 +743,15 @@ async fn pod_body(
         "unshare -U (RuntimeDefault)".into(),
         format!("exit {code}: {}", err.trim()),
     );
+    Ok(())
+}
 
-    // --- Limits in the cgroups; then UpdateContainerResources.
+/// Limits in the cgroups; then UpdateContainerResources.
+async fn cgroup_limits(p: &mut PodRun<'_>) -> Result<(), String> {
+    let server_id = p.server_id.clone();
+    let sandbox = &p.sandbox;
+    let seen = &mut p.seen;
+    let cli = &mut p.cli;
     let pid = pid_of(&status(cli, &server_id).await?)?;
     let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     let pod_cgroup = pod_cgroup(sandbox);
@@ -714,8 +783,14 @@ async fn pod_body(
         "limits after UpdateContainerResources: {got} (want {want})"
     );
     seen.insert("limits after update".into(), got);
+    Ok(())
+}
 
-    // --- ContainerStats.
+/// ContainerStats.
+async fn stats(p: &mut PodRun<'_>) -> Result<(), String> {
+    let server_id = p.server_id.clone();
+    let seen = &mut p.seen;
+    let cli = &mut p.cli;
     let stats = cli
         .container_stats(v1::ContainerStatsRequest {
             container_id: server_id.clone(),
@@ -742,8 +817,17 @@ async fn pod_body(
         "ContainerStats: cpu {cpu} ns, working set {mem} bytes"
     );
     seen.insert("stats".into(), "cpu and working set reported".into());
+    Ok(())
+}
 
-    // --- Exec and Attach through the streaming server on 127.0.0.1.
+/// Exec and Attach through the streaming server on 127.0.0.1.
+async fn streams(p: &mut PodRun<'_>) -> Result<(), String> {
+    let sid = p.sid.clone();
+    let client_id = p.client_id.clone();
+    let sandbox = &p.sandbox;
+    let ids = &mut p.ids;
+    let seen = &mut p.seen;
+    let cli = &mut p.cli;
     let url = cli
         .exec(v1::ExecRequest {
             container_id: client_id.clone(),
@@ -800,8 +884,15 @@ async fn pod_body(
         "Attach stream: {at:?}"
     );
     seen.insert("attach stream".into(), at.stdout);
+    Ok(())
+}
 
-    // --- Logs in the CRI format; ReopenContainerLog.
+/// Logs in the CRI format; ReopenContainerLog.
+async fn logs(p: &mut PodRun<'_>) -> Result<(), String> {
+    let server_id = p.server_id.clone();
+    let log_dir = p.log_dir.as_path();
+    let seen = &mut p.seen;
+    let cli = &mut p.cli;
     let log = log_dir.join("server.log");
     let lines = eventually("the server's log", || async {
         let lines = check_cri_log(&log)?;
@@ -838,8 +929,17 @@ async fn pod_body(
     })
     .await?;
     seen.insert("reopened log".into(), "new file gets the output".into());
+    Ok(())
+}
 
-    // --- A container that fails, and one that is OOM-killed.
+/// A container that fails, and one that is OOM-killed.
+async fn exit_reasons(p: &mut PodRun<'_>) -> Result<(), String> {
+    let sid = p.sid.clone();
+    let sandbox = &p.sandbox;
+    let log_dir = p.log_dir.as_path();
+    let ids = &mut p.ids;
+    let seen = &mut p.seen;
+    let cli = &mut p.cli;
     let failer = cri::container_config("failer", &["sh", "-c", "echo bye; echo oops >&2; exit 3"]);
     let failer_id = create_start(cli, &sid, sandbox, failer).await?;
     ids.containers.push(failer_id.clone());
@@ -893,8 +993,17 @@ async fn pod_body(
         "oom".into(),
         format!("exit {} reason {}", os.exit_code, os.reason),
     );
+    Ok(())
+}
 
-    // --- Lists, then the kubelet's stop and remove of each container.
+/// Lists, then the kubelet's stop and remove of each container.
+async fn list_and_stop(p: &mut PodRun<'_>) -> Result<(), String> {
+    let handler = p.handler;
+    let sid = p.sid.clone();
+    let server_id = p.server_id.clone();
+    let ids = &mut p.ids;
+    let seen = &mut p.seen;
+    let cli = &mut p.cli;
     let listed = cli
         .list_containers(v1::ListContainersRequest {
             filter: Some(v1::ContainerFilter {
