@@ -40,19 +40,52 @@ pub fn profile_dir() -> Result<PathBuf, String> {
 
 /// The hull binary of this workspace. `cargo test --workspace` builds it
 /// before any test runs; `cargo test -p hull-tests-cri` alone does not, so
-/// when it is missing it is built here.
+/// when it is missing or older than the runtime's sources it is built here
+/// (not with `HULL_BIN_DIR`, which names a binary to use as it is).
 pub fn hull_binary() -> Result<PathBuf, String> {
     let bin = profile_dir()?.join("hull");
-    if !bin.is_file() && std::env::var_os("HULL_BIN_DIR").is_none() {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    if std::env::var_os("HULL_BIN_DIR").is_some() {
+        return if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(format!("{} is missing (HULL_BIN_DIR)", bin.display()))
+        };
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built = fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    let sources = [
+        workspace.join("src"),
+        workspace.join("Cargo.toml"),
+        workspace.join("Cargo.lock"),
+        workspace.join("build.rs"),
+    ]
+    .iter()
+    .filter_map(|p| newest_mtime(p))
+    .max();
+    if built.is_none() || sources > built {
         let b = run(Command::new(env!("CARGO"))
             .args(["build", "-p", "hull", "--bin", "hull", "--manifest-path"])
-            .arg(&manifest));
+            .arg(workspace.join("Cargo.toml")));
         if b.code != 0 || !bin.is_file() {
             return Err(format!("cargo build -p hull: {}", b.stderr));
         }
     }
     Ok(bin)
+}
+
+/// The newest modification time of a file or of anything below a directory.
+fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    let own = meta.modified().ok();
+    if !meta.is_dir() {
+        return own;
+    }
+    fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter_map(|e| newest_mtime(&e.path()))
+        .chain(own)
+        .max()
 }
 
 /// containerd-shim-hull-v2 of this workspace, unless it is missing or
