@@ -502,6 +502,7 @@ async fn pod_body(p: &mut PodRun<'_>) -> Result<(), String> {
     sandbox_ready(p).await?;
     two_containers_share_the_pod(p).await?;
     security_context(p).await?;
+    container_view(p).await?;
     cgroup_limits(p).await?;
     stats(p).await?;
     streams(p).await?;
@@ -698,6 +699,107 @@ async fn two_containers_share_the_pod(p: &mut PodRun<'_>) -> Result<(), String> 
     p.server_id = server_id;
     p.client_id = client_id;
     Ok(())
+}
+
+/// What a default container sees of itself (mounts, devices, identity,
+/// limits, files the CRI plugin writes), normalized of ids and paths that
+/// differ per pod, for the differential against runc.
+async fn container_view(p: &mut PodRun<'_>) -> Result<(), String> {
+    let server_id = p.server_id.clone();
+    let cli = &mut p.cli;
+    let seen = &mut p.seen;
+    let probes = [
+        ("mounts", "cat /proc/self/mounts"),
+        (
+            "devices",
+            "cd /dev && for f in *; do stat -c '%n %F %a %t:%T %u:%g' \"$f\"; done",
+        ),
+        (
+            "identity",
+            "id; umask; grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status",
+        ),
+        ("limits", "ulimit -a; cat /proc/self/oom_score_adj"),
+        ("cgroup", "cat /proc/self/cgroup"),
+        ("env", "env | sort"),
+        (
+            "files",
+            "cat /etc/hostname /etc/hosts /etc/resolv.conf; stat -c '%n %a %U:%G %F' /tmp /dev/shm",
+        ),
+        (
+            "sysctls",
+            "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range",
+        ),
+    ];
+    for (name, script) in probes {
+        let mut out = normalize(&sh(cli, &server_id, script).await?);
+        if name == "mounts" {
+            out = split_cgroup_tmpfs_flag(&out, seen);
+        }
+        seen.insert(format!("server view: {name}"), out);
+    }
+    Ok(())
+}
+
+/// Where hull deliberately differs from runc 1.1.5 in what a pod sees
+/// (README, "Deliberate differences from runc"): the observation, what
+/// hull must show there, and why.
+const DELIBERATE: [(&str, &str, &str); 1] = [(
+    CGROUP_TMPFS,
+    "ro",
+    "cgroup v1: the tmpfs holding the hierarchies is read-only when the \
+     cgroup mount asks for ro (containerd's does); runc leaves it writable",
+)];
+
+const CGROUP_TMPFS: &str = "server view: /sys/fs/cgroup tmpfs rw/ro";
+
+/// Moves the rw/ro flag of the cgroup v1 tmpfs at /sys/fs/cgroup into its
+/// own observation (see DELIBERATE); the rest of the mounts are compared.
+fn split_cgroup_tmpfs_flag(mounts: &str, seen: &mut Seen) -> String {
+    let prefix = "tmpfs /sys/fs/cgroup tmpfs ";
+    mounts
+        .lines()
+        .map(|l| match l.strip_prefix(prefix) {
+            Some(rest) => {
+                let (flag, more) = rest.split_once(',').unwrap_or((rest, ""));
+                seen.insert(CGROUP_TMPFS.into(), flag.to_string());
+                format!("{prefix}<{CGROUP_TMPFS}>,{more}")
+            }
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Replace what differs per pod (64-hex ids, snapshot numbers in overlay
+/// options, pod uids in cgroup paths, the pod IP) with placeholders.
+fn normalize(text: &str) -> String {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let words: Vec<String> = line
+            .split(' ')
+            .map(|w| {
+                if w.contains("lowerdir=") || w.contains("upperdir=") {
+                    return "<overlay options>".to_string();
+                }
+                let mut w = w.to_string();
+                for part in w.clone().split(|c: char| !c.is_ascii_alphanumeric()) {
+                    if part.len() == 64 && part.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        w = w.replace(part, "<id>");
+                    }
+                }
+                if let Some(i) = w.find("/podhull").or_else(|| w.find("/podrunc")) {
+                    let end = w[i + 1..].find('/').map_or(w.len(), |j| i + 1 + j);
+                    w.replace_range(i..end, "/pod<uid>");
+                }
+                if w.starts_with("10.231.") {
+                    w = "<pod ip>".into();
+                }
+                w
+            })
+            .collect();
+        out.push(words.join(" "));
+    }
+    out.join("\n")
 }
 
 /// securityContext, seen from inside the client.
@@ -1117,9 +1219,21 @@ fn pod_semantics_per_handler_match_runc() {
         .expect("runc's view")
         .1;
     for (name, seen) in &seen_by {
+        for (key, want, why) in DELIBERATE {
+            if *name != "runc" {
+                if let Some(got) = seen.get(key) {
+                    assert_eq!(got, want, "{name}: {key} ({why})");
+                    eprintln!(
+                        "deliberate difference: {key}: runc {:?}, {name} {got:?} ({why})",
+                        runc.get(key)
+                    );
+                }
+            }
+        }
         let diff: Vec<String> = runc
             .keys()
             .chain(seen.keys())
+            .filter(|k| !DELIBERATE.iter().any(|(d, _, _)| d == k))
             .filter(|k| runc.get(*k) != seen.get(*k))
             .map(|k| format!("{k}: runc {:?} / {name} {:?}", runc.get(k), seen.get(k)))
             .collect();
