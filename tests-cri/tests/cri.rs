@@ -701,11 +701,13 @@ async fn two_containers_share_the_pod(p: &mut PodRun<'_>) -> Result<(), String> 
     Ok(())
 }
 
-/// What a default container sees of itself (mounts, devices, identity,
+/// What the containers see of themselves (mounts, devices, identity,
 /// limits, files the CRI plugin writes), normalized of ids and paths that
-/// differ per pod, for the differential against runc.
+/// differ per pod, for the differential against runc: the server with the
+/// defaults, the client with its securityContext.
 async fn container_view(p: &mut PodRun<'_>) -> Result<(), String> {
     let server_id = p.server_id.clone();
+    let client_id = p.client_id.clone();
     let cli = &mut p.cli;
     let seen = &mut p.seen;
     let probes = [
@@ -730,12 +732,14 @@ async fn container_view(p: &mut PodRun<'_>) -> Result<(), String> {
             "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range",
         ),
     ];
-    for (name, script) in probes {
-        let mut out = normalize(&sh(cli, &server_id, script).await?);
-        if name == "mounts" {
-            out = split_cgroup_tmpfs_flag(&out, seen);
+    for (who, id) in [("server", &server_id), ("client", &client_id)] {
+        for (name, script) in probes {
+            let mut out = normalize(&sh(cli, id, script).await?);
+            if name == "mounts" {
+                out = split_cgroup_tmpfs_flag(who, &out, seen);
+            }
+            seen.insert(format!("{who} view: {name}"), out);
         }
-        seen.insert(format!("server view: {name}"), out);
     }
     Ok(())
 }
@@ -743,26 +747,35 @@ async fn container_view(p: &mut PodRun<'_>) -> Result<(), String> {
 /// Where hull deliberately differs from runc 1.1.5 in what a pod sees
 /// (README, "Deliberate differences from runc"): the observation, what
 /// hull must show there, and why.
-const DELIBERATE: [(&str, &str, &str); 1] = [(
-    CGROUP_TMPFS,
-    "ro",
-    "cgroup v1: the tmpfs holding the hierarchies is read-only when the \
-     cgroup mount asks for ro (containerd's does); runc leaves it writable",
-)];
+const DELIBERATE: [(&str, &str, &str); 2] = [
+    (
+        "server view: /sys/fs/cgroup tmpfs rw/ro",
+        "ro",
+        CGROUP_TMPFS_WHY,
+    ),
+    (
+        "client view: /sys/fs/cgroup tmpfs rw/ro",
+        "ro",
+        CGROUP_TMPFS_WHY,
+    ),
+];
 
-const CGROUP_TMPFS: &str = "server view: /sys/fs/cgroup tmpfs rw/ro";
+const CGROUP_TMPFS_WHY: &str =
+    "cgroup v1: the tmpfs holding the hierarchies is read-only when the \
+     cgroup mount asks for ro (containerd's does); runc leaves it writable";
 
 /// Moves the rw/ro flag of the cgroup v1 tmpfs at /sys/fs/cgroup into its
 /// own observation (see DELIBERATE); the rest of the mounts are compared.
-fn split_cgroup_tmpfs_flag(mounts: &str, seen: &mut Seen) -> String {
+fn split_cgroup_tmpfs_flag(who: &str, mounts: &str, seen: &mut Seen) -> String {
     let prefix = "tmpfs /sys/fs/cgroup tmpfs ";
+    let key = format!("{who} view: /sys/fs/cgroup tmpfs rw/ro");
     mounts
         .lines()
         .map(|l| match l.strip_prefix(prefix) {
             Some(rest) => {
                 let (flag, more) = rest.split_once(',').unwrap_or((rest, ""));
-                seen.insert(CGROUP_TMPFS.into(), flag.to_string());
-                format!("{prefix}<{CGROUP_TMPFS}>,{more}")
+                seen.insert(key.clone(), flag.to_string());
+                format!("{prefix}<{key}>,{more}")
             }
             None => l.to_string(),
         })
