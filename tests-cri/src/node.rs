@@ -253,7 +253,7 @@ impl Node {
              \x20 stream_server_port = \"0\"\n\
              [{cri}.containerd]\n\
              \x20 snapshotter = \"overlayfs\"\n\
-             \x20 default_runtime_name = \"runc\"\n\
+             \x20 default_runtime_name = \"{default}\"\n\
              {runtimes}\
              [{cri}.cni]\n\
              \x20 bin_dir = \"/usr/lib/cni\"\n\
@@ -263,6 +263,7 @@ impl Node {
             state = d.join("state").display(),
             sock = self.sock.display(),
             pause = image::PAUSE,
+            default = handlers.first().map_or("runc", |h| h.name),
             netd = d.join("net.d").display(),
         );
         fs::write(d.join("config.toml"), config).map_err(|e| format!("write config.toml: {e}"))
@@ -296,6 +297,26 @@ impl Node {
                 return Err(format!("containerd did not come up; log:\n{}", self.log()));
             }
             sleep(Duration::from_millis(100));
+        }
+        // The CRI plugin is skipped, not fatal, when its config is wrong.
+        let plugins = self.ctr(&["plugins", "ls"]).stdout;
+        let cri_ok = plugins.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.first() == Some(&"io.containerd.grpc.v1")
+                && f.get(1) == Some(&"cri")
+                && f.last() == Some(&"ok")
+        });
+        if !cri_ok {
+            let why: Vec<String> = self
+                .log()
+                .lines()
+                .filter(|l| l.contains("io.containerd.grpc.v1.cri") && !l.contains("level=info"))
+                .map(str::to_string)
+                .collect();
+            return Err(format!(
+                "containerd's CRI plugin did not load: {}",
+                why.join("\n")
+            ));
         }
         Ok(())
     }
@@ -358,6 +379,19 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// Kill and delete every task and container of this daemon.
+    fn kill_every_task(&self) {
+        let tasks = self.ctr(&["tasks", "ls", "-q"]).stdout;
+        for id in tasks.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let _ = self.ctr(&["tasks", "kill", "-s", "SIGKILL", id]);
+            let _ = self.ctr(&["tasks", "rm", "-f", id]);
+        }
+        let containers = self.ctr(&["containers", "ls", "-q"]).stdout;
+        for id in containers.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let _ = self.ctr(&["containers", "rm", id]);
+        }
+    }
+
     /// Stop the daemon (TERM, then KILL after 10 s).
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -378,6 +412,9 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        // After a failed test some pod may still run: this daemon is the
+        // test's own, so every task in it goes (shims exit with their last).
+        self.kill_every_task();
         self.stop();
         if host::link_exists(&self.bridge) {
             let _ = run(Command::new("ip").args(["link", "del", &self.bridge]));
