@@ -1050,6 +1050,7 @@ async fn logs(p: &mut PodRun<'_>) -> Result<(), String> {
 /// A container that fails, and one that is OOM-killed.
 async fn exit_reasons(p: &mut PodRun<'_>) -> Result<(), String> {
     let sid = p.sid.clone();
+    let server_id = p.server_id.clone();
     let sandbox = &p.sandbox;
     let log_dir = p.log_dir.as_path();
     let ids = &mut p.ids;
@@ -1089,7 +1090,8 @@ async fn exit_reasons(p: &mut PodRun<'_>) -> Result<(), String> {
         &[
             "sh",
             "-c",
-            "exec dd if=/dev/zero of=/dev/null bs=64M count=1",
+            "while [ ! -e /dev/shm/oom-go ]; do sleep 0.05; done; \
+             exec dd if=/dev/zero of=/dev/null bs=64M count=1",
         ],
     );
     if let Some(r) = oom.linux.as_mut().and_then(|l| l.resources.as_mut()) {
@@ -1097,6 +1099,10 @@ async fn exit_reasons(p: &mut PodRun<'_>) -> Result<(), String> {
     }
     let oom_id = create_start(cli, &sid, sandbox, oom).await?;
     ids.containers.push(oom_id.clone());
+    // Allocate only once StartContainer has returned: the runc shim
+    // watches the cgroup's OOM events from the end of its Start on, and an
+    // OOM kill before that shows as reason "Error" (with runc as well).
+    sh(cli, &server_id, "touch /dev/shm/oom-go").await?;
     let os = wait_exited(cli, &oom_id).await?;
     ensure!(
         os.reason == "OOMKilled" && os.exit_code == 137,
