@@ -71,7 +71,7 @@ for i in $(seq $((RUNS + 2))); do
   sfx=$([ "$i" -le 2 ] && echo warm || echo t)
   timed "$work/run-hullctl.$sfx" "${H[@]}" run --rm bench:1 true
   [ ${#D[@]} -gt 0 ] && timed "$work/run-docker.$sfx" "${D[@]}" run --rm --network none bench:1 true
-  [ ${#P[@]} -gt 0 ] && timed "$work/run-podman.$sfx" "${P[@]}" run --rm --network none --ulimit host bench:1 true
+  [ ${#P[@]} -gt 0 ] && timed "$work/run-podman.$sfx" "${P[@]}" run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 bench:1 true
 done
 
 # --- a ~100 MB, 4-layer image in a local registry ----------------------------
