@@ -336,6 +336,16 @@ fn options_shape_the_config() {
         "",
         "a failed run left a container"
     );
+    // run --rm's cleaner unmounts and removes what the containers left.
+    let root = ctl.root().display().to_string();
+    wait_for("the --rm cleaners", || {
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        !mounts.contains(&root) && fs::read_dir(ctl.root().join("tmp")).unwrap().count() == 0
+    });
+    assert_eq!(
+        fs::read_dir(ctl.root().join("containers")).unwrap().count(),
+        0
+    );
 }
 
 /// Regressions: a container granted CAP_SYS_PTRACE makes hull re-execute

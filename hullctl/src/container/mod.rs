@@ -240,11 +240,63 @@ pub fn run_attached(store: &Store, rec: &ContainerRecord) -> Result<i32> {
         }
     };
     if rec.auto_remove {
-        remove(store, rec, true)?;
+        remove_soon(store, rec)?;
     } else {
         crate::store::write_replace(&paths.exit(), code.to_string().as_bytes(), false)?;
     }
     Ok(code)
+}
+
+/// `run --rm`'s removal of a stopped container: the container leaves the
+/// store at once (its directory is renamed into tmp/, so its name is free
+/// and no listing shows it), and a detached child unmounts the rootfs and
+/// removes the directory. The unmount waits for an RCU grace period, which
+/// under load takes from a few to hundreds of milliseconds; the caller
+/// need not wait for it. `system prune` leaves a directory in tmp/ alone
+/// while something is mounted below it.
+fn remove_soon(store: &Store, rec: &ContainerRecord) -> Result<()> {
+    if status(store, &rec.name).is_some() {
+        hull::container::delete::delete_by_id(&hull_store(store), &rec.name, true)
+            .map_err(|e| Error::hull(&rec.name, e))?;
+    }
+    let dir = Paths::new(store, &rec.name).dir;
+    let gone = store.tmp().join(crate::store::tmp_name("rm"));
+    {
+        let _l = store.lock()?;
+        std::fs::rename(&dir, &gone).at(&dir)?;
+    }
+    let rootfs = gone.join("bundle/rootfs");
+    let clean = move || {
+        if is_mountpoint(&rootfs) {
+            if let Ok(c) = crate::sys::cstr(rootfs.as_os_str().as_encoded_bytes()) {
+                let _ = crate::sys::umount(&c, libc::MNT_DETACH);
+            }
+        }
+        let _ = remove_tree(&gone);
+    };
+    match crate::sys::fork_single_threaded() {
+        Ok(0) => {
+            // The child: detach (a second fork) so nobody waits for us.
+            let code = match crate::sys::fork_single_threaded() {
+                Ok(0) => {
+                    let _ = crate::sys::setsid();
+                    clean();
+                    0
+                }
+                _ => 0,
+            };
+            crate::sys::exit_now(code);
+        }
+        Ok(pid) => {
+            let _ = crate::sys::waitpid(pid);
+            Ok(())
+        }
+        // No child: clean up here.
+        Err(_) => {
+            clean();
+            Ok(())
+        }
+    }
 }
 
 /// Start detached, under a monitor; returns once the container runs.

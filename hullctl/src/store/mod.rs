@@ -406,11 +406,27 @@ impl Store {
                     continue;
                 }
             }
+            // A container `run --rm` left to its cleaner: still mounted.
+            if mounted_below(&e.path()) {
+                continue;
+            }
             remove_tree(&e.path())?;
             removed.push(format!("tmp {name}"));
         }
         Ok(removed)
     }
+}
+
+/// Whether anything is mounted at or below `dir`.
+fn mounted_below(dir: &Path) -> bool {
+    let prefix = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| {
+            m.lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .any(|t| t == prefix || t.starts_with(&format!("{prefix}/")))
+        })
+        .unwrap_or(false)
 }
 
 /// Remove a file or tree, making read-only directories writable first is
