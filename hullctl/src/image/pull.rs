@@ -165,9 +165,39 @@ async fn fetch(
             }
             blobs.push(d);
         }
-        let jobs = blobs
-            .iter()
-            .map(|(d, size, _)| download(store, &client, &mref, d, *size, what, bars));
+        // The config first (it names the layers' diff ids), then every
+        // layer at once, each unpacked (on a blocking thread) as soon as
+        // it is downloaded and verified.
+        let (cd, csize, _) = &blobs[0];
+        download(store, &client, &mref, cd, *csize, what, bars).await?;
+        let config = parse_json(&store.read_blob(cd)?, &format!("{what} config"))?;
+        let diff_ids: Vec<Option<Digest>> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| d.as_str().and_then(|d| Digest::parse(d).ok()))
+            .collect();
+        let jobs = blobs[1..].iter().enumerate().map(|(i, (d, size, _))| {
+            let diff_id = diff_ids.get(i).cloned().flatten();
+            let client = &client;
+            let mref = &mref;
+            async move {
+                download(store, client, mref, d, *size, what, bars).await?;
+                let Some(diff_id) = diff_id else {
+                    return Ok(()); // register() reports it
+                };
+                let (st, blob, lwhat) = (
+                    store.clone(),
+                    store.blob_path(d),
+                    format!("{d} ({what} layer {i})"),
+                );
+                tokio::task::spawn_blocking(move || {
+                    crate::store::unpack::unpack_layer(&st, &blob, Some(&diff_id), &lwhat).map(drop)
+                })
+                .await
+                .map_err(|e| Error::Image(format!("{what} layer {i}: unpacking: {e}")))?
+            }
+        });
         let results = futures_util::future::join_all(jobs).await;
         for res in results {
             res?;

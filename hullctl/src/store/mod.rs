@@ -58,6 +58,7 @@ pub struct ImageRecord {
     pub added: i64,
 }
 
+#[derive(Clone)]
 pub struct Store {
     root: PathBuf,
 }
