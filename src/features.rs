@@ -38,7 +38,7 @@ pub fn features() -> Value {
             "apparmor": {"enabled": crate::process::lsm::apparmor_enabled()},
             "selinux": {"enabled": crate::process::lsm::selinux_enabled()},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {
             "io.github.hull.version": crate::VERSION,

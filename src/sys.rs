@@ -375,6 +375,122 @@ pub fn fchdir(fd: RawFd) -> SysResult<()> {
     check(unsafe { libc::fchdir(fd) }).map(drop)
 }
 
+// ---- The new mount API: recursive attributes and idmapped mounts ----
+
+/// mount_setattr(2) attribute bits (linux/mount.h).
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+/// The access-time setting is a 3-bit field, not flags: to change it,
+/// `attr_clr` must hold all of it and `attr_set` one of the values below.
+pub const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x10_0000;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x20_0000;
+
+/// struct mount_attr (MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2) on the mount tree at `path` (a /proc/self/fd/N path
+/// is followed to the mount on it): set then clear attributes, on every
+/// mount below it too (AT_RECURSIVE).
+pub fn mount_setattr_recursive(path: &CStr, set: u64, clr: u64) -> SysResult<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: path is a valid C string; attr is a valid mount_attr of the
+    // size passed, read by the kernel only during the call.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `path`
+/// (with every mount below it if `recursive`), close-on-exec.
+pub fn open_tree_clone(path: &CStr, recursive: bool) -> SysResult<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: path is a valid C string; flags are plain bits.
+    let fd = check_long(unsafe {
+        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags)
+    })?;
+    // SAFETY: fd was just returned by the kernel and is owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// mount_setattr(MOUNT_ATTR_IDMAP) on the detached tree `tree`: its files'
+/// owners are seen through the id mapping of the user namespace `userns`
+/// (the top mount only, or every mount of the tree if `recursive`).
+pub fn idmap_tree(tree: RawFd, userns: RawFd, recursive: bool) -> SysResult<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns as u64,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: the path is the empty C string (AT_EMPTY_PATH: `tree`
+    // itself); attr is a valid mount_attr of the size passed.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree,
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// move_mount(2): attach the detached tree `tree` at `target` (a
+/// /proc/self/fd/N path is followed).
+pub fn move_mount_to(tree: RawFd, target: &CStr) -> SysResult<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_SYMLINKS: libc::c_uint = 0x10;
+    // SAFETY: both paths are valid C strings (the source is empty: `tree`).
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS,
+        )
+    })
+    .map(drop)
+}
+
 /// Mount flags (MS_*) currently in effect on the filesystem holding `path`.
 pub fn mount_flags_of(path: &CStr) -> SysResult<libc::c_ulong> {
     // SAFETY: statvfs is plain data; zeroed is a valid initial value.

@@ -1,7 +1,7 @@
 //! Child side: the mount steps of the plan, each onto a target opened
 //! safely inside the rootfs and addressed as /proc/self/fd/N.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use super::{resolve, MountKind, MountOp, RootfsPlan};
 use crate::init::fail::{ChildResult, Step, StepContext};
@@ -62,6 +62,7 @@ fn mount_one(res: &mut resolve::Resolver, op: &MountOp) -> ChildResult<()> {
             recursive,
             dir,
             remount,
+            idmapped,
         } => {
             let rec = if *recursive { libc::MS_REC } else { 0 };
             on_target(
@@ -69,7 +70,11 @@ fn mount_one(res: &mut resolve::Resolver, op: &MountOp) -> ChildResult<()> {
                 op,
                 *dir,
                 true,
-                |t| sys::mount(Some(source), t, None, libc::MS_BIND | rec, None),
+                |t| match idmapped {
+                    // Made and idmapped by the runtime: attach it.
+                    Some(tree) => sys::move_mount_to(tree.as_raw_fd(), t),
+                    None => sys::mount(Some(source), t, None, libc::MS_BIND | rec, None),
+                },
                 Step::Mount,
             )?;
             if let Some(flags) = remount {
@@ -120,6 +125,18 @@ fn mount_one(res: &mut resolve::Resolver, op: &MountOp) -> ChildResult<()> {
             }
         }
     }
+    if let Some((set, clr)) = op.attrs {
+        // Over the whole tree now at the target: the submounts of an rbind
+        // (or those under a v1 cgroup tmpfs) get them too.
+        on_target(
+            res,
+            op,
+            op_is_dir(op),
+            false,
+            |t| sys::mount_setattr_recursive(t, set, clr),
+            Step::MountAttr,
+        )?;
+    }
     for &p in &op.propagation {
         on_target(
             res,
@@ -131,4 +148,12 @@ fn mount_one(res: &mut resolve::Resolver, op: &MountOp) -> ChildResult<()> {
         )?;
     }
     Ok(())
+}
+
+/// Whether the target of `op` is a directory (a bind of a file is not).
+fn op_is_dir(op: &MountOp) -> bool {
+    match &op.kind {
+        MountKind::Bind { dir, .. } => *dir,
+        _ => true,
+    }
 }
