@@ -73,6 +73,7 @@ mod tests {
             let p = options::parse(&[o.to_string()]);
             assert!(p.data.is_empty(), "{o} is listed but not understood");
         }
+        assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
         for c in f["linux"]["capabilities"].as_array().unwrap() {
             assert!(caps::number(c.as_str().unwrap()).is_some());
         }

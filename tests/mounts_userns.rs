@@ -225,6 +225,40 @@ fn attr_case(option: &str, host_opts: &str, check: Check, with: &str, without: &
     );
     let got = verdicts(&rt, &tree, check, &["rbind", option]);
     assert_eq!(got, [with, with], "rbind,{option} (top, submount)");
+    if common::is_hull() && Path::new(common::RUNC).exists() {
+        runc_side_by_side(&tree, check, option, with, without);
+    }
+}
+
+/// The same case through runc 1.1.5, which applies these attributes with
+/// mount_setattr too: the same verdicts, except where hull deliberately
+/// differs (README, "Deliberate differences from runc").
+fn runc_side_by_side(tree: &Tree, check: Check, option: &str, with: &str, without: &str) {
+    let runc = Runtime::with_bin(common::RUNC, "rattr-runc");
+    match option {
+        // runc clears one bit of the access-time field: EINVAL.
+        "ratime" | "rnostrictatime" => {
+            let mut b = Bundle::new("rattr-runc");
+            b.sh("true");
+            b.mount(json!({"destination": "/mnt", "type": "bind", "source": tree.top, "options": ["rbind", option]}));
+            let id = common::unique_id("rattr-runc");
+            let out = runc.run(&id, &mut b, &[]);
+            assert!(
+                !out.success() && out.stderr.contains("invalid argument"),
+                "runc, {option}:\n{out}"
+            );
+            runc.assert_nothing_left(&id);
+        }
+        // runc clears nothing (relatime is 0 in the field).
+        "rnorelatime" => {
+            let got = verdicts(&runc, tree, check, &["rbind", option]);
+            assert_eq!(got, [without, without], "runc, rbind,{option}");
+        }
+        _ => {
+            let got = verdicts(&runc, tree, check, &["rbind", option]);
+            assert_eq!(got, [with, with], "runc, rbind,{option} (top, submount)");
+        }
+    }
 }
 
 macro_rules! attr_tests {
