@@ -294,7 +294,8 @@ attr_tests! {
 }
 
 /// A recursive attribute on a filesystem mount applies too (runc 1.1.5
-/// ignores it there: a tmpfs asked for `rro` stays writable).
+/// ignores it there: a tmpfs asked for `rro` stays writable), and on a
+/// `cgroup` mount to every hierarchy below it.
 #[test]
 fn recursive_attribute_on_a_tmpfs() {
     if common::skip() {
@@ -303,12 +304,27 @@ fn recursive_attribute_on_a_tmpfs() {
     let rt = Runtime::new("rattr-tmpfs");
     let mut b = Bundle::new("rattr-tmpfs");
     b.mount(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["rro", "rnoexec"]}));
-    b.sh("touch /scratch/x 2>/dev/null && echo rw || echo ro; grep ' /scratch ' /proc/self/mountinfo");
+    // The cgroup mount too: on v1 a tmpfs with a bind per hierarchy below.
+    for m in b.config["mounts"].as_array_mut().unwrap() {
+        if m["type"] == "cgroup" {
+            m["options"].as_array_mut().unwrap().push(json!("rnoatime"));
+        }
+    }
+    b.sh("touch /scratch/x 2>/dev/null && echo rw || echo ro; grep -E ' /scratch | /sys/fs/cgroup' /proc/self/mountinfo");
     let id = common::unique_id("rattr-tmpfs");
     let out = rt.run(&id, &mut b, &[]);
     out.ok();
     assert!(out.stdout.starts_with("ro\n"), "{out}");
-    assert!(out.stdout.contains(" ro,noexec"), "{out}");
+    assert!(out.stdout.contains(" /scratch ro,noexec"), "{out}");
+    let cgroup: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" /sys/fs/cgroup"))
+        .collect();
+    assert!(
+        !cgroup.is_empty() && cgroup.iter().all(|l| l.contains(",noatime")),
+        "{out}"
+    );
     rt.assert_nothing_left(&id);
 }
 

@@ -157,16 +157,21 @@ impl RootfsPlan {
                     mounts.push(fs_mount(m, &opts, typ, i)?);
                 }
             }
-            // The recursive attributes go on the last step at this
-            // destination, over everything mounted there (a v1 cgroup
-            // mount is a tmpfs with binds below it).
-            if opts.has_attrs() {
-                if let Some(op) = mounts[first..]
-                    .iter_mut()
-                    .rev()
-                    .find(|o| o.dest.as_bytes() == m.destination().as_os_str().as_encoded_bytes())
-                {
-                    op.attrs = Some((opts.attr_set, opts.attr_clr));
+            // The recursive attributes go on after everything this entry
+            // mounts (a v1 cgroup mount is a tmpfs with binds below it),
+            // over the whole tree at its destination.
+            if opts.has_attrs() && mounts.len() > first {
+                let attrs = Some((opts.attr_set, opts.attr_clr));
+                let dest = path_cstring(m.destination())?;
+                match mounts.last_mut() {
+                    Some(last) if last.dest == dest => last.attrs = attrs,
+                    _ => mounts.push(MountOp {
+                        dest,
+                        kind: MountKind::Remount { flags: 0 },
+                        attrs,
+                        propagation: Vec::new(),
+                        index: i,
+                    }),
                 }
             }
         }
@@ -672,6 +677,47 @@ mod tests {
                 p.display()
             );
         }
+    }
+
+    /// Recursive attributes on a v1 `cgroup` mount come after the binds of
+    /// its hierarchies (so they get them too), on its destination.
+    #[test]
+    fn recursive_attributes_follow_the_whole_v1_cgroup_mount() {
+        let mut v = crate::config::default_spec(false);
+        for m in v["mounts"].as_array_mut().unwrap() {
+            if m["type"] == "cgroup" {
+                m["options"] = serde_json::json!(["nosuid", "rnoexec"]);
+            }
+        }
+        let spec = crate::config::parse(&v.to_string()).unwrap();
+        let ns = NsPlan::build(&spec).unwrap();
+        let mut cgroup = Cgroup::default();
+        cgroup.paths = vec![
+            PathBuf::from("/sys/fs/cgroup/memory/c1"),
+            PathBuf::from("/sys/fs/cgroup/pids/c1"),
+        ];
+        let tmp = std::env::temp_dir();
+        let plan = RootfsPlan::build(
+            &spec,
+            &ns,
+            &RootfsInputs {
+                bundle: &tmp,
+                rootfs: &tmp,
+                cgroup: &cgroup,
+                no_pivot: false,
+            },
+        )
+        .unwrap();
+        let ops: Vec<_> = plan
+            .mounts
+            .iter()
+            .filter(|m| m.dest.as_bytes().starts_with(b"/sys/fs/cgroup"))
+            .collect();
+        assert_eq!(ops.len(), 4, "{ops:?}");
+        let last = ops.last().unwrap();
+        assert_eq!(last.dest.as_bytes(), b"/sys/fs/cgroup");
+        assert_eq!(last.attrs, Some((crate::sys::MOUNT_ATTR_NOEXEC, 0)));
+        assert!(ops[..3].iter().all(|o| o.attrs.is_none()));
     }
 
     /// The `cgroup` mount follows the host's layout even when the
