@@ -424,6 +424,12 @@ fn fs_mount(
         .as_ref()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| typ.to_string());
+    if let Some(j) = opts.tmpcopyup {
+        crate::logging::warn(&format!(
+            "mounts[{i}].options[{j}]: tmpcopyup is not supported yet: the {typ} on {} starts empty",
+            m.destination().display()
+        ));
+    }
     Ok(MountOp {
         dest: path_cstring(m.destination())?,
         kind: MountKind::Fs {

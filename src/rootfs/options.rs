@@ -25,6 +25,8 @@ pub struct MountOptions {
     pub attr_clr: u64,
     /// `idmap` (Some(false)) or `ridmap` (Some(true)), and its index.
     pub idmap: Option<(bool, usize)>,
+    /// The index of `tmpcopyup` (runc's extension, not done yet).
+    pub tmpcopyup: Option<usize>,
 }
 
 impl MountOptions {
@@ -219,9 +221,12 @@ pub fn parse(options: &[String]) -> MountOptions {
             }
         } else if o == "idmap" || o == "ridmap" {
             out.idmap = Some((o == "ridmap", j));
-        } else if o == "tmpcopyup" || o.is_empty() {
+        } else if o == "tmpcopyup" {
             // runc extension: copy the image's content into a tmpfs; not
-            // supported yet, and harmless to skip (the tmpfs starts empty).
+            // done yet (the tmpfs starts empty, with a warning). podman
+            // asks for it on every --tmpfs, so it is not refused.
+            out.tmpcopyup = Some(j);
+        } else if o.is_empty() {
         } else {
             out.data.push(o.to_string());
             out.data_index.push(j);
