@@ -426,6 +426,24 @@ pub fn mount_setattr_recursive(path: &CStr, set: u64, clr: u64) -> SysResult<()>
     .map(drop)
 }
 
+/// Whether the kernel has mount_setattr(2) (Linux 5.12): a call with no
+/// attributes fails with EINVAL or EBADF there, ENOSYS before.
+pub fn has_mount_setattr() -> bool {
+    // SAFETY: a null attribute pointer of size 0 is never dereferenced;
+    // the path is a valid (empty) C string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            0,
+            std::ptr::null::<MountAttr>(),
+            0usize,
+        )
+    };
+    !(r < 0 && Errno::last().0 == libc::ENOSYS)
+}
+
 /// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `path`
 /// (with every mount below it if `recursive`), close-on-exec.
 pub fn open_tree_clone(path: &CStr, recursive: bool) -> SysResult<std::os::fd::OwnedFd> {

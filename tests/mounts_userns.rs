@@ -373,6 +373,78 @@ fn unknown_mount_options_are_never_dropped() {
     rt.assert_nothing_left(&id);
 }
 
+/// The kernel's (major, minor).
+fn kernel_version() -> (u32, u32) {
+    let rel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = rel.trim().split(['.', '-']);
+    let major = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let minor = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    (major, minor)
+}
+
+/// `hull check` says whether mount_setattr (Linux 5.12) is there, and
+/// `hull features` lists the recursive options and idmap.
+#[test]
+fn check_and_features_report_mount_setattr() {
+    if common::skip() || !common::is_hull() {
+        return;
+    }
+    let out = Command::new(common::runtime_bin())
+        .args(["check", "--json"])
+        .output()
+        .unwrap();
+    let items: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let item = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "mount_setattr")
+        .cloned()
+        .unwrap_or_else(|| panic!("no mount_setattr in {items}"));
+    let want = if kernel_version() >= (5, 12) {
+        "ok"
+    } else {
+        "warn"
+    };
+    assert_eq!(item["verdict"], want, "{item}");
+    let out = Command::new(common::runtime_bin())
+        .arg("features")
+        .output()
+        .unwrap();
+    let f: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+    let opts: Vec<&str> = f["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for o in [
+        "rro",
+        "rrw",
+        "rnosuid",
+        "rsuid",
+        "rnodev",
+        "rdev",
+        "rnoexec",
+        "rexec",
+        "rnoatime",
+        "ratime",
+        "rnodiratime",
+        "rdiratime",
+        "rrelatime",
+        "rnorelatime",
+        "rstrictatime",
+        "rnostrictatime",
+        "rnosymfollow",
+        "rsymfollow",
+        "idmap",
+        "ridmap",
+    ] {
+        assert!(opts.contains(&o), "{o} not in {opts:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // User namespaces, as root
 // ---------------------------------------------------------------------------
@@ -659,12 +731,9 @@ fn userns_sysfs_and_mqueue() {
 
 /// Why idmapped tmpfs mounts cannot be tested here (Linux 6.3+), if so.
 fn idmap_tmpfs_unsupported() -> Option<String> {
-    let rel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut it = rel.trim().split(['.', '-']);
-    let major: u32 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-    let minor: u32 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let (major, minor) = kernel_version();
     ((major, minor) < (6, 3))
-        .then(|| format!("tmpfs is idmappable from Linux 6.3; this is {}", rel.trim()))
+        .then(|| format!("tmpfs is idmappable from Linux 6.3; this is {major}.{minor}"))
 }
 
 /// A tmpfs holding `f`, owned by host uid/gid 1000 (the directory too).
