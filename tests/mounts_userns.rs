@@ -545,6 +545,48 @@ fn userns_root_is_an_unprivileged_host_uid() {
     let _ = b; // the bundle lives until the container is gone
 }
 
+/// In a user namespace the restricting recursive attributes apply to the
+/// bind source and its submount; changing the access-time mode of mounts
+/// from the host is refused by the kernel (runc fails the same way), and
+/// hull says why.
+#[test]
+fn userns_recursive_attributes() {
+    if common::skip() {
+        return;
+    }
+    let rt = Runtime::new("userns-rattr");
+    let tree = Tree::new("userns-rattr", "");
+    let mut b = Bundle::new("userns-rattr");
+    userns(&mut b);
+    b.mount(
+        json!({"destination": "/mnt", "type": "bind", "source": tree.top,
+        "options": ["rbind", "rro", "rnosuid", "rnodev", "rnoexec"]}),
+    );
+    b.sh("grep ' /mnt' /proc/self/mountinfo");
+    let id = common::unique_id("userns-rattr");
+    let out = rt.run(&id, &mut b, &[]);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for l in lines {
+        assert!(l.contains(" ro,nosuid,nodev,noexec"), "{out}");
+    }
+    rt.assert_nothing_left(&id);
+
+    let mut b = Bundle::new("userns-rattr");
+    userns(&mut b);
+    b.mount(json!({"destination": "/mnt", "type": "bind", "source": tree.top, "options": ["rbind", "rnoatime"]}));
+    b.sh("true");
+    let id = common::unique_id("userns-rattr");
+    let out = rt.run(&id, &mut b, &[]);
+    out.fails()
+        .hull_error_mentions(&["with mount_setattr: Operation not permitted"])
+        .hull_error_mentions(&[
+            "access-time mode (rnoatime, rrelatime, ...) of mounts from the host is locked",
+        ]);
+    rt.assert_nothing_left(&id);
+}
+
 /// A loop device with an empty ext4 on it: a host block device the
 /// container gets as /dev/hostdisk. Detached on drop.
 struct LoopDisk {

@@ -237,9 +237,18 @@ impl RootfsPlan {
         let op = self.mounts.get(idx)?;
         let (i, dest) = (op.index, op.dest.to_string_lossy());
         match (step, &op.kind) {
-            (Step::MountAttr, _) => Some(format!(
-                "mounts[{i}] on {dest}: applying its recursive options (rro, rnosuid, rnoexec, ...) with mount_setattr: {errno}"
-            )),
+            (Step::MountAttr, _) => {
+                // The kernel locks what a less privileged mount namespace
+                // got from the host: its access-time mode and restrictions.
+                let hint = if errno.0 == libc::EPERM && ns.in_userns() {
+                    " (in a user namespace the access-time mode (rnoatime, rrelatime, ...) of mounts from the host is locked, and so are their ro, nosuid, nodev, noexec, nosymfollow: only restricting options apply)"
+                } else {
+                    ""
+                };
+                Some(format!(
+                    "mounts[{i}] on {dest}: applying its recursive options (rro, rnosuid, rnoexec, ...) with mount_setattr: {errno}{hint}"
+                ))
+            }
             (Step::Mount, MountKind::Fs { fstype, data, .. }) => {
                 let fs = fstype.to_string_lossy();
                 let hint = match (fs.as_ref(), errno.0) {
