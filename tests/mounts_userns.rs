@@ -712,6 +712,12 @@ fn userns_joined_by_path() {
         .as_array_mut()
         .unwrap()
         .push(json!({"type": "user", "path": format!("/proc/{pida}/ns/user")}));
+    if !common::is_hull() {
+        // runc 1.1.5 wants the mappings repeated (README, deliberate
+        // differences); hull takes the joined namespace's own.
+        b.config["linux"]["uidMappings"] = a.config["linux"]["uidMappings"].clone();
+        b.config["linux"]["gidMappings"] = a.config["linux"]["gidMappings"].clone();
+    }
     b.sh("id -u; readlink /proc/self/ns/user; sleep 30");
     let idb = common::unique_id("userns-join-b");
     rt.create(&idb, &mut b, &[]).ok();
@@ -964,7 +970,8 @@ const BOOT_OFF: i64 = 365 * 86400;
 
 /// linux.timeOffsets move the container's monotonic and boottime clocks
 /// (and /proc/uptime) by the offsets; a second container joining the time
-/// namespace by path sees the same shifted clocks.
+/// namespace by path, and a process `exec`'d into the first, see the same
+/// shifted clocks.
 #[test]
 fn time_namespace_offsets_and_join() {
     if common::skip() {
@@ -1004,10 +1011,18 @@ fn time_namespace_offsets_and_join() {
     b.sh("probe clocks; cut -d. -f1 /proc/uptime");
     let idb = common::unique_id("timens-b");
     let outb = rt.run(&idb, &mut b, &[]);
+    // An exec'd process joins the container's time namespace too.
+    let exec = rt.cmd(&["exec", &ida, "probe", "clocks"]);
     rt.cmd(&["kill", &ida, "KILL"]).ok();
     let outa = pending.wait();
     let after = host_clocks();
     outb.ok();
+    exec.ok();
+    let (mono, boot) = parse_clocks(&exec.stdout);
+    assert!(
+        mono >= before.0 + MONO_OFF && boot >= before.1 + BOOT_OFF,
+        "exec: {exec}"
+    );
     for out in [&outa, &outb] {
         let (mono, boot) = parse_clocks(&out.stdout);
         assert!(
