@@ -777,29 +777,47 @@ fn userns_sysfs_and_mqueue() {
 // Idmapped mounts
 // ---------------------------------------------------------------------------
 
-/// Why idmapped tmpfs mounts cannot be tested here (Linux 6.3+), if so.
-fn idmap_tmpfs_unsupported() -> Option<String> {
+/// Where an idmappable source can live: a tmpfs from Linux 6.3, else a
+/// directory on the temp dir's filesystem if that is ext4 or xfs (both
+/// idmappable since 5.12); otherwise why not.
+fn idmap_fs() -> Result<bool, String> {
+    if kernel_version() >= (6, 3) {
+        return Ok(true);
+    }
+    let out = Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(std::env::temp_dir())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let fs = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if fs == "xfs" || fs.starts_with("ext") {
+        return Ok(false);
+    }
     let (major, minor) = kernel_version();
-    ((major, minor) < (6, 3))
-        .then(|| format!("tmpfs is idmappable from Linux 6.3; this is {major}.{minor}"))
+    Err(format!(
+        "tmpfs is idmappable from Linux 6.3 (this is {major}.{minor}) and the temp dir is on {fs}"
+    ))
 }
 
-/// A tmpfs holding `f`, owned by host uid/gid 1000 (the directory too).
-fn idmap_source(name: &str) -> (Tree, PathBuf) {
+/// A source holding `f`, owned by host uid/gid 1000 (the directory too):
+/// a tmpfs, or a plain directory (see [`idmap_fs`]).
+fn idmap_source(name: &str, tmpfs: bool) -> (Tree, PathBuf) {
     let tmp = TempDir::new(name);
     let top = tmp.path().join("src");
     fs::create_dir_all(&top).unwrap();
-    host(
-        "mount",
-        &[
-            "-t",
-            "tmpfs",
-            "-o",
-            "mode=755",
-            "tmpfs",
-            top.to_str().unwrap(),
-        ],
-    );
+    if tmpfs {
+        host(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                "mode=755",
+                "tmpfs",
+                top.to_str().unwrap(),
+            ],
+        );
+    }
     fs::write(top.join("f"), "f\n").unwrap();
     host("chown", &["-R", "1000:1000", top.to_str().unwrap()]);
     let tree = Tree {
@@ -818,12 +836,15 @@ fn idmapped_bind_mount_in_a_user_namespace() {
     if common::skip() {
         return;
     }
-    if let Some(why) = idmap_tmpfs_unsupported() {
-        eprintln!("skipped: {why}");
-        return;
-    }
+    let tmpfs = match idmap_fs() {
+        Ok(t) => t,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
     let rt = Runtime::new("idmap");
-    let (_tree, src) = idmap_source("idmap");
+    let (_tree, src) = idmap_source("idmap", tmpfs);
     let map = json!([{"containerID": 1000, "hostID": 100000, "size": 1}]);
     for (idmapped, want) in [(false, "65534:65534"), (true, "0:0")] {
         let mut b = Bundle::new("idmap");
@@ -858,12 +879,15 @@ fn idmapped_bind_mount_variants() {
     if common::skip() {
         return;
     }
-    if let Some(why) = idmap_tmpfs_unsupported() {
-        eprintln!("skipped: {why}");
-        return;
-    }
+    let tmpfs = match idmap_fs() {
+        Ok(t) => t,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
     let rt = Runtime::new("idmap-var");
-    let (_tree, src) = idmap_source("idmap-var");
+    let (_tree, src) = idmap_source("idmap-var", tmpfs);
     let map = json!([{"containerID": 1000, "hostID": 0, "size": 1}]);
     let mut b = Bundle::new("idmap-var");
     b.mount(json!({"destination": "/mnt", "type": "bind", "source": src,
