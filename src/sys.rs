@@ -324,6 +324,34 @@ pub fn readlinkat(dir: RawFd, name: &CStr, buf: &mut [u8]) -> SysResult<usize> {
     Ok(n as usize)
 }
 
+/// getdents64(2): directory entries of `fd` into `buf` (records of
+/// d_ino, d_off, d_reclen, d_type, d_name); 0 at the end.
+pub fn getdents64(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: buf is a valid writable buffer of the given length.
+    let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+    check_long(n).map(|n| n as usize)
+}
+
+/// fstatat(dir, name, AT_SYMLINK_NOFOLLOW): what `name` itself is.
+pub fn fstatat_nofollow(dir: RawFd, name: &CStr) -> SysResult<libc::stat> {
+    // SAFETY: stat is plain data; zeroed is a valid initial value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: name is a valid C string and st a valid out-pointer.
+    check(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st)
+}
+
+/// chmod(2) of a path (a /proc/self/fd/N path reaches an O_PATH fd's file).
+pub fn chmod_path(path: &CStr, mode: libc::mode_t) -> SysResult<()> {
+    // SAFETY: path is a valid C string.
+    check(unsafe { libc::chmod(path.as_ptr(), mode) }).map(drop)
+}
+
+pub fn fchmod(fd: RawFd, mode: libc::mode_t) -> SysResult<()> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::fchmod(fd, mode) }).map(drop)
+}
+
 pub fn unlinkat(dir: RawFd, name: &CStr, flags: libc::c_int) -> SysResult<()> {
     // SAFETY: name is a valid C string.
     check(unsafe { libc::unlinkat(dir, name.as_ptr(), flags) }).map(drop)

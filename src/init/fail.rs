@@ -66,12 +66,14 @@ pub enum Step {
     MountAttr,
     /// Writing linux.timeOffsets to /proc/self/timens_offsets.
     TimeOffsets,
+    /// Copying the image's files into a `tmpcopyup` tmpfs.
+    TmpCopyUp,
 }
 
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 54] = [
+        const ALL: [Step; 55] = [
             Protocol,
             JoinUserns,
             UnshareUserns,
@@ -126,6 +128,7 @@ impl Step {
             FdRoom,
             MountAttr,
             TimeOffsets,
+            TmpCopyUp,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
@@ -166,10 +169,10 @@ mod tests {
 
     #[test]
     fn every_step_round_trips() {
-        for v in 1..=54 {
+        for v in 1..=55 {
             let s = Step::from_u32(v).unwrap();
             assert_eq!(s as u32, v);
         }
-        assert!(Step::from_u32(55).is_none());
+        assert!(Step::from_u32(56).is_none());
     }
 }

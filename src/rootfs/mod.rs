@@ -7,6 +7,7 @@
 //! links, [hooks], pivot_root, console, masked paths, read-only paths,
 //! read-only root, rootfs propagation.
 
+pub mod copyup;
 pub mod devices;
 pub mod idmap;
 pub mod mount;
@@ -45,6 +46,9 @@ pub enum MountKind {
         fstype: CString,
         flags: c_ulong,
         data: Option<CString>,
+        /// `tmpcopyup`: copy what the image has at the destination into
+        /// the new tmpfs (see [`copyup`]).
+        copyup: bool,
     },
     /// Remount an earlier mount at the same destination with these flags.
     Remount { flags: c_ulong },
@@ -249,6 +253,9 @@ impl RootfsPlan {
                     "mounts[{i}] on {dest}: applying its recursive options (rro, rnosuid, rnoexec, ...) with mount_setattr: {errno}{hint}"
                 ))
             }
+            (Step::TmpCopyUp, _) => Some(format!(
+                "mounts[{i}] on {dest}: tmpcopyup: copying the image's files into the tmpfs: {errno}"
+            )),
             (Step::Mount, MountKind::Fs { fstype, data, .. }) => {
                 let fs = fstype.to_string_lossy();
                 let hint = match (fs.as_ref(), errno.0) {
@@ -433,10 +440,11 @@ fn fs_mount(
         .as_ref()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| typ.to_string());
-    if let Some(j) = opts.tmpcopyup {
+    let copyup = opts.tmpcopyup.is_some() && typ == "tmpfs";
+    if let Some(j) = opts.tmpcopyup.filter(|_| !copyup) {
+        // As runc: the extension is for tmpfs; said, not dropped silently.
         crate::logging::warn(&format!(
-            "mounts[{i}].options[{j}]: tmpcopyup is not supported yet: the {typ} on {} starts empty",
-            m.destination().display()
+            "mounts[{i}].options[{j}]: tmpcopyup applies to tmpfs only, not to this {typ} mount: ignored"
         ));
     }
     Ok(MountOp {
@@ -450,6 +458,7 @@ fn fs_mount(
             } else {
                 Some(cstring(&opts.data.join(","))?)
             },
+            copyup,
         },
         attrs: None,
         propagation: opts.propagation.clone(),
@@ -481,6 +490,7 @@ fn cgroup_mounts(
                     fstype: cstring("cgroup2")?,
                     flags: opts.flags,
                     data: None,
+                    copyup: false,
                 },
                 attrs: None,
                 propagation: opts.propagation.clone(),
@@ -510,6 +520,7 @@ fn cgroup_mounts(
             fstype: cstring("tmpfs")?,
             flags: base,
             data: Some(cstring("mode=755")?),
+            copyup: false,
         },
         attrs: None,
         propagation: Vec::new(),

@@ -102,15 +102,34 @@ fn mount_one(res: &mut resolve::Resolver, op: &MountOp) -> ChildResult<()> {
             fstype,
             flags,
             data,
+            copyup,
         } => {
-            on_target(
+            // tmpcopyup: the image's directory, still reachable by this fd
+            // once the tmpfs covers it.
+            let under = if *copyup {
+                Some(
+                    res.ensure(op.dest.to_bytes(), true)
+                        .step(Step::Mountpoint)?,
+                )
+            } else {
+                None
+            };
+            let r = on_target(
                 res,
                 op,
                 true,
                 true,
                 |t| sys::mount(Some(source), t, Some(fstype), *flags, data.as_deref()),
                 Step::Mount,
-            )?;
+            )
+            .and_then(|()| match under {
+                Some(fd) => copy_up(res, op, fd),
+                None => Ok(()),
+            });
+            if let Some(fd) = under {
+                sys::close(fd);
+            }
+            r?;
         }
         MountKind::Remount { flags } => {
             if *flags != 0 {
@@ -156,4 +175,26 @@ fn op_is_dir(op: &MountOp) -> bool {
         MountKind::Bind { dir, .. } => *dir,
         _ => true,
     }
+}
+
+/// Copy the image's directory `under` (O_PATH, below the new mount) into
+/// the tmpfs now mounted at the target.
+fn copy_up(res: &mut resolve::Resolver, op: &MountOp, under: RawFd) -> ChildResult<()> {
+    let dir = libc::O_RDONLY | libc::O_DIRECTORY;
+    let src = sys::openat(under, c".", dir, 0).step(Step::TmpCopyUp)?;
+    let r = on_target(
+        res,
+        op,
+        true,
+        false,
+        |t| {
+            let dst = sys::open(t, dir, 0)?;
+            let r = super::copyup::copy_dir(src, dst);
+            sys::close(dst);
+            r
+        },
+        Step::TmpCopyUp,
+    );
+    sys::close(src);
+    r
 }

@@ -25,7 +25,8 @@ pub struct MountOptions {
     pub attr_clr: u64,
     /// `idmap` (Some(false)) or `ridmap` (Some(true)), and its index.
     pub idmap: Option<(bool, usize)>,
-    /// The index of `tmpcopyup` (runc's extension, not done yet).
+    /// The index of `tmpcopyup` (runc's extension: a tmpfs starts with a
+    /// copy of the image's files at its destination).
     pub tmpcopyup: Option<usize>,
 }
 
@@ -37,7 +38,7 @@ impl MountOptions {
 }
 
 /// Every option word hull understands (as `hull features` lists them).
-pub const KNOWN: [&str; 56] = [
+pub const KNOWN: [&str; 57] = [
     "async",
     "atime",
     "bind",
@@ -96,6 +97,8 @@ pub const KNOWN: [&str; 56] = [
     // runtime-spec 1.2: idmapped bind mounts.
     "idmap",
     "ridmap",
+    // runc's extension: a tmpfs starts with the image's files.
+    "tmpcopyup",
 ];
 
 /// What a recursive attribute does to mount_setattr's (set, clear) bits.
@@ -222,9 +225,6 @@ pub fn parse(options: &[String]) -> MountOptions {
         } else if o == "idmap" || o == "ridmap" {
             out.idmap = Some((o == "ridmap", j));
         } else if o == "tmpcopyup" {
-            // runc extension: copy the image's content into a tmpfs; not
-            // done yet (the tmpfs starts empty, with a warning). podman
-            // asks for it on every --tmpfs, so it is not refused.
             out.tmpcopyup = Some(j);
         } else if o.is_empty() {
         } else {
