@@ -1006,6 +1006,56 @@ fn idmapped_bind_mount_variants() {
     }
 }
 
+/// `ridmap` idmaps every mount of an rbind, `idmap` (or the mappings
+/// alone) only its top: a file of host uid 1000 on the source's submount
+/// shows as 0 through the first and stays 1000 through the second.
+#[test]
+fn ridmap_idmaps_submounts_too() {
+    if common::skip() {
+        return;
+    }
+    if kernel_version() < (6, 3) {
+        eprintln!(
+            "skipped: the submount is a tmpfs, idmappable from Linux 6.3 (this is {:?})",
+            kernel_version()
+        );
+        return;
+    }
+    let rt = Runtime::new("ridmap");
+    let (tree, src) = idmap_source("ridmap", true);
+    let sub = tree.sub();
+    fs::create_dir(&sub).unwrap();
+    host(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "mode=755",
+            "tmpfs",
+            sub.to_str().unwrap(),
+        ],
+    );
+    fs::write(sub.join("f"), "f\n").unwrap();
+    host("chown", &["1000:1000", sub.join("f").to_str().unwrap()]);
+    let map = json!([{"containerID": 1000, "hostID": 0, "size": 1}]);
+    for (opts, want) in [
+        (json!(["rbind", "ridmap"]), "0:0 0:0"),
+        (json!(["rbind", "idmap"]), "0:0 1000:1000"),
+        (json!(["rbind"]), "0:0 1000:1000"),
+    ] {
+        let mut b = Bundle::new("ridmap");
+        b.mount(json!({"destination": "/mnt", "type": "bind", "source": src,
+            "options": opts, "uidMappings": map, "gidMappings": map}));
+        b.sh("echo $(stat -c %u:%g /mnt/f /mnt/sub/f)");
+        let id = common::unique_id("ridmap");
+        let out = rt.run(&id, &mut b, &[]);
+        out.ok();
+        assert_eq!(out.stdout.trim(), want, "{opts}:\n{out}");
+        rt.assert_nothing_left(&id);
+    }
+}
+
 /// Idmapping refused: a filesystem that cannot be idmapped (procfs)
 /// fails naming the mount and the kernel's reason; `idmap` on a tmpfs
 /// mount, mappings on one side only, `idmap` without any mapping: refused
