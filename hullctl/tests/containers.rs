@@ -329,8 +329,14 @@ fn options_shape_the_config() {
     assert_eq!(out, "1 cli\ntmpfs\n");
     let e = ctl.fails(&["run", "--rm", "--network", "bridge", "opts:1", "true"]);
     assert!(e.contains("only none and host"), "{e}");
-    let e = ctl.fails(&["run", "--rm", "nosuch:image"]);
-    assert!(e.contains("no such image"), "{e}");
+    // A missing image is pulled first, as docker does: here from a port
+    // nothing listens on, so the pull fails, naming the image.
+    let e = ctl.fails(&["run", "--rm", "127.0.0.1:1/nosuch:image"]);
+    assert!(
+        e.contains("Unable to find image '127.0.0.1:1/nosuch:image' locally"),
+        "{e}"
+    );
+    assert!(e.contains("hullctl: 127.0.0.1:1/nosuch:image"), "{e}");
     assert_eq!(
         ctl.ok(&["ps", "-a", "-q"]),
         "",

@@ -98,7 +98,11 @@ pub fn pull(store: &Store, name: &str, progress: bool) -> Result<(Digest, String
         indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
     };
     let manifest = rt.block_on(fetch(store, &r, name, &bars));
-    rt.shutdown_background();
+    // Wait for the runtime's threads: a caller may go on to create a
+    // container (`run` of an image it had to pull), which hull does only
+    // in a single-threaded process.
+    rt.shutdown_timeout(std::time::Duration::from_secs(10));
+    wait_single_threaded();
     let manifest = manifest?;
     let rec = register(store, &manifest, name)?;
     store.tag(&local, &rec.id)?;
@@ -205,6 +209,25 @@ async fn fetch(
         return Ok(bytes.to_vec());
     }
     Err(Error::Image(format!("{what}: indexes nested too deep")))
+}
+
+/// Poll until this process is down to one thread again (the runtime's
+/// threads exit asynchronously after shutdown), for at most two seconds.
+fn wait_single_threaded() {
+    for _ in 0..200 {
+        let threads = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Threads:"))
+                    .and_then(|n| n.trim().parse::<u32>().ok())
+            })
+            .unwrap_or(1);
+        if threads <= 1 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 fn verify_manifest(bytes: &[u8], digest: &str, want: Option<&str>, what: &str) -> Result<()> {
