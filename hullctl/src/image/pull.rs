@@ -7,9 +7,9 @@
 //! Resumable: a layer downloads into tmp/partial-<hex>, locked while in
 //! use; an interrupted pull leaves it there and the next pull continues
 //! with a range request from its end (and starts over if the registry
-//! answers with the whole blob). The downloads run on a tokio runtime that
-//! is gone before anything else happens: hull creates containers only in a
-//! single-threaded process, and `pull` never creates one.
+//! answers with the whole blob). The downloads run on a tokio runtime whose
+//! threads are gone before `pull` returns: hull creates containers only in
+//! a single-threaded process, and `run` may pull first.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
