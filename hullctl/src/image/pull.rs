@@ -77,8 +77,20 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
 
-fn reg_err(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Image(format!("{what}: {e}"))
+/// A registry error with its causes (reqwest's top-level message alone
+/// hides e.g. the TLS reason).
+fn reg_err(what: &str, e: impl std::error::Error) -> Error {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = c.source();
+    }
+    Error::Image(format!("{what}: {msg}"))
 }
 
 /// Pull `name` into the store and tag it; returns the image id.
