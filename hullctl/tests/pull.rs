@@ -19,6 +19,7 @@ const REGISTRY: &str = "/usr/bin/docker-registry";
 const SKOPEO: &str = "/usr/bin/skopeo";
 
 struct Registry {
+    creds: bool,
     child: Child,
     addr: String,
     dir: TempDir,
@@ -26,10 +27,11 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
-        Registry::start_on("127.0.0.1", None)
+        Registry::start_on("127.0.0.1", None, "")
     }
-    /// On `host`, with TLS from (cert, key) files if given.
-    fn start_on(host: &str, tls: Option<(&Path, &Path)>) -> Registry {
+    /// On `host`, with TLS from (cert, key) files if given, and `extra`
+    /// configuration (top-level YAML) appended.
+    fn start_on(host: &str, tls: Option<(&Path, &Path)>, extra: &str) -> Registry {
         let dir = TempDir::new("registry");
         let port = std::net::TcpListener::bind((host, 0))
             .unwrap()
@@ -64,7 +66,12 @@ impl Registry {
             assert!(Instant::now() < deadline, "registry did not come up");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Registry { child, addr, dir }
+        Registry {
+            creds: !extra.is_empty(),
+            child,
+            addr,
+            dir,
+        }
     }
     /// Push `tag` of the layout at `dir` (all platforms) as `repo:tag`.
     fn push(&self, layout: &Layout, tag: &str, repo: &str) {
@@ -78,6 +85,11 @@ impl Registry {
             .args(extra)
             .arg(format!("oci:{}:{tag}", d.display()))
             .arg(format!("docker://{}/{repo}:{tag}", self.addr))
+            .args(if self.creds {
+                vec!["--dest-creds", "hull:s3cret"]
+            } else {
+                vec![]
+            })
             .output()
             .unwrap();
         assert!(
@@ -347,7 +359,22 @@ fn pull_over_https() {
         "-extfile",
         "ext",
     ]);
-    let reg = Registry::start_on("127.0.0.2", Some((&p("reg.pem"), &p("reg.key"))));
+    // Basic auth (htpasswd; the registry allows it over TLS only).
+    let auth = if Path::new("/usr/bin/htpasswd").exists() {
+        let o = Command::new("htpasswd")
+            .args(["-Bbn", "hull", "s3cret"])
+            .output()
+            .unwrap();
+        fs::write(p("htpasswd"), &o.stdout).unwrap();
+        format!(
+            "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+            p("htpasswd").display()
+        )
+    } else {
+        eprintln!("note: /usr/bin/htpasswd missing (apache2-utils): no basic auth part");
+        String::new()
+    };
+    let reg = Registry::start_on("127.0.0.2", Some((&p("reg.pem"), &p("reg.key"))), &auth);
     let mut l = Layout::new();
     let d = l.image(
         vec![Layer {
