@@ -37,6 +37,9 @@ pub struct CreateOptions {
     pub keep_pty: bool,
     /// Use the systemd cgroup driver (`--systemd-cgroup`).
     pub systemd_cgroup: bool,
+    /// `--rootless` (default: not root, or in a user namespace): cgroups
+    /// only where this user may make them, no device rules (as runc).
+    pub rootless: bool,
     /// `run` without a terminal: the init goes on to exec right after
     /// Ready instead of waiting on the exec fifo for `start` (the caller
     /// starts it anyway), and create returns once it has exec'd. Saves a
@@ -104,6 +107,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     let id = opts.id.as_str();
     let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::io(&opts.bundle, e))?;
     let spec = config::load(&bundle)?;
+    crate::rootless::validate(&spec)?;
     let rootfs = config::rootfs_path(&bundle, &spec);
     let rootfs = match std::fs::canonicalize(&rootfs) {
         // As runc: a rootfs that is (or goes through) a symlink is refused,
@@ -184,17 +188,30 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
         .linux()
         .as_ref()
         .ok_or_else(|| Error::config("linux", "required"))?;
-    let cg_path = cgroups::resolve_path(linux.cgroups_path().as_deref(), id)?;
+    let explicit_cg = linux
+        .cgroups_path()
+        .as_ref()
+        .is_some_and(|p| !p.as_os_str().is_empty());
+    let cg_path = if opts.rootless && !explicit_cg {
+        cgroups::rootless_default_path(id)?
+    } else {
+        cgroups::resolve_path(linux.cgroups_path().as_deref(), id)?
+    };
     let mut cgroup = if opts.systemd_cgroup {
         cgroups::systemd::create(linux.cgroups_path().as_deref(), id, &resources)?
     } else {
         Cgroup::paths_for(&cg_path)?
     };
     cleanup.cgroup = Some(cgroup.clone());
-    let rules = cgroups::device_rules(&resources);
+    // Rootless: no device rules, which an unprivileged user cannot set
+    // (runc ignores their failure); the user namespace keeps mknod away.
+    let rules = (!opts.rootless).then(|| cgroups::device_rules(&resources));
     if opts.systemd_cgroup {
         // Kept until the scope starts with the first process (place_first).
-        cgroup.apply(&resources, Some(&rules))?;
+        cgroup.apply(&resources, rules.as_deref())?;
+    } else if opts.rootless {
+        // Only the hierarchies this user may write (all made now).
+        cgroup.make_dirs_rootless(&resources, explicit_cg)?;
     } else {
         // The cgroup2 directory now (the init is cloned into it); the v1
         // ones and the limits once the child is busy with its namespaces.
@@ -275,7 +292,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     } else {
         cgroup
             .make_dirs(false)
-            .and_then(|()| cgroup.apply(&resources, Some(&rules)))
+            .and_then(|()| cgroup.apply(&resources, rules.as_deref()))
     };
     if let Err(e) = placed {
         // The child may have failed on its own (it creates namespaces

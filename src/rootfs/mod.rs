@@ -194,7 +194,9 @@ impl RootfsPlan {
                 });
             }
         }
-        let bind_devices = ns.in_userns();
+        // mknod is refused in any user namespace but the initial one: a new
+        // one, or the one hull itself runs in (rootless podman's), as runc.
+        let bind_devices = ns.in_userns() || crate::rootless::running_in_userns();
         let devices = if setup_dev {
             device_list(linux.devices().as_deref().unwrap_or(&[]))?
         } else {
