@@ -93,6 +93,16 @@ impl Drop for Cleanup {
     }
 }
 
+/// The device rules to apply: none rootless, where an unprivileged user
+/// cannot set them (runc ignores their failure) and the user namespace
+/// keeps mknod away anyway.
+fn device_rules<'r>(
+    opts: &CreateOptions,
+    rules: &'r [cgroups::devices::DeviceRule],
+) -> Option<&'r [cgroups::devices::DeviceRule]> {
+    (!opts.rootless).then_some(rules)
+}
+
 fn check_single_threaded(threads: usize) -> Result<()> {
     if threads > 1 {
         return Err(Error::Usage(format!(
@@ -102,352 +112,505 @@ fn check_single_threaded(threads: usize) -> Result<()> {
     Ok(())
 }
 
+/// Create a container: the phases below, in order. The CLI calls this;
+/// a caller that cannot re-execute itself (the shim) calls
+/// [`Input::load`], handles [`crate::exeseal`] its own way and then
+/// [`create_from`].
 pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
-    state::validate_id(&opts.id)?;
-    let id = opts.id.as_str();
-    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::io(&opts.bundle, e))?;
-    let spec = config::load(&bundle)?;
-    crate::rootless::validate(&spec)?;
-    let rootfs = config::rootfs_path(&bundle, &spec);
-    let rootfs = match std::fs::canonicalize(&rootfs) {
-        // As runc: a rootfs that is (or goes through) a symlink is refused,
-        // so a bundle cannot point it at a host directory such as /etc
-        // (which would then get proc, dev, sys and the mount points).
-        Ok(p) if p != config::clean_path(&rootfs) => {
-            return Err(Error::config(
-                "root.path",
-                format!(
-                    "{} is a symlink or goes through one (to {}): give the real path",
-                    rootfs.display(),
-                    p.display()
-                ),
-            ))
-        }
-        Ok(p) if p.is_dir() => p,
-        Ok(p) => {
-            return Err(Error::config(
-                "root.path",
-                format!("{} is not a directory", p.display()),
-            ))
-        }
-        Err(e) => {
-            return Err(Error::config(
-                "root.path",
-                format!("rootfs {}: {e}", rootfs.display()),
-            ))
-        }
-    };
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Error::config("process", "required"))?;
-    let terminal = process.terminal().unwrap_or(false);
-    if terminal && opts.console_socket.is_none() && !opts.keep_pty {
-        return Err(Error::Usage(
-            "process.terminal is true but no --console-socket was given to receive the pty".into(),
-        ));
-    }
-    if !terminal && opts.console_socket.is_some() {
-        return Err(Error::Usage(
-            "--console-socket was given but process.terminal is false".into(),
-        ));
-    }
-    // LISTEN_FDS (systemd socket activation) are passed on like runc does.
-    let listen_fds: u32 = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut extra_env = Vec::new();
-    if listen_fds > 0 {
-        extra_env.push(format!("LISTEN_FDS={listen_fds}"));
-        extra_env.push("LISTEN_PID=1".to_string());
-    }
-    let preserve = listen_fds + opts.preserve_fds;
-    crate::process::check_preserved_fds(preserve, opts.preserve_fds)?;
-    // Resource limits are checked before anything is made.
-    let resources = cgroups::Resources::from_spec(&spec)?;
-    cgroups::resources::validate(&resources, &cgroups::host_info(&resources)?)?;
-    let (threads, ignored_signals) = sys::self_status();
-    check_single_threaded(threads)?;
+    let input = Input::load(opts)?;
     // CVE-2019-5736: a container that could reach the init's exe gets an
     // init cloned from a sealed image of hull (this process re-execs into
     // it and starts over); every other one the plain path.
-    crate::exeseal::ensure(&spec, false, store.root())?;
+    crate::exeseal::ensure(&input.spec, false, store.root())?;
+    create_from(store, opts, input)
+}
 
-    // From here on, everything made is undone on failure.
-    let (dir, lock) = store.create(id)?;
-    let mut cleanup = Cleanup {
-        dir: dir.clone(),
-        cgroup: None,
-        stage1: None,
-        init: None,
-        fds: Vec::new(),
-        armed: true,
-    };
-    let linux = spec
-        .linux()
-        .as_ref()
-        .ok_or_else(|| Error::config("linux", "required"))?;
-    let explicit_cg = linux
-        .cgroups_path()
-        .as_ref()
-        .is_some_and(|p| !p.as_os_str().is_empty());
-    let cg_path = if opts.rootless && !explicit_cg {
-        cgroups::rootless_default_path(id)?
-    } else {
-        cgroups::resolve_path(linux.cgroups_path().as_deref(), id)?
-    };
-    let mut cgroup = if opts.systemd_cgroup {
-        cgroups::systemd::create(linux.cgroups_path().as_deref(), id, &resources)?
-    } else {
-        Cgroup::paths_for(&cg_path)?
-    };
-    cleanup.cgroup = Some(cgroup.clone());
-    // Rootless: no device rules, which an unprivileged user cannot set
-    // (runc ignores their failure); the user namespace keeps mknod away.
-    let rules = (!opts.rootless).then(|| cgroups::device_rules(&resources));
-    if opts.systemd_cgroup {
-        // Kept until the scope starts with the first process (place_first).
-        cgroup.apply(&resources, rules.as_deref())?;
-    } else if opts.rootless {
-        // Only the hierarchies this user may write (all made now).
-        cgroup.make_dirs_rootless(&resources, explicit_cg)?;
-    } else {
-        // The cgroup2 directory now (the init is cloned into it); the v1
-        // ones and the limits once the child is busy with its namespaces.
-        cgroup.make_dirs(true)?;
+/// The phases of a create after validation; any failure undoes what the
+/// earlier ones made (processes, cgroup, state directory).
+pub fn create_from(store: &StateStore, opts: &CreateOptions, input: Input) -> Result<Created> {
+    let mut setup = Setup::reserve(store, opts, input)?;
+    setup.make_cgroup()?;
+    setup.build_plan()?;
+    let pid = setup.spawn()?;
+    setup.place(pid)?;
+    setup.handshake(pid)?;
+    setup.finish()
+}
+
+/// What create needs from the bundle and the environment, validated:
+/// nothing has been made yet.
+pub struct Input {
+    pub bundle: PathBuf,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+    terminal: bool,
+    /// LISTEN_FDS / LISTEN_PID for the container's environment.
+    extra_env: Vec<String>,
+    /// Fds 3.. passed into the container (LISTEN_FDS + --preserve-fds).
+    preserve: u32,
+    resources: cgroups::Resources,
+    ignored_signals: u64,
+}
+
+impl Input {
+    /// Validate the id, the bundle, its config and the options; check the
+    /// calling process may fork (single-threaded).
+    pub fn load(opts: &CreateOptions) -> Result<Input> {
+        state::validate_id(&opts.id)?;
+        let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::io(&opts.bundle, e))?;
+        let spec = config::load(&bundle)?;
+        crate::rootless::validate(&spec)?;
+        let rootfs = checked_rootfs(&config::rootfs_path(&bundle, &spec))?;
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::config("process", "required"))?;
+        let terminal = process.terminal().unwrap_or(false);
+        if terminal && opts.console_socket.is_none() && !opts.keep_pty {
+            return Err(Error::Usage(
+                "process.terminal is true but no --console-socket was given to receive the pty"
+                    .into(),
+            ));
+        }
+        if !terminal && opts.console_socket.is_some() {
+            return Err(Error::Usage(
+                "--console-socket was given but process.terminal is false".into(),
+            ));
+        }
+        // LISTEN_FDS (systemd socket activation) are passed on like runc does.
+        let listen_fds: u32 = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut extra_env = Vec::new();
+        if listen_fds > 0 {
+            extra_env.push(format!("LISTEN_FDS={listen_fds}"));
+            extra_env.push("LISTEN_PID=1".to_string());
+        }
+        let preserve = listen_fds + opts.preserve_fds;
+        crate::process::check_preserved_fds(preserve, opts.preserve_fds)?;
+        // Resource limits are checked before anything is made.
+        let resources = cgroups::Resources::from_spec(&spec)?;
+        cgroups::resources::validate(&resources, &cgroups::host_info(&resources)?)?;
+        let (threads, ignored_signals) = sys::self_status();
+        check_single_threaded(threads)?;
+        Ok(Input {
+            bundle,
+            spec,
+            rootfs,
+            terminal,
+            extra_env,
+            preserve,
+            resources,
+            ignored_signals,
+        })
+    }
+}
+
+/// `root.path` resolved: a real directory, not reached through a symlink.
+fn checked_rootfs(rootfs: &Path) -> Result<PathBuf> {
+    match std::fs::canonicalize(rootfs) {
+        // As runc: a rootfs that is (or goes through) a symlink is refused,
+        // so a bundle cannot point it at a host directory such as /etc
+        // (which would then get proc, dev, sys and the mount points).
+        Ok(p) if p != config::clean_path(rootfs) => Err(Error::config(
+            "root.path",
+            format!(
+                "{} is a symlink or goes through one (to {}): give the real path",
+                rootfs.display(),
+                p.display()
+            ),
+        )),
+        Ok(p) if p.is_dir() => Ok(p),
+        Ok(p) => Err(Error::config(
+            "root.path",
+            format!("{} is not a directory", p.display()),
+        )),
+        Err(e) => Err(Error::config(
+            "root.path",
+            format!("rootfs {}: {e}", rootfs.display()),
+        )),
+    }
+}
+
+/// A create in progress: what has been made so far (undone on drop unless
+/// [`Setup::finish`] disarms it) and what the later phases need.
+struct Setup<'a> {
+    /// Dropped first (fields drop in order): undone while still locked.
+    cleanup: Cleanup,
+    lock: state::Lock,
+    store: &'a StateStore,
+    opts: &'a CreateOptions,
+    input: Input,
+    cgroup: Cgroup,
+    rules: Vec<cgroups::devices::DeviceRule>,
+    plan: Option<InitPlan>,
+    /// The parent's end of the socketpair to the child.
+    sock: RawFd,
+    st: Option<ContainerState>,
+    pty: Option<OwnedFd>,
+}
+
+impl<'a> Setup<'a> {
+    /// Reserve the id: its state directory, locked. From here on,
+    /// everything made is undone on failure.
+    fn reserve(store: &'a StateStore, opts: &'a CreateOptions, input: Input) -> Result<Setup<'a>> {
+        let (dir, lock) = store.create(&opts.id)?;
+        Ok(Setup {
+            store,
+            opts,
+            input,
+            lock,
+            cleanup: Cleanup {
+                dir,
+                cgroup: None,
+                stage1: None,
+                init: None,
+                fds: Vec::new(),
+                armed: true,
+            },
+            cgroup: Cgroup::default(),
+            rules: Vec::new(),
+            plan: None,
+            sock: -1,
+            st: None,
+            pty: None,
+        })
     }
 
-    let mut plan = build_plan(&spec, &bundle, &rootfs, &cgroup, opts, &extra_env, preserve)?;
-    plan.ignored_signals = ignored_signals;
-    cleanup.fds.extend(plan.ns.joins.iter().map(|j| j.fd));
-    if let namespaces::UserNs::Join(fd) = plan.ns.user {
-        cleanup.fds.push(fd);
+    fn plan(&mut self) -> Result<&mut InitPlan> {
+        self.plan
+            .as_mut()
+            .ok_or_else(|| Error::Usage("create: no plan (phases out of order)".into()))
     }
 
-    // The exec fifo: the init blocks opening it for writing until `start`.
-    plan.autostart = opts.autostart && !terminal;
-    if !plan.autostart {
-        let fifo_path = dir.join(state::EXEC_FIFO);
-        let fifo_c = cstring(&fifo_path.to_string_lossy())?;
-        sys::mkfifo(&fifo_c, 0o622)
-            .map_err(|e| Error::sys(format!("creating {}", fifo_path.display()), e))?;
-        // Not subject to the umask: a non-root container user must open it.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
-                .map_err(|e| Error::io(&fifo_path, e))?;
-        }
-        let fifo_fd = sys::open(&fifo_c, libc::O_PATH, 0)
-            .map_err(|e| Error::sys(format!("opening {}", fifo_path.display()), e))?;
-        cleanup.fds.push(fifo_fd);
-        let mut buf = [0u8; 64];
-        plan.fifo = CString::from(sys::proc_fd_path(&mut buf, fifo_fd));
-    }
-    plan.parent_fds.push(lock.fd());
-    // cgroupfs driver: the child joins the v1 cgroups itself (their `tasks`
-    // files arrive open with Placed), and the init is cloned straight into
-    // the cgroup2 directory (CLONE_INTO_CGROUP); the parent migrates
-    // nothing.
-    if !opts.systemd_cgroup {
-        for f in cgroup.v1_task_files() {
-            plan.cgroup_tasks.push(cstring(&f.to_string_lossy())?);
-        }
-        if let Some(dir) = &cgroup.unified {
-            let c = cstring(&dir.to_string_lossy())?;
-            let fd = sys::open(&c, libc::O_RDONLY | libc::O_DIRECTORY, 0)
-                .map_err(|e| Error::sys(format!("opening {}", dir.display()), e))?;
-            cleanup.fds.push(fd);
-            plan.init_cgroup = Some(fd);
-        }
-    }
-
-    let (parent_sock, child_sock) =
-        sys::seqpacket_pair().map_err(|e| Error::sys("creating the init socketpair", e))?;
-    cleanup.fds.push(parent_sock);
-    plan.direct = plan.ns.direct_clone();
-    let pid = if plan.direct {
-        clone_init(&mut plan)?
-    } else {
-        sys::fork().map_err(|e| Error::sys("forking the container process", e))?
-    };
-    if pid == 0 {
-        sys::close(parent_sock);
-        if plan.direct {
-            init::direct(&mut plan, child_sock);
-        }
-        init::stage1(&mut plan, child_sock);
-    }
-    sys::close(child_sock);
-    if plan.direct {
-        cleanup.init = Some(pid);
-    } else {
-        cleanup.stage1 = Some(pid);
-    }
-    // Placed (with the systemd driver: the scope started around it; with
-    // cgroupfs: the v1 directories made, limits applied) before the child
-    // may go on. It creates its namespaces meanwhile.
-    let placed = if opts.systemd_cgroup {
-        cgroup.place_first(pid)
-    } else {
-        cgroup
-            .make_dirs(false)
-            .and_then(|()| cgroup.apply(&resources, rules.as_deref()))
-    };
-    if let Err(e) = placed {
-        // The child may have failed on its own (it creates namespaces
-        // meanwhile): its report says more than "no such process".
-        let mut buf = [0u8; HEADER + 16];
-        if sys::poll_one(parent_sock, libc::POLLIN, 0).unwrap_or(false) {
-            if let Ok((msg, _, _)) = channel::recv(parent_sock, &mut buf) {
-                if msg.kind == Kind::Fail {
-                    return Err(Error::Init {
-                        id: id.to_string(),
-                        msg: describe_failure(&spec, &plan, msg),
-                    });
-                }
-            }
-        }
-        return Err(e);
-    }
-    cleanup.cgroup = Some(cgroup.clone());
-    // The v1 `tasks` files go along open: the child need not look them up.
-    let mut tasks = Vec::with_capacity(plan.cgroup_tasks.len());
-    for path in &plan.cgroup_tasks {
-        let fd = sys::open(path, libc::O_WRONLY, 0)
-            .map_err(|e| Error::sys(format!("opening {}", path.to_string_lossy()), e))?;
-        // SAFETY: fd was just opened and is owned here.
-        tasks.push(unsafe { OwnedFd::from_raw_fd(fd) });
-    }
-    let raw: Vec<RawFd> = tasks.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
-    channel::send_fds(parent_sock, Msg::new(Kind::Placed), &raw)
-        .map_err(|e| Error::sys("talking to the container process", e))?;
-    drop(tasks);
-
-    let hooks = spec.hooks().clone().unwrap_or_default();
-    let mut st = ContainerState {
-        id: id.to_string(),
-        pid: 0,
-        pid_start: 0,
-        bundle: bundle.clone(),
-        rootfs: rootfs.clone(),
-        created: crate::timefmt::now(true),
-        annotations: spec
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
-        cgroup: cgroup.clone(),
-        hooks: LaterHooks {
-            poststart: hooks.poststart().clone().unwrap_or_default(),
-            poststop: hooks.poststop().clone().unwrap_or_default(),
-        },
-        own_pid_ns: plan.ns.unshare_flags & libc::CLONE_NEWPID != 0,
-        started: false,
-    };
-    if plan.direct {
-        go(store, &plan, &mut st, parent_sock, pid)?;
-    }
-    let mut pty = None;
-    let mut rbuf = vec![0u8; HEADER + 16];
-    loop {
-        let (msg, _, fd) = match channel::recv(parent_sock, &mut rbuf) {
-            Ok(m) => m,
-            Err(e) => {
-                return Err(Error::Init {
-                    id: id.to_string(),
-                    msg: format!("the container process exited during setup ({e})"),
-                })
-            }
+    /// The cgroup: a systemd scope (limits kept until it starts), or the
+    /// cgroup2 directory now (the init is cloned into it) and the v1 ones
+    /// once the child is busy with its namespaces.
+    fn make_cgroup(&mut self) -> Result<()> {
+        let spec = &self.input.spec;
+        let linux = spec
+            .linux()
+            .as_ref()
+            .ok_or_else(|| Error::config("linux", "required"))?;
+        let id = self.opts.id.as_str();
+        let explicit = linux
+            .cgroups_path()
+            .as_ref()
+            .is_some_and(|p| !p.as_os_str().is_empty());
+        let cg_path = if self.opts.rootless && !explicit {
+            cgroups::rootless_default_path(id)?
+        } else {
+            cgroups::resolve_path(linux.cgroups_path().as_deref(), id)?
         };
-        match msg.kind {
-            Kind::UsernsReady => {
-                namespaces::write_id_maps(pid, &plan.ns)?;
-                send(parent_sock, Msg::new(Kind::MapsDone))?;
-            }
-            Kind::InitPid => {
-                let init_pid = msg.a;
-                cleanup.init = Some(init_pid);
-                let _ = sys::waitpid(pid, 0);
-                cleanup.stage1 = None;
-                go(store, &plan, &mut st, parent_sock, init_pid)?;
-            }
-            Kind::MountsReady => {
-                let json = state_json(&st, Status::Creating);
-                let run = |kind, list: &Option<Vec<oci_spec::runtime::Hook>>, ns| {
-                    hooks::run_all(id, kind, list.as_deref().unwrap_or(&[]), &json, ns)
-                };
-                run(hooks::PRESTART, hooks.prestart(), None)?;
-                run(hooks::CREATE_RUNTIME, hooks.create_runtime(), None)?;
-                let ns = plan.ns.has_mount_ns.then_some(st.pid);
-                run(hooks::CREATE_CONTAINER, hooks.create_container(), ns)?;
-                send(parent_sock, Msg::new(Kind::Continue))?;
-            }
-            Kind::PtyMaster => {
-                let Some(fd) = fd else {
-                    return Err(Error::Init {
-                        id: id.to_string(),
-                        msg: "the pty master did not arrive".into(),
-                    });
-                };
-                // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
-                let master = unsafe { OwnedFd::from_raw_fd(fd) };
-                if let Some(sock) = &opts.console_socket {
-                    crate::terminal::send_to_socket(sock, fd)?;
-                } else {
-                    pty = Some(master);
-                }
-            }
-            Kind::SeccompFd => {
-                let Some(fd) = fd else {
-                    return Err(Error::Init {
-                        id: id.to_string(),
-                        msg: "the seccomp listener fd did not arrive".into(),
-                    });
-                };
-                // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
-                let listener = unsafe { OwnedFd::from_raw_fd(fd) };
-                send_seccomp_fd(&plan, &st, &listener)?;
-            }
-            Kind::Ready => {
-                if plan.autostart {
-                    // The init execs now; its end of the socket closes
-                    // with the exec (or its death): then it has started.
-                    while channel::recv(parent_sock, &mut rbuf).is_ok() {}
-                }
-                break;
-            }
-            Kind::Fail => {
-                return Err(Error::Init {
-                    id: id.to_string(),
-                    msg: describe_failure(&spec, &plan, msg),
-                })
-            }
-            _ => {
-                return Err(Error::Init {
-                    id: id.to_string(),
-                    msg: format!(
-                        "unexpected message {:?} from the container process",
-                        msg.kind
-                    ),
-                })
-            }
+        let res = &self.input.resources;
+        self.cgroup = if self.opts.systemd_cgroup {
+            cgroups::systemd::create(linux.cgroups_path().as_deref(), id, res)?
+        } else {
+            Cgroup::paths_for(&cg_path)?
+        };
+        self.cleanup.cgroup = Some(self.cgroup.clone());
+        self.rules = cgroups::device_rules(res);
+        if self.opts.systemd_cgroup {
+            // Kept until the scope starts with the first process (place_first).
+            let rules = device_rules(self.opts, &self.rules);
+            self.cgroup.apply(res, rules)
+        } else if self.opts.rootless {
+            // Only the hierarchies this user may write (all made now).
+            self.cgroup.make_dirs_rootless(res, explicit)
+        } else {
+            self.cgroup.make_dirs(true)
         }
     }
-    if let Some(p) = &opts.pid_file {
-        state::write_pid_file(p, st.pid)?;
+
+    /// The init's plan (all C data, see `InitPlan`), the exec fifo and the
+    /// cgroup fds the child joins by itself.
+    fn build_plan(&mut self) -> Result<()> {
+        let inp = &self.input;
+        let mut plan = build_plan(
+            &inp.spec,
+            &inp.bundle,
+            &inp.rootfs,
+            &self.cgroup,
+            self.opts,
+            &inp.extra_env,
+            inp.preserve,
+        )?;
+        plan.ignored_signals = inp.ignored_signals;
+        let cleanup = &mut self.cleanup;
+        cleanup.fds.extend(plan.ns.joins.iter().map(|j| j.fd));
+        if let namespaces::UserNs::Join(fd) = plan.ns.user {
+            cleanup.fds.push(fd);
+        }
+        // The exec fifo: the init blocks opening it for writing until `start`.
+        plan.autostart = self.opts.autostart && !inp.terminal;
+        if !plan.autostart {
+            let fifo_path = cleanup.dir.join(state::EXEC_FIFO);
+            let fifo_c = cstring(&fifo_path.to_string_lossy())?;
+            sys::mkfifo(&fifo_c, 0o622)
+                .map_err(|e| Error::sys(format!("creating {}", fifo_path.display()), e))?;
+            // Not subject to the umask: a non-root container user must open it.
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
+                    .map_err(|e| Error::io(&fifo_path, e))?;
+            }
+            let fifo_fd = sys::open(&fifo_c, libc::O_PATH, 0)
+                .map_err(|e| Error::sys(format!("opening {}", fifo_path.display()), e))?;
+            cleanup.fds.push(fifo_fd);
+            let mut buf = [0u8; 64];
+            plan.fifo = CString::from(sys::proc_fd_path(&mut buf, fifo_fd));
+        }
+        plan.parent_fds.push(self.lock.fd());
+        // cgroupfs driver: the child joins the v1 cgroups itself (their `tasks`
+        // files arrive open with Placed), and the init is cloned straight into
+        // the cgroup2 directory (CLONE_INTO_CGROUP); the parent migrates
+        // nothing.
+        if !self.opts.systemd_cgroup {
+            for f in self.cgroup.v1_task_files() {
+                plan.cgroup_tasks.push(cstring(&f.to_string_lossy())?);
+            }
+            if let Some(dir) = &self.cgroup.unified {
+                let c = cstring(&dir.to_string_lossy())?;
+                let fd = sys::open(&c, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                    .map_err(|e| Error::sys(format!("opening {}", dir.display()), e))?;
+                cleanup.fds.push(fd);
+                plan.init_cgroup = Some(fd);
+            }
+        }
+        self.plan = Some(plan);
+        Ok(())
     }
-    cleanup.armed = false;
-    drop(lock);
-    Ok(Created {
-        container: Container {
-            store: store.clone(),
-            state: st,
-        },
-        pty,
-        started: plan.autostart,
-    })
+
+    /// Fork the child: the init itself (a direct clone) or stage 1. The
+    /// child never returns from here.
+    fn spawn(&mut self) -> Result<libc::pid_t> {
+        let (parent_sock, child_sock) =
+            sys::seqpacket_pair().map_err(|e| Error::sys("creating the init socketpair", e))?;
+        self.cleanup.fds.push(parent_sock);
+        self.sock = parent_sock;
+        let plan = self.plan()?;
+        plan.direct = plan.ns.direct_clone();
+        let pid = if plan.direct {
+            clone_init(plan)?
+        } else {
+            sys::fork().map_err(|e| Error::sys("forking the container process", e))?
+        };
+        if pid == 0 {
+            sys::close(parent_sock);
+            if plan.direct {
+                init::direct(plan, child_sock);
+            }
+            init::stage1(plan, child_sock);
+        }
+        sys::close(child_sock);
+        if plan.direct {
+            self.cleanup.init = Some(pid);
+        } else {
+            self.cleanup.stage1 = Some(pid);
+        }
+        Ok(pid)
+    }
+
+    /// Placed (with the systemd driver: the scope started around it; with
+    /// cgroupfs: the v1 directories made, limits applied) before the child
+    /// may go on. It creates its namespaces meanwhile.
+    fn place(&mut self, pid: libc::pid_t) -> Result<()> {
+        let res = &self.input.resources;
+        let rules = device_rules(self.opts, &self.rules);
+        let placed = if self.opts.systemd_cgroup {
+            self.cgroup.place_first(pid)
+        } else {
+            self.cgroup
+                .make_dirs(false)
+                .and_then(|()| self.cgroup.apply(res, rules))
+        };
+        if let Err(e) = placed {
+            // The child may have failed on its own (it creates namespaces
+            // meanwhile): its report says more than "no such process".
+            let mut buf = [0u8; HEADER + 16];
+            if sys::poll_one(self.sock, libc::POLLIN, 0).unwrap_or(false) {
+                if let Ok((msg, _, _)) = channel::recv(self.sock, &mut buf) {
+                    if msg.kind == Kind::Fail {
+                        return Err(self.failure(msg));
+                    }
+                }
+            }
+            return Err(e);
+        }
+        self.cleanup.cgroup = Some(self.cgroup.clone());
+        // The v1 `tasks` files go along open: the child need not look them up.
+        let mut tasks = Vec::new();
+        for path in &self.plan()?.cgroup_tasks {
+            let fd = sys::open(path, libc::O_WRONLY, 0)
+                .map_err(|e| Error::sys(format!("opening {}", path.to_string_lossy()), e))?;
+            // SAFETY: fd was just opened and is owned here.
+            tasks.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let raw: Vec<RawFd> = tasks.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+        channel::send_fds(self.sock, Msg::new(Kind::Placed), &raw)
+            .map_err(|e| Error::sys("talking to the container process", e))
+    }
+
+    /// The state as it will be recorded, before the init's pid is known.
+    fn initial_state(&self) -> Result<ContainerState> {
+        let spec = &self.input.spec;
+        let hooks = spec.hooks().clone().unwrap_or_default();
+        let own_pid_ns = self
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.ns.unshare_flags & libc::CLONE_NEWPID != 0);
+        Ok(ContainerState {
+            id: self.opts.id.clone(),
+            pid: 0,
+            pid_start: 0,
+            bundle: self.input.bundle.clone(),
+            rootfs: self.input.rootfs.clone(),
+            created: crate::timefmt::now(true),
+            annotations: spec
+                .annotations()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            cgroup: self.cgroup.clone(),
+            hooks: LaterHooks {
+                poststart: hooks.poststart().clone().unwrap_or_default(),
+                poststop: hooks.poststop().clone().unwrap_or_default(),
+            },
+            own_pid_ns,
+            started: false,
+        })
+    }
+
+    /// Drive the child through the rest of the protocol (id maps, Go with
+    /// the state, hooks, pty, seccomp listener) until it is Ready.
+    fn handshake(&mut self, pid: libc::pid_t) -> Result<()> {
+        let mut st = self.initial_state()?;
+        let sock = self.sock;
+        if self.plan()?.direct {
+            go(self.store, self.plan()?, &mut st, sock, pid)?;
+        }
+        let id = self.opts.id.clone();
+        let mut rbuf = vec![0u8; HEADER + 16];
+        loop {
+            let (msg, _, fd) = channel::recv(sock, &mut rbuf).map_err(|e| Error::Init {
+                id: id.clone(),
+                msg: format!("the container process exited during setup ({e})"),
+            })?;
+            match msg.kind {
+                Kind::UsernsReady => {
+                    namespaces::write_id_maps(pid, &self.plan()?.ns)?;
+                    send(sock, Msg::new(Kind::MapsDone))?;
+                }
+                Kind::InitPid => {
+                    let init_pid = msg.a;
+                    self.cleanup.init = Some(init_pid);
+                    let _ = sys::waitpid(pid, 0);
+                    self.cleanup.stage1 = None;
+                    go(self.store, self.plan()?, &mut st, sock, init_pid)?;
+                }
+                Kind::MountsReady => {
+                    self.run_create_hooks(&st)?;
+                    send(sock, Msg::new(Kind::Continue))?;
+                }
+                Kind::PtyMaster => {
+                    let fd = fd.ok_or_else(|| Error::Init {
+                        id: id.clone(),
+                        msg: "the pty master did not arrive".into(),
+                    })?;
+                    // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
+                    let master = unsafe { OwnedFd::from_raw_fd(fd) };
+                    if let Some(sock) = &self.opts.console_socket {
+                        crate::terminal::send_to_socket(sock, fd)?;
+                    } else {
+                        self.pty = Some(master);
+                    }
+                }
+                Kind::SeccompFd => {
+                    let fd = fd.ok_or_else(|| Error::Init {
+                        id: id.clone(),
+                        msg: "the seccomp listener fd did not arrive".into(),
+                    })?;
+                    // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
+                    let listener = unsafe { OwnedFd::from_raw_fd(fd) };
+                    send_seccomp_fd(self.plan()?, &st, &listener)?;
+                }
+                Kind::Ready => {
+                    if self.plan()?.autostart {
+                        // The init execs now; its end of the socket closes
+                        // with the exec (or its death): then it has started.
+                        while channel::recv(sock, &mut rbuf).is_ok() {}
+                    }
+                    break;
+                }
+                Kind::Fail => return Err(self.failure(msg)),
+                _ => {
+                    return Err(Error::Init {
+                        id,
+                        msg: format!(
+                            "unexpected message {:?} from the container process",
+                            msg.kind
+                        ),
+                    })
+                }
+            }
+        }
+        self.st = Some(st);
+        Ok(())
+    }
+
+    /// prestart, createRuntime and createContainer hooks, while the init
+    /// waits with its mounts made.
+    fn run_create_hooks(&self, st: &ContainerState) -> Result<()> {
+        let hooks = self.input.spec.hooks().clone().unwrap_or_default();
+        let json = state_json(st, Status::Creating);
+        let id = st.id.as_str();
+        let run = |kind, list: &Option<Vec<oci_spec::runtime::Hook>>, ns| {
+            hooks::run_all(id, kind, list.as_deref().unwrap_or(&[]), &json, ns)
+        };
+        run(hooks::PRESTART, hooks.prestart(), None)?;
+        run(hooks::CREATE_RUNTIME, hooks.create_runtime(), None)?;
+        let has_mount_ns = self.plan.as_ref().is_some_and(|p| p.ns.has_mount_ns);
+        run(
+            hooks::CREATE_CONTAINER,
+            hooks.create_container(),
+            has_mount_ns.then_some(st.pid),
+        )
+    }
+
+    /// The child's failure report as an error naming what failed.
+    fn failure(&self, msg: Msg) -> Error {
+        let msg = match &self.plan {
+            Some(plan) => describe_failure(&self.input.spec, plan, msg),
+            None => "container setup failed".to_string(),
+        };
+        Error::Init {
+            id: self.opts.id.clone(),
+            msg,
+        }
+    }
+
+    /// The pid file; keep what was made.
+    fn finish(mut self) -> Result<Created> {
+        let st = self
+            .st
+            .take()
+            .ok_or_else(|| Error::Usage("create: finished before the handshake".into()))?;
+        if let Some(p) = &self.opts.pid_file {
+            state::write_pid_file(p, st.pid)?;
+        }
+        self.cleanup.armed = false;
+        let started = self.plan.as_ref().is_some_and(|p| p.autostart);
+        Ok(Created {
+            container: Container {
+                store: self.store.clone(),
+                state: st,
+            },
+            pty: self.pty.take(),
+            started,
+        })
+    }
 }
 
 /// Clone the init with its new PID namespace (and into the cgroup2
