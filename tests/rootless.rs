@@ -765,3 +765,58 @@ fn rootless_podman_runs_hull_like_runc() {
     common::wait_until(Duration::from_secs(10), || user.processes().is_empty());
     user.assert_nothing_left(&[]);
 }
+
+/// What runc refuses for an unprivileged caller, hull refuses too, naming
+/// the field, and leaves nothing.
+#[test]
+fn unprivileged_refusals_as_runc() {
+    if skip() {
+        return;
+    }
+    if !Path::new(common::RUNC).exists() {
+        eprintln!("skipped: {} is missing", common::RUNC);
+        return;
+    }
+    let user = User::new("v");
+    let (b, rootless) = rootless_bundle(&user, "rootless-refuse");
+    let mut no_userns = rootless.clone();
+    no_userns["linux"]["namespaces"] =
+        json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+    let linux = no_userns["linux"].as_object_mut().unwrap();
+    linux.remove("uidMappings");
+    linux.remove("gidMappings");
+    let mut groups = rootless.clone();
+    groups["process"]["user"]["additionalGids"] = json!([5]);
+    let mut mount_uid = rootless.clone();
+    let shm = mount_uid["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|m| m["destination"] == "/dev/shm")
+        .unwrap();
+    mount_uid["mounts"][shm]["options"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("uid=1000"));
+    let cases = [
+        (
+            no_userns,
+            "linux.namespaces: running as an unprivileged user needs a user namespace",
+        ),
+        (groups, "process.user.additionalGids"),
+        (mount_uid, "mounts[3].options[5]"),
+    ];
+    for (i, (config, field)) in cases.iter().enumerate() {
+        let mut config = config.clone();
+        config["process"]["args"] = json!(["true"]);
+        write_config(&b, &config);
+        let id = format!("rlref{i}-{}", std::process::id());
+        let h = user.run(&b.dir(), &user.hull, &["run", &id]);
+        let r = user.run(&b.dir(), Path::new(common::RUNC), &["run", &id]);
+        eprintln!("{field}:\n  hull: {}\n  runc: {}", h.brief(), r.brief());
+        assert_ne!(r.code, 0, "runc accepted the {field} case");
+        assert_ne!(h.code, 0, "hull accepted the {field} case");
+        assert!(h.stderr.contains(field), "{field}: {}", h.brief());
+        user.assert_nothing_left(&[&id]);
+    }
+}
