@@ -603,7 +603,11 @@ fn cgroups_as_runc_does_them_rootless() {
             write_config(&b, &config);
             let id = format!("rlcg{i}-{}", std::process::id());
             let mut cmd = user.cmd(&b.dir(), rt, &["run", &id]);
-            deleg.place(&mut cmd);
+            if case.cgroups_path.as_deref() == Some(&format!("/{}/c", deleg.name)) {
+                // Started inside the delegated subtree; the other cases
+                // from the test's own cgroup, which is not the user's.
+                deleg.place(&mut cmd);
+            }
             let r = run_timeout(&mut cmd, STEP);
             user.assert_nothing_left(&[&id]);
             report.push_str(&format!(
@@ -819,4 +823,118 @@ fn unprivileged_refusals_as_runc() {
         assert!(h.stderr.contains(field), "{field}: {}", h.brief());
         user.assert_nothing_left(&[&id]);
     }
+}
+
+/// systemd's user manager for the test user (`loginctl enable-linger`),
+/// stopped again on drop.
+struct Linger<'u> {
+    user: &'u User,
+}
+
+impl<'u> Linger<'u> {
+    fn start(user: &'u User) -> Linger<'u> {
+        let st = Command::new("loginctl")
+            .args(["enable-linger", &user.name])
+            .status()
+            .expect("loginctl");
+        assert!(st.success(), "loginctl enable-linger {}", user.name);
+        let linger = Linger { user };
+        let bus = user.xdg.join("bus");
+        let up = common::wait_until(Duration::from_secs(60), || bus.exists());
+        let status = Command::new("systemctl")
+            .args([
+                "status",
+                "--no-pager",
+                &format!("user@{}.service", user.uid),
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        assert!(
+            up,
+            "no user bus at {} after linger:\n{status}",
+            bus.display()
+        );
+        linger
+    }
+}
+
+impl Drop for Linger<'_> {
+    fn drop(&mut self) {
+        let name = &self.user.name;
+        let _ = Command::new("loginctl")
+            .args(["disable-linger", name])
+            .status();
+        let _ = Command::new("loginctl")
+            .args(["terminate-user", name])
+            .status();
+        let unit = format!("user@{}.service", self.user.uid);
+        common::wait_until(Duration::from_secs(30), || {
+            !Command::new("systemctl")
+                .args(["is-active", "--quiet", &unit])
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+    }
+}
+
+/// With `--systemd-cgroup`, a rootless container's scope is made by the
+/// user's own systemd (its delegated subtree, cgroup v2), and the limits
+/// apply there, as with runc. Only where systemd runs.
+#[test]
+fn systemd_user_manager_scope_gets_the_limits() {
+    if skip() {
+        return;
+    }
+    if !Path::new("/run/systemd/system").exists() {
+        eprintln!("skipped: systemd is not running here (no /run/systemd/system): no user manager");
+        return;
+    }
+    if !common::cgroup_v2() {
+        eprintln!("skipped: systemd --user delegates a subtree only on cgroup v2");
+        return;
+    }
+    if !have("loginctl") || !Path::new(common::RUNC).exists() {
+        eprintln!("skipped: loginctl or {} is missing", common::RUNC);
+        return;
+    }
+    let user = User::new("y");
+    let _linger = Linger::start(&user);
+    let (b, mut config) = rootless_bundle(&user, "rootless-sd");
+    config["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}});
+    config["process"]["args"] = json!([
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; cat /sys/fs/cgroup/memory.max"
+    ]);
+    write_config(&b, &config);
+    let bus = format!(
+        "DBUS_SESSION_BUS_ADDRESS=unix:path={}",
+        user.xdg.join("bus").display()
+    );
+    let mut results = Vec::new();
+    for rt in [user.hull.as_path(), Path::new(common::RUNC)] {
+        let id = format!("rlsd-{}", std::process::id());
+        let rt = rt.to_str().unwrap();
+        let r = user.run(
+            &b.dir(),
+            Path::new("/usr/bin/env"),
+            &[&bus, rt, "--systemd-cgroup", "run", &id],
+        );
+        eprintln!("{rt}: {}", r.brief());
+        user.assert_nothing_left(&[&id]);
+        results.push(r);
+    }
+    let (h, r) = (&results[0], &results[1]);
+    assert_eq!(r.code, 0, "runc: {}", r.brief());
+    assert_eq!(h.code, 0, "hull: {}", h.brief());
+    let last = |r: &Run| r.stdout.lines().last().unwrap_or_default().to_string();
+    assert_eq!(last(h), "67108864", "{}", h.brief());
+    assert_eq!(last(h), last(r));
+    assert!(
+        h.stdout
+            .contains(&format!("user@{}.service/user.slice/hull-rlsd-", user.uid)),
+        "not in the user manager's user.slice: {}",
+        h.brief()
+    );
 }
