@@ -703,6 +703,40 @@ mod tests {
         assert!(resolve_path(Some(Path::new("/a/../b")), "x").is_err());
     }
 
+    /// Rootless: which hierarchy a config's limits need (a hierarchy that
+    /// is needed and cannot be made fails the create; others are left out).
+    #[test]
+    fn rootless_needs_only_the_limited_hierarchies() {
+        let h = |ctrl: &str, v2: bool| Hierarchy {
+            mount: format!("/sys/fs/cgroup/{ctrl}").into(),
+            mount_root: "/".into(),
+            controllers: if v2 { Vec::new() } else { vec![ctrl.into()] },
+            v2,
+        };
+        let res = |v: serde_json::Value| Resources::from_value(v, "linux.resources").unwrap();
+        let mem = res(serde_json::json!({"memory": {"limit": 67108864}}));
+        let none = res(serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]}));
+        let huge =
+            res(serde_json::json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}));
+        let no_v1 = |_: &str| false;
+        let need =
+            |l, h: &Hierarchy, r: &Resources| rootless_needs(l, h, r, no_v1).map(|w| w.field);
+        assert_eq!(
+            need(Layout::V1, &h("memory", false), &mem).as_deref(),
+            Some("linux.resources.memory.limit")
+        );
+        assert_eq!(need(Layout::V1, &h("pids", false), &mem), None);
+        // Device rules are not set rootless: they need no hierarchy.
+        assert_eq!(need(Layout::V1, &h("devices", false), &none), None);
+        assert!(need(Layout::V2, &h("unified", true), &mem).is_some());
+        assert_eq!(need(Layout::V2, &h("unified", true), &none), None);
+        // Hybrid: the cgroup2 side only for hugetlb without a v1 hugetlb.
+        assert_eq!(need(Layout::Hybrid, &h("unified", true), &mem), None);
+        assert!(need(Layout::Hybrid, &h("unified", true), &huge).is_some());
+        let v1_hugetlb = |c: &str| c == "hugetlb";
+        assert!(rootless_needs(Layout::Hybrid, &h("unified", true), &huge, v1_hugetlb).is_none());
+    }
+
     #[test]
     fn old_state_json_still_loads() {
         let cg: Cgroup = serde_json::from_str(r#"{"paths":["/sys/fs/cgroup/memory/x"]}"#).unwrap();
