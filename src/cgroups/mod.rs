@@ -164,8 +164,13 @@ impl Cgroup {
     /// failure the caller removes the cgroup.
     pub fn make_dirs(&self, v2: bool) -> Result<()> {
         let (layout, hier) = discover()?;
-        for (dir, h) in self.paths.iter().zip(hier.iter()) {
-            if h.v2 == v2 {
+        // By mount point, not position: rootless may have left some out.
+        for dir in &self.paths {
+            let h = hier
+                .iter()
+                .filter(|h| dir.starts_with(&h.mount))
+                .max_by_key(|h| h.mount.as_os_str().len());
+            if let Some(h) = h.filter(|h| h.v2 == v2) {
                 make_dir(layout, h, dir)?;
             }
         }
@@ -241,6 +246,12 @@ impl Cgroup {
         if self.unit.is_some() && !self.paths.iter().any(|p| p.exists()) {
             // systemd driver, unit not started yet: applied in `place_first`.
             self.pending = Some((res.clone(), rules.map(<[_]>::to_vec)));
+            self.resources = Some(res.clone());
+            return Ok(());
+        }
+        if self.paths.is_empty() {
+            // Rootless with every hierarchy left out: nothing to apply
+            // (make_dirs_rootless refused limits that would need one).
             self.resources = Some(res.clone());
             return Ok(());
         }
