@@ -948,7 +948,7 @@ fn systemd_user_manager_scope_gets_the_limits() {
         return;
     }
     let user = User::new("y");
-    let _linger = Linger::start(&user);
+    let linger = Linger::start(&user);
     let (b, mut config) = rootless_bundle(&user, "rootless-sd");
     config["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}});
     config["process"]["args"] = json!([
@@ -971,7 +971,8 @@ fn systemd_user_manager_scope_gets_the_limits() {
             &[&bus, rt, "--systemd-cgroup", "run", &id],
         );
         eprintln!("{rt}: {}", r.brief());
-        user.assert_nothing_left(&[&id]);
+        let state = user.xdg.join("hull").join(&id);
+        assert!(!state.exists(), "{} left behind", state.display());
         results.push(r);
     }
     let (h, r) = (&results[0], &results[1]);
@@ -986,4 +987,6 @@ fn systemd_user_manager_scope_gets_the_limits() {
         "not in the user manager's user.slice: {}",
         h.brief()
     );
+    drop(linger);
+    user.assert_nothing_left(&[]);
 }

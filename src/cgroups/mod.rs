@@ -464,16 +464,29 @@ pub fn rootless_default_path(id: &str) -> Result<String> {
     ))
 }
 
-/// cgroup2 lets a process move between cgroups only with write access to
-/// the `cgroup.procs` of their common ancestor (delegation containment):
-/// opened for writing, nothing written.
-fn can_migrate(h: &Hierarchy, own: &str, dir: &Path) -> std::result::Result<(), String> {
-    let mine = h.mount.join(
+/// This process's own cgroup2 directory, if there is a cgroup2 mount.
+pub fn own_v2_dir() -> Option<PathBuf> {
+    let (_, hier) = discover().ok()?;
+    let h = hier.iter().find(|h| h.v2)?;
+    let own = crate::sys::read_text("/proc/self/cgroup").ok()?;
+    Some(own_dir(h, &own))
+}
+
+/// The directory of hierarchy `h` that `own` (/proc/self/cgroup text) names.
+fn own_dir(h: &Hierarchy, own: &str) -> PathBuf {
+    h.mount.join(
         layout::own_cgroup(own, h)
             .strip_prefix(h.mount_root.trim_end_matches('/'))
             .unwrap_or("")
             .trim_start_matches('/'),
-    );
+    )
+}
+
+/// cgroup2 lets a process move between cgroups only with write access to
+/// the `cgroup.procs` of their common ancestor (delegation containment):
+/// opened for writing, nothing written.
+fn can_migrate(h: &Hierarchy, own: &str, dir: &Path) -> std::result::Result<(), String> {
+    let mine = own_dir(h, own);
     let common = dir
         .ancestors()
         .find(|a| mine.starts_with(a))

@@ -260,7 +260,18 @@ fn cgroup_mounts(
     // From the layout, not from the directory: it may not exist yet (the v1
     // ones are made after the fork, systemd makes its scope later still).
     if cg.v2 {
-        if ns.new_cgroup {
+        // Unprivileged, a fresh cgroup2 mount can be refused (EBUSY under a
+        // host mount with nsdelegate, EPERM), where runc then binds the
+        // cgroup: hull binds it from the start. It is the subtree the new
+        // cgroup namespace would show: the container's cgroup, or the
+        // caller's where rootless left it out.
+        let rootless = crate::rootless::euid() != 0;
+        let bind_source = cg
+            .paths
+            .first()
+            .cloned()
+            .or_else(|| rootless.then(crate::cgroups::own_v2_dir).flatten());
+        if ns.new_cgroup && !rootless {
             out.push(MountOp {
                 dest: path_cstring(dest)?,
                 kind: MountKind::Fs {
@@ -272,7 +283,7 @@ fn cgroup_mounts(
                 propagation: opts.propagation.clone(),
                 index,
             });
-        } else if let Some(p) = cg.paths.first() {
+        } else if let Some(p) = &bind_source {
             out.push(MountOp {
                 dest: path_cstring(dest)?,
                 kind: MountKind::Bind {
