@@ -366,8 +366,21 @@ pub fn resource_properties(
 pub fn create(cgroups_path: Option<&Path>, id: &str, _res: &Resources) -> Result<Cgroup> {
     let unit = parse_path(cgroups_path, id)?;
     Bus::connect()?;
-    let mut cg = super::Cgroup::paths_for(&unit.cgroup)?;
-    if crate::rootless::euid() != 0 && !cg.v2 {
+    let euid = crate::rootless::euid();
+    let path = if euid == 0 {
+        unit.cgroup.clone()
+    } else {
+        // systemd --user nests its units below its own service, which
+        // systemd names user@UID.service in user-UID.slice. The mounts are
+        // planned with this path; once the scope runs, the process says
+        // where it really is (follow_into_scope).
+        format!(
+            "/user.slice/user-{euid}.slice/user@{euid}.service{}",
+            unit.cgroup
+        )
+    };
+    let mut cg = super::Cgroup::paths_for(&path)?;
+    if euid != 0 && !cg.v2 {
         // systemd --user can delegate a subtree only on a unified host.
         return Err(Error::Usage(
             "--systemd-cgroup as an unprivileged user needs a pure cgroup v2 host \

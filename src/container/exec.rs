@@ -184,6 +184,7 @@ fn join_plan(pid: i32) -> Result<NsPlan> {
         new_cgroup: false,
         uid_helper: false,
         gid_helper: false,
+        time_offsets: None,
     };
     for (i, (name, flag)) in NAMESPACES.iter().enumerate() {
         let theirs = format!("/proc/{pid}/ns/{name}");
