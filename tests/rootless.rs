@@ -954,7 +954,8 @@ fn systemd_user_manager_scope_gets_the_limits() {
     config["process"]["args"] = json!([
         "sh",
         "-c",
-        "cat /proc/self/cgroup; cat /sys/fs/cgroup/memory.max"
+        // The cgroup mount's root (field 4) names the cgroup bound there.
+        "grep ' /sys/fs/cgroup ' /proc/self/mountinfo; cat /sys/fs/cgroup/memory.max"
     ]);
     write_config(&b, &config);
     let bus = format!(

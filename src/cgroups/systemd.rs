@@ -481,7 +481,16 @@ pub fn set_unit_properties(unit: &str, res: &Resources, v2: bool) -> Result<()> 
 
 /// Stop a transient unit (on delete).
 pub fn stop_unit(unit: &str) -> Result<()> {
-    Bus::connect()?.call_systemd("StopUnit", "ss", &[Arg::Str(unit), Arg::Str("replace")])
+    match Bus::connect()?.call_systemd("StopUnit", "ss", &[Arg::Str(unit), Arg::Str("replace")]) {
+        // A scope goes away by itself once its last process has exited.
+        Err(e)
+            if e.to_string()
+                .contains("org.freedesktop.systemd1.NoSuchUnit") =>
+        {
+            Ok(())
+        }
+        r => r,
+    }
 }
 
 // ---------------------------------------------------------------------------
