@@ -456,15 +456,17 @@ struct Case {
     script: &'static str,
 }
 
-/// `prog args` as the user with its output in files: a created
-/// container's init holds its stdio until it execs, so pipes would not
-/// reach EOF.
-fn run_to_files(user: &User, dir: &Path, prog: &Path, args: &[&str], deleg: &Delegated) -> Run {
+/// `cmd` (program and arguments) as the user with its output in files: a
+/// created container's init holds its stdio until it execs, so pipes
+/// would not reach EOF. Started in the delegated subtree if given.
+fn run_to_files(user: &User, dir: &Path, cmd: &[&str], deleg: Option<&Delegated>) -> Run {
     let out = TempDir::new("rootless-out");
     let (o, e) = (out.path().join("out"), out.path().join("err"));
-    let mut cmd = user.cmd(dir, prog, args);
-    deleg.place(&mut cmd);
-    let mut child = cmd
+    let mut c = user.cmd(dir, Path::new(cmd[0]), &cmd[1..]);
+    if let Some(d) = deleg {
+        d.place(&mut c);
+    }
+    let mut child = c
         .stdin(std::process::Stdio::null())
         .stdout(fs::File::create(&o).unwrap())
         .stderr(fs::File::create(&e).unwrap())
@@ -489,40 +491,66 @@ fn run_to_files(user: &User, dir: &Path, prog: &Path, args: &[&str], deleg: &Del
     }
 }
 
-/// Create the container (started inside the delegated subtree), read its
-/// memory limit from the host side of its cgroup, delete it. The result's
-/// stdout is the limit.
-fn limit_seen_from_host(user: &User, b: &Bundle, rt: &Path, id: &str, deleg: &Delegated) -> Run {
-    let mut r = run_to_files(user, &b.dir(), rt, &["create", id], deleg);
+/// Create the container with `rt` (the runtime and its global flags),
+/// read its cgroup and memory limit from the host side, delete it. The
+/// result's stdout is the cgroup (as /proc/PID/cgroup names it) and the
+/// limit, one per line.
+fn limit_seen_from_host(
+    user: &User,
+    b: &Bundle,
+    rt: &[&str],
+    id: &str,
+    deleg: Option<&Delegated>,
+) -> Run {
+    fn with<'a>(rt: &[&'a str], verb: &[&'a str]) -> Vec<&'a str> {
+        rt.iter().chain(verb).copied().collect()
+    }
+    let mut r = run_to_files(user, &b.dir(), &with(rt, &["create", id]), deleg);
     if r.code != 0 {
         return r;
     }
-    let st = run_timeout(&mut user.cmd(&b.dir(), rt, &["state", id]), STEP);
+    let st = run_to_files(user, &b.dir(), &with(rt, &["state", id]), None);
     let pid = serde_json::from_str::<Value>(&st.stdout)
         .ok()
         .and_then(|v| v["pid"].as_i64())
         .unwrap_or(0);
     let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let file = cgroups.lines().find_map(|l| {
+    let found = cgroups.lines().find_map(|l| {
         let mut f = l.splitn(3, ':');
         let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
         if common::cgroup_v2() && ctrl.is_empty() {
-            Some(format!("/sys/fs/cgroup{path}/memory.max"))
+            Some((path, format!("/sys/fs/cgroup{path}/memory.max")))
         } else if ctrl.split(',').any(|c| c == "memory") {
-            Some(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"))
+            Some((
+                path,
+                format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"),
+            ))
         } else {
             None
         }
     });
-    r.stdout = file
-        .map(|f| fs::read_to_string(&f).unwrap_or_else(|e| format!("{f}: {e}")))
-        .unwrap_or_else(|| format!("no memory cgroup in {cgroups:?}"));
-    let d = run_to_files(user, &b.dir(), rt, &["delete", "-f", id], deleg);
+    r.stdout = match found {
+        Some((path, f)) => format!(
+            "{path}\n{}",
+            fs::read_to_string(&f).unwrap_or_else(|e| format!("{f}: {e}"))
+        ),
+        None => format!("no memory cgroup in {cgroups:?}"),
+    };
+    let d = run_to_files(user, &b.dir(), &with(rt, &["delete", "-f", id]), deleg);
     r.stderr.push_str(&d.stderr);
     if d.code != 0 {
         r.code = d.code;
     }
     r
+}
+
+fn last_line(r: &Run) -> String {
+    r.stdout
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// A cgroup delegated to the user in every hierarchy (what an admin or
@@ -672,7 +700,7 @@ fn cgroups_as_runc_does_them_rootless() {
             let r = if delegated {
                 // Started inside the delegated subtree; the other cases
                 // from the test's own cgroup, which is not the user's.
-                limit_seen_from_host(&user, &b, rt, &id, &deleg)
+                limit_seen_from_host(&user, &b, &[rt.to_str().unwrap()], &id, Some(&deleg))
             } else {
                 run_timeout(&mut user.cmd(&b.dir(), rt, &["run", &id]), STEP)
             };
@@ -704,7 +732,7 @@ fn cgroups_as_runc_does_them_rootless() {
                     && h.stderr.contains("cannot set memory limit")
             }
             2 => h.code != 0 && h.stderr.contains("linux.cgroupsPath"),
-            _ => h.code == 0 && h.stdout.trim() == "67108864" && r.stdout.trim() == "67108864",
+            _ => h.code == 0 && last_line(h) == "67108864" && last_line(r) == "67108864",
         };
         if !ok {
             failures.push(format!("{}: hull said {}", case.name, h.brief()));
@@ -951,12 +979,7 @@ fn systemd_user_manager_scope_gets_the_limits() {
     let linger = Linger::start(&user);
     let (b, mut config) = rootless_bundle(&user, "rootless-sd");
     config["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}});
-    config["process"]["args"] = json!([
-        "sh",
-        "-c",
-        // The cgroup mount's root (field 4) names the cgroup bound there.
-        "grep ' /sys/fs/cgroup ' /proc/self/mountinfo; cat /sys/fs/cgroup/memory.max"
-    ]);
+    config["process"]["args"] = json!(["sh", "-c", "exec sleep 1000"]);
     write_config(&b, &config);
     let bus = format!(
         "DBUS_SESSION_BUS_ADDRESS=unix:path={}",
@@ -965,13 +988,14 @@ fn systemd_user_manager_scope_gets_the_limits() {
     let mut results = Vec::new();
     for rt in [user.hull.as_path(), Path::new(common::RUNC)] {
         let id = format!("rlsd-{}", std::process::id());
-        let rt = rt.to_str().unwrap();
-        let r = user.run(
-            &b.dir(),
-            Path::new("/usr/bin/env"),
-            &[&bus, rt, "--systemd-cgroup", "run", &id],
-        );
-        eprintln!("{rt}: {}", r.brief());
+        let cmd = [
+            "/usr/bin/env",
+            &bus,
+            rt.to_str().unwrap(),
+            "--systemd-cgroup",
+        ];
+        let r = limit_seen_from_host(&user, &b, &cmd, &id, None);
+        eprintln!("{}: {}", rt.display(), r.brief());
         let state = user.xdg.join("hull").join(&id);
         assert!(!state.exists(), "{} left behind", state.display());
         results.push(r);
@@ -979,9 +1003,8 @@ fn systemd_user_manager_scope_gets_the_limits() {
     let (h, r) = (&results[0], &results[1]);
     assert_eq!(r.code, 0, "runc: {}", r.brief());
     assert_eq!(h.code, 0, "hull: {}", h.brief());
-    let last = |r: &Run| r.stdout.lines().last().unwrap_or_default().to_string();
-    assert_eq!(last(h), "67108864", "{}", h.brief());
-    assert_eq!(last(h), last(r));
+    assert_eq!(last_line(h), "67108864", "{}", h.brief());
+    assert_eq!(last_line(h), last_line(r));
     assert!(
         h.stdout
             .contains(&format!("user@{}.service/user.slice/hull-rlsd-", user.uid)),
