@@ -8,6 +8,7 @@
 //! - [`container`]: containers made from images: bundle + overlayfs rootfs,
 //!   config.json derived from the image config, lifecycle on the hull library,
 //!   the per-container monitor for detached ones
+//! - [`network`]: networks, IPAM leases, the bridge/veth/nftables plumbing
 //! - [`init`]: the tiny PID 1 (`--init`)
 //! - [`sys`]: the few syscalls std lacks (the only `unsafe` here)
 
@@ -16,6 +17,7 @@ pub mod digest;
 pub mod error;
 pub mod image;
 pub mod init;
+pub mod network;
 pub mod store;
 pub mod sys;
 

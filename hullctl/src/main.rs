@@ -76,6 +76,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SystemCmd,
     },
+    /// Manage networks.
+    Network {
+        #[command(subcommand)]
+        cmd: NetworkCmd,
+    },
     /// Create a container from an image.
     Create(CreateArgs),
     /// Create and start a container.
@@ -174,6 +179,45 @@ enum Cmd {
     Init {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cmd: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum NetworkCmd {
+    /// Make a bridge network.
+    Create {
+        name: String,
+        /// IPv4 subnet (CIDR); a free 10.89.x.0/24 when not given.
+        #[arg(long)]
+        subnet: Option<String>,
+        #[arg(long)]
+        gateway: Option<String>,
+        /// No outbound traffic (no masquerade).
+        #[arg(long)]
+        internal: bool,
+        /// Driver options; `bridge=NAME` names the host bridge.
+        #[arg(short = 'o', long = "opt")]
+        opt: Vec<String>,
+    },
+    /// List networks.
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show networks as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks (refused while a container uses one).
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove every network no container uses (but the default one).
+    Prune {
+        #[arg(short, long)]
+        force: bool,
     },
 }
 
@@ -324,6 +368,87 @@ fn main() {
     }
 }
 
+fn network_cmd(store: &Store, cmd: NetworkCmd) -> Result<i32> {
+    use hullctl::network;
+    match cmd {
+        NetworkCmd::Create {
+            name,
+            subnet,
+            gateway,
+            internal,
+            opt,
+        } => {
+            let mut bridge = None;
+            for o in &opt {
+                match o.split_once('=') {
+                    Some(("bridge" | "com.docker.network.bridge.name", v)) => {
+                        bridge = Some(v.to_string())
+                    }
+                    _ => {
+                        return Err(Error::Usage(format!(
+                            "network create: unknown option {o:?}"
+                        )))
+                    }
+                }
+            }
+            let req = network::CreateRequest {
+                name,
+                subnet,
+                gateway,
+                bridge,
+                internal,
+            };
+            println!("{}", network::create(store, &req)?.name);
+        }
+        NetworkCmd::Ls { quiet } => {
+            // The default network is listed even before its first use.
+            network::get_or_default(store, network::DEFAULT_NETWORK)?;
+            let nets = network::list(store)?;
+            if !quiet {
+                println!(
+                    "{:<20} {:<18} {:<15} {:<16} INTERNAL",
+                    "NAME", "SUBNET", "GATEWAY", "BRIDGE"
+                );
+            }
+            for n in nets {
+                if quiet {
+                    println!("{}", n.name);
+                } else {
+                    println!(
+                        "{:<20} {:<18} {:<15} {:<16} {}",
+                        n.name, n.subnet, n.gateway, n.bridge, n.internal
+                    );
+                }
+            }
+        }
+        NetworkCmd::Inspect { names } => {
+            let mut out = Vec::new();
+            for n in &names {
+                out.push(network::inspect(
+                    store,
+                    &network::get_or_default(store, n)?,
+                )?);
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).map_err(|e| Error::json("inspect", e))?
+            );
+        }
+        NetworkCmd::Rm { names } => {
+            for n in &names {
+                network::remove(store, n)?;
+                println!("{n}");
+            }
+        }
+        NetworkCmd::Prune { force: _ } => {
+            for n in network::prune(store)? {
+                println!("{n}");
+            }
+        }
+    }
+    Ok(0)
+}
+
 fn json_line(v: &Value) {
     println!("{v}");
 }
@@ -333,6 +458,7 @@ fn run(cli: Cli) -> Result<i32> {
     let store = &store;
     match cli.cmd {
         Cmd::Init { .. } => Ok(2),
+        Cmd::Network { cmd } => network_cmd(store, cmd),
         Cmd::Pull { reference, quiet } => {
             let progress = !quiet && hullctl::sys::isatty(2);
             let (id, name) = image::pull::pull(store, &reference, progress)?;

@@ -346,6 +346,7 @@ fn remove_soon(store: &Store, rec: &ContainerRecord) -> Result<()> {
         hull::container::delete::delete_by_id(&hull_store(store), &rec.name, true)
             .map_err(|e| Error::hull(&rec.name, e))?;
     }
+    crate::network::release_all(store, &rec.name)?;
     let dir = Paths::new(store, &rec.name).dir;
     let gone = store.tmp().join(crate::store::tmp_name("rm"));
     {
@@ -482,6 +483,7 @@ pub fn remove(store: &Store, rec: &ContainerRecord, force: bool) -> Result<()> {
         None => {}
     }
     umount_rootfs(store, &rec.name);
+    crate::network::release_all(store, &rec.name)?;
     let _l = store.lock()?;
     remove_tree(&Paths::new(store, &rec.name).dir)
 }
