@@ -219,6 +219,9 @@ enum NetworkCmd {
         #[arg(short, long)]
         force: bool,
     },
+    /// The createRuntime hook that connects a container (OCI state on stdin).
+    #[command(hide = true)]
+    Hook,
 }
 
 #[derive(Subcommand)]
@@ -285,6 +288,17 @@ struct CreateArgs {
     hostname: Option<String>,
     #[arg(long, alias = "net")]
     network: Option<String>,
+    /// The container's address on its network.
+    #[arg(long)]
+    ip: Option<String>,
+    /// HOST:IP lines for /etc/hosts.
+    #[arg(long)]
+    add_host: Vec<String>,
+    #[arg(long)]
+    dns: Vec<String>,
+    /// More names the container has on its network.
+    #[arg(long)]
+    network_alias: Vec<String>,
     #[arg(long)]
     init: bool,
     #[arg(long)]
@@ -318,6 +332,12 @@ impl CreateArgs {
             tty: self.tty,
             interactive: self.interactive,
             entrypoint: self.entrypoint.clone(),
+            net: hullctl::network::attach::NetOptions {
+                ip: self.ip.clone(),
+                add_hosts: self.add_host.clone(),
+                dns: self.dns.clone(),
+                aliases: self.network_alias.clone(),
+            },
         }
     }
     fn create(&self, store: &Store, auto_remove: bool) -> Result<record::ContainerRecord> {
@@ -440,6 +460,7 @@ fn network_cmd(store: &Store, cmd: NetworkCmd) -> Result<i32> {
                 println!("{n}");
             }
         }
+        NetworkCmd::Hook => network::attach::hook(store)?,
         NetworkCmd::Prune { force: _ } => {
             for n in network::prune(store)? {
                 println!("{n}");

@@ -73,6 +73,8 @@ pub fn create(
     let paths = Paths::new(store, &name);
     let mut config = config;
     let volumes = anonymous_volumes(&cfg, &mut config, &paths);
+    let mode = o.network.as_deref().unwrap_or("none");
+    let net = crate::network::attach::prepare(store, &name, mode, &o.net, &mut config)?;
     seal_if_needed(store, &config)?;
     let _l = store.lock()?;
     match std::fs::create_dir(&paths.dir) {
@@ -109,6 +111,9 @@ pub fn create(
         }
         let data = serde_json::to_vec_pretty(&config).map_err(|e| Error::json("config.json", e))?;
         crate::store::write_replace(&paths.bundle().join("config.json"), &data, false)?;
+        if let Some(s) = &net {
+            crate::network::attach::write_files(store, &name, s)?;
+        }
         if !volumes.is_empty() {
             seed_volumes(store, &rec, &volumes)?;
         }
@@ -346,7 +351,7 @@ fn remove_soon(store: &Store, rec: &ContainerRecord) -> Result<()> {
         hull::container::delete::delete_by_id(&hull_store(store), &rec.name, true)
             .map_err(|e| Error::hull(&rec.name, e))?;
     }
-    crate::network::release_all(store, &rec.name)?;
+    crate::network::attach::teardown(store, &rec.name, &rec.id)?;
     let dir = Paths::new(store, &rec.name).dir;
     let gone = store.tmp().join(crate::store::tmp_name("rm"));
     {
@@ -483,7 +488,7 @@ pub fn remove(store: &Store, rec: &ContainerRecord, force: bool) -> Result<()> {
         None => {}
     }
     umount_rootfs(store, &rec.name);
-    crate::network::release_all(store, &rec.name)?;
+    crate::network::attach::teardown(store, &rec.name, &rec.id)?;
     let _l = store.lock()?;
     remove_tree(&Paths::new(store, &rec.name).dir)
 }

@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub tty: bool,
     pub interactive: bool,
     pub entrypoint: Option<String>,
+    /// --ip, --add-host, --dns, --network-alias (see crate::network).
+    pub net: crate::network::attach::NetOptions,
 }
 
 /// docker's default capability set.
@@ -511,8 +513,7 @@ fn network(spec: &mut Value, o: &RunOptions) -> Result<()> {
             }
             Ok(())
         }
-        n => Err(Error::Usage(format!(
-            "--network {n:?}: only none and host for now (the network issue adds the rest)"
-        ))),
+        // A network or container:NAME: crate::network::attach::prepare.
+        _ => Ok(()),
     }
 }

@@ -11,7 +11,9 @@
 //! a store picks another subnet or bridge for it). A network's bridge is
 //! made when a container first joins it (issue 18, step 2).
 
+pub mod attach;
 pub mod ipam;
+pub mod link;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -321,6 +323,7 @@ pub fn remove(store: &Store, name: &str) -> Result<()> {
 }
 
 fn remove_locked(store: &Store, name: &str) -> Result<()> {
+    link::delete_bridge(&load(store, name)?)?;
     let lp = ipam::leases_path(store, name);
     if let Err(e) = std::fs::remove_file(&lp) {
         if e.kind() != std::io::ErrorKind::NotFound {

@@ -1,0 +1,257 @@
+//! A container on a network: what `run --network` decides at create time
+//! (containers/<name>/network.json, the bind-mounted /etc files, a
+//! createRuntime hook), and the hook itself, which runs between hull's
+//! create and start with the container's init pid: lease, veth, address,
+//! route, then the /etc/hosts of every container on the network.
+
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{ipam, link, Network};
+use crate::error::{Error, IoContext, Result};
+use crate::store::Store;
+
+/// The per-container options of `run`.
+#[derive(Debug, Default, Clone)]
+pub struct NetOptions {
+    pub ip: Option<String>,
+    pub add_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub aliases: Vec<String>,
+}
+
+/// containers/<name>/network.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub network: String,
+    pub ip: Option<Ipv4Addr>,
+    pub aliases: Vec<String>,
+    pub add_hosts: Vec<(String, String)>,
+    pub dns: Vec<String>,
+    pub hostname: String,
+}
+
+fn dir(store: &Store, name: &str) -> PathBuf {
+    store.containers_dir().join(name)
+}
+
+fn settings_path(store: &Store, name: &str) -> PathBuf {
+    dir(store, name).join("network.json")
+}
+
+pub fn load_settings(store: &Store, name: &str) -> Option<Settings> {
+    let d = std::fs::read(settings_path(store, name)).ok()?;
+    serde_json::from_slice(&d).ok()
+}
+
+/// Decide the container's networking from `--network` and friends and
+/// shape `config` for it. Validates everything; makes nothing (see
+/// [`write_files`]). None: no hullctl network (none, host, container:).
+pub fn prepare(
+    store: &Store,
+    name: &str,
+    mode: &str,
+    o: &NetOptions,
+    config: &mut Value,
+) -> Result<Option<Settings>> {
+    if let Some(other) = mode.strip_prefix("container:") {
+        join_container(store, name, other, config)?;
+        return Ok(None);
+    }
+    let net_name = match mode {
+        "none" | "host" => return Ok(None),
+        "bridge" | "default" => super::DEFAULT_NETWORK,
+        n => n,
+    };
+    let net = super::get_or_default(store, net_name)?;
+    let bad = |m: String| Error::Usage(format!("container {name}: {m}"));
+    let ip = match &o.ip {
+        Some(s) => {
+            let ip: Ipv4Addr = s.parse().map_err(|e| bad(format!("--ip {s:?}: {e}")))?;
+            if !ipam::usable(&net.subnet, ip) || ip == net.gateway {
+                return Err(bad(format!(
+                    "--ip {ip} is not a free host address of network {} ({})",
+                    net.name, net.subnet
+                )));
+            }
+            Some(ip)
+        }
+        None => None,
+    };
+    let mut add_hosts = Vec::new();
+    for h in &o.add_hosts {
+        let (host, addr) = h
+            .split_once(':')
+            .filter(|(h, a)| !h.is_empty() && a.parse::<std::net::IpAddr>().is_ok())
+            .ok_or_else(|| bad(format!("--add-host {h:?}: want HOST:IP")))?;
+        add_hosts.push((host.to_string(), addr.to_string()));
+    }
+    for d in &o.dns {
+        d.parse::<std::net::IpAddr>()
+            .map_err(|e| bad(format!("--dns {d:?}: {e}")))?;
+    }
+    let hostname = config["hostname"].as_str().unwrap_or(name).to_string();
+    let exe = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
+    let root = store.root().display().to_string();
+    config["hooks"]["createRuntime"] = json!([{
+        "path": exe,
+        "args": ["hullctl", "--root", root, "network", "hook"],
+    }]);
+    for f in ["hosts", "hostname", "resolv.conf"] {
+        if let Some(a) = config["mounts"].as_array_mut() {
+            a.push(json!({"destination": format!("/etc/{f}"), "type": "bind",
+                "source": dir(store, name).join(f), "options": ["rbind", "rprivate"]}));
+        }
+    }
+    Ok(Some(Settings {
+        network: net.name,
+        ip,
+        aliases: o.aliases.clone(),
+        add_hosts,
+        dns: o.dns.clone(),
+        hostname,
+    }))
+}
+
+/// `--network container:OTHER`: OTHER's namespace (it must run) and its
+/// /etc files.
+fn join_container(store: &Store, name: &str, other: &str, config: &mut Value) -> Result<()> {
+    let rec = crate::container::record::find(store, other)?;
+    let pid = hull::Container::load(&crate::container::hull_store(store), &rec.name)
+        .ok()
+        .filter(|c| c.status() == hull::Status::Running)
+        .map(|c| c.state.pid)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "container {name}: --network container:{other}: {other} is not running"
+            ))
+        })?;
+    if let Some(ns) = config["linux"]["namespaces"].as_array_mut() {
+        ns.retain(|n| n["type"] != "network");
+        ns.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}));
+    }
+    for f in ["hosts", "resolv.conf"] {
+        let src = dir(store, &rec.name).join(f);
+        if src.exists() {
+            if let Some(a) = config["mounts"].as_array_mut() {
+                a.push(json!({"destination": format!("/etc/{f}"), "type": "bind",
+                    "source": src, "options": ["rbind", "rprivate"]}));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write network.json and the /etc files (placeholders the hook fills
+/// in place: they are bind-mounted, so their inodes must stay).
+pub fn write_files(store: &Store, name: &str, s: &Settings) -> Result<()> {
+    let d = dir(store, name);
+    let data = serde_json::to_vec_pretty(s).map_err(|e| Error::json("network.json", e))?;
+    crate::store::write_replace(&settings_path(store, name), &data, false)?;
+    let p = d.join("hostname");
+    std::fs::write(&p, format!("{}\n", s.hostname)).at(&p)?;
+    let p = d.join("resolv.conf");
+    std::fs::write(&p, resolv_conf(&s.dns)).at(&p)?;
+    let p = d.join("hosts");
+    std::fs::write(&p, "127.0.0.1\tlocalhost\n").at(&p)
+}
+
+/// The host's nameservers (loopback ones cannot be reached from the
+/// container), or --dns.
+fn resolv_conf(dns: &[String]) -> String {
+    let mut out = String::new();
+    if dns.is_empty() {
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        for l in host.lines() {
+            let mut f = l.split_whitespace();
+            match (f.next(), f.next()) {
+                (Some("nameserver"), Some(a)) if !a.starts_with("127.") && a != "::1" => {
+                    out.push_str(&format!("nameserver {a}\n"))
+                }
+                (Some("search" | "options"), _) => out.push_str(&format!("{l}\n")),
+                _ => {}
+            }
+        }
+    }
+    for d in dns {
+        out.push_str(&format!("nameserver {d}\n"));
+    }
+    out
+}
+
+/// `network hook` (createRuntime): the OCI state on stdin names the
+/// container and its init pid.
+pub fn hook(store: &Store) -> Result<()> {
+    let mut state = String::new();
+    std::io::stdin().read_to_string(&mut state).at("stdin")?;
+    let v: Value = serde_json::from_str(&state).map_err(|e| Error::json("hook state", e))?;
+    let name = v["id"].as_str().unwrap_or_default().to_string();
+    let pid = v["pid"].as_i64().unwrap_or(0) as i32;
+    let s = load_settings(store, &name)
+        .ok_or_else(|| Error::not_found("network settings of container", &name))?;
+    let rec = crate::container::record::find(store, &name)?;
+    let net = super::load(store, &s.network)?;
+    let ip = ipam::allocate(store, &net, &name, s.ip)?;
+    let attached = link::attach(&net, &rec.id, pid, ip);
+    if let Err(e) = attached {
+        let _ = ipam::release(store, &net.name, &name);
+        return Err(e);
+    }
+    refresh_hosts(store, &net)
+}
+
+/// Rewrite /etc/hosts of every container on `net` (in place): each sees
+/// every other by name and alias, including ones started later.
+pub fn refresh_hosts(store: &Store, net: &Network) -> Result<()> {
+    let leases = ipam::leases(store, &net.name)?;
+    let mut entries = String::new();
+    for (ip, c) in &leases {
+        let mut names = vec![c.clone()];
+        if let Some(s) = load_settings(store, c) {
+            if s.hostname != *c {
+                names.push(s.hostname.clone());
+            }
+            names.extend(s.aliases);
+        }
+        entries.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+    }
+    for c in leases.values() {
+        let Some(s) = load_settings(store, c) else {
+            continue;
+        };
+        let mut text =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        for (h, a) in &s.add_hosts {
+            text.push_str(&format!("{a}\t{h}\n"));
+        }
+        text.push_str(&entries);
+        let p = dir(store, c).join("hosts");
+        // Truncate and write the same inode: the container bind-mounts it.
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&p)
+        {
+            f.write_all(text.as_bytes()).at(&p)?;
+        }
+    }
+    Ok(())
+}
+
+/// On removal: the lease, the host veth (if the namespace outlived us),
+/// and the other containers' /etc/hosts.
+pub fn teardown(store: &Store, name: &str, id: &str) -> Result<()> {
+    let s = load_settings(store, name);
+    link::detach(id);
+    super::release_all(store, name)?;
+    if let Some(s) = s {
+        if let Ok(net) = super::load(store, &s.network) {
+            refresh_hosts(store, &net)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! The kernel side over netlink (rtnetlink): the network's bridge, a veth
+//! pair per container with one end moved into the container's network
+//! namespace (found through its init's pid) and configured there as eth0.
+
+use std::net::Ipv4Addr;
+
+use futures_util::TryStreamExt;
+use rtnetlink::{new_connection, Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use super::Network;
+use crate::error::{Error, Result};
+
+fn nl_err(what: String) -> impl Fn(rtnetlink::Error) -> Error {
+    move |e| Error::Image(format!("{what}: {e}"))
+}
+
+/// Run `f` with a netlink handle on a private current-thread runtime.
+fn with_handle<F, Fut, T>(f: F) -> Result<T>
+where
+    F: FnOnce(Handle) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))?;
+    rt.block_on(async {
+        let (conn, handle, _) = new_connection().map_err(|e| Error::io("netlink socket", e))?;
+        tokio::spawn(conn);
+        f(handle).await
+    })
+}
+
+async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(l)) => Ok(Some(l.header.index)),
+        Ok(None) => Ok(None),
+        // ENODEV: no such link.
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(nl_err(format!("looking up link {name}"))(e)),
+    }
+}
+
+/// The host end's name: short (15 bytes) and unique per container.
+pub fn host_ifname(container_id: &str) -> String {
+    format!("vh{}", &container_id[..12.min(container_id.len())])
+}
+
+/// Make the bridge (up, the gateway address on it) unless it exists.
+/// The caller holds the networks lock, so creators do not race.
+async fn ensure_bridge(h: &Handle, net: &Network) -> Result<u32> {
+    if let Some(i) = index_of(h, &net.bridge).await? {
+        return Ok(i);
+    }
+    let what = format!("network {}: bridge {}", net.name, net.bridge);
+    h.link()
+        .add(LinkBridge::new(&net.bridge).up().build())
+        .execute()
+        .await
+        .map_err(nl_err(what.clone()))?;
+    let i = index_of(h, &net.bridge)
+        .await?
+        .ok_or_else(|| Error::Image(format!("{what}: gone after creation")))?;
+    h.address()
+        .add(i, net.gateway.into(), net.subnet.prefix_len())
+        .execute()
+        .await
+        .map_err(nl_err(format!("{what}: address {}", net.gateway)))?;
+    Ok(i)
+}
+
+/// Connect the container whose init is `pid` to `net` with address `ip`.
+/// A failure removes the veth pair it made.
+pub fn attach(net: &Network, container_id: &str, pid: i32, ip: Ipv4Addr) -> Result<()> {
+    let host = host_ifname(container_id);
+    let peer = format!("vc{}", &container_id[..12.min(container_id.len())]);
+    let what = format!("network {}: container {container_id:.12}", net.name);
+    let (host2, peer2, what2) = (host.clone(), peer.clone(), what.clone());
+    with_handle(|h| async move {
+        let (host, peer, what) = (host2, peer2, what2);
+        let br = ensure_bridge(&h, net).await?;
+        h.link()
+            .add(LinkVeth::new(&host, &peer).build())
+            .execute()
+            .await
+            .map_err(nl_err(format!("{what}: veth {host}")))?;
+        let r = async {
+            let pi = index_of(&h, &peer)
+                .await?
+                .ok_or_else(|| Error::Image(format!("{what}: veth peer {peer} vanished")))?;
+            h.link()
+                .set(
+                    LinkUnspec::new_with_index(pi)
+                        .setns_by_pid(pid as u32)
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(nl_err(format!(
+                    "{what}: moving {peer} into pid {pid}'s netns"
+                )))?;
+            let hi = index_of(&h, &host)
+                .await?
+                .ok_or_else(|| Error::Image(format!("{what}: veth {host} vanished")))?;
+            h.link()
+                .set(LinkUnspec::new_with_index(hi).controller(br).up().build())
+                .execute()
+                .await
+                .map_err(nl_err(format!("{what}: {host} onto {}", net.bridge)))
+        }
+        .await;
+        if r.is_err() {
+            if let Ok(Some(i)) = index_of(&h, &host).await {
+                let _ = h.link().del(i).execute().await;
+            }
+        }
+        r
+    })?;
+    let r = inside(pid, |h| {
+        configure_inside(h, net, peer.clone(), ip, what.clone())
+    });
+    if r.is_err() {
+        detach(container_id);
+    }
+    r
+}
+
+/// Inside the container: the veth end becomes eth0, gets the address and
+/// the default route (none on an internal network); lo comes up.
+async fn configure_inside(
+    h: Handle,
+    net: &Network,
+    peer: String,
+    ip: Ipv4Addr,
+    what: String,
+) -> Result<()> {
+    let e = |s: &str| nl_err(format!("{what}: {s}"));
+    let pi = index_of(&h, &peer)
+        .await?
+        .ok_or_else(|| Error::Image(format!("{what}: {peer} not in the container")))?;
+    h.link()
+        .set(LinkUnspec::new_with_index(pi).name("eth0").build())
+        .execute()
+        .await
+        .map_err(e("renaming to eth0"))?;
+    h.address()
+        .add(pi, ip.into(), net.subnet.prefix_len())
+        .execute()
+        .await
+        .map_err(e(&format!("address {ip}")))?;
+    h.link()
+        .set(LinkUnspec::new_with_index(pi).up().build())
+        .execute()
+        .await
+        .map_err(e("eth0 up"))?;
+    if let Some(lo) = index_of(&h, "lo").await? {
+        h.link()
+            .set(LinkUnspec::new_with_index(lo).up().build())
+            .execute()
+            .await
+            .map_err(e("lo up"))?;
+    }
+    if !net.internal {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(net.gateway)
+            .output_interface(pi)
+            .build();
+        h.route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(e(&format!("default route via {}", net.gateway)))?;
+    }
+    Ok(())
+}
+
+/// Run `f` on a thread that entered `pid`'s network namespace (the
+/// netlink socket it opens lives there).
+fn inside<F, Fut>(pid: i32, f: F) -> Result<()>
+where
+    F: FnOnce(Handle) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let p = format!("/proc/{pid}/ns/net");
+    let ns = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            use std::os::fd::AsRawFd;
+            hull::sys::setns(ns.as_raw_fd(), libc::CLONE_NEWNET)
+                .map_err(|e| Error::io(&p, e.io()))?;
+            with_handle(f)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::Image(format!("{p}: netlink thread panicked"))))
+    })
+}
+
+/// Remove the container's host-side veth (its peer goes with it); the
+/// kernel does this itself when the namespace dies, so absence is fine.
+pub fn detach(container_id: &str) {
+    let host = host_ifname(container_id);
+    let _ = with_handle(|h| async move {
+        if let Some(i) = index_of(&h, &host).await? {
+            let _ = h.link().del(i).execute().await;
+        }
+        Ok(())
+    });
+}
+
+/// Remove a network's bridge (absent is fine).
+pub fn delete_bridge(net: &Network) -> Result<()> {
+    with_handle(|h| async move {
+        if let Some(i) = index_of(&h, &net.bridge).await? {
+            h.link().del(i).execute().await.map_err(nl_err(format!(
+                "network {}: removing bridge {}",
+                net.name, net.bridge
+            )))?;
+        }
+        Ok(())
+    })
+}
