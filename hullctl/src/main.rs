@@ -299,6 +299,12 @@ struct CreateArgs {
     /// More names the container has on its network.
     #[arg(long)]
     network_alias: Vec<String>,
+    /// Publish a port: [hostip:]hostport:containerport[/tcp|udp].
+    #[arg(short, long)]
+    publish: Vec<String>,
+    /// Publish the image's EXPOSEd ports on free host ports.
+    #[arg(short = 'P', long)]
+    publish_all: bool,
     #[arg(long)]
     init: bool,
     #[arg(long)]
@@ -337,6 +343,9 @@ impl CreateArgs {
                 add_hosts: self.add_host.clone(),
                 dns: self.dns.clone(),
                 aliases: self.network_alias.clone(),
+                publish: self.publish.clone(),
+                publish_all: self.publish_all,
+                exposed: Vec::new(),
             },
         }
     }

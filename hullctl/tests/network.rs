@@ -295,3 +295,116 @@ fn two_containers_ping_each_other_by_ip_and_name() {
     ctl.ok(&["network", "rm", "front"]);
     assert!(!links_exist(&br), "the bridge goes with the network");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Rules of hullctl's nftables table commented `comment`.
+fn nft_rules(comment: &str) -> usize {
+    let o = std::process::Command::new("nft")
+        .args(["-j", "list", "table", "ip", "hullctl"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["rule"]["comment"] == comment)
+        .count()
+}
+
+/// GET from the host with busybox wget, retried while the server starts.
+fn http_get(url: &str) -> String {
+    for _ in 0..100 {
+        let o = std::process::Command::new(BUSYBOX)
+            .args(["wget", "-q", "-O-", url])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            return String::from_utf8_lossy(&o.stdout).to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{url}: no answer");
+}
+
+#[test]
+fn published_port_answers_on_127_0_0_1_and_goes_with_the_container() {
+    if skip() {
+        return;
+    }
+    let mut n = Net::new("net-port");
+    n.network("web", 11, &[]);
+    let ctl = &n.ctl;
+    let port = free_port();
+    let name = unique("web");
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "bb:1",
+        "sh",
+        "-c",
+        "mkdir /www && echo hello-from-hull > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    assert!(nft_rules(&name) > 0);
+    // The server answers inside, and from the host at its address.
+    let ip = n.ip_of(&name);
+    let page = http_get(&format!("http://{ip}:80/"));
+    assert_eq!(page.trim(), "hello-from-hull");
+    let page = http_get(&format!("http://127.0.0.1:{port}/"));
+    assert_eq!(page.trim(), "hello-from-hull");
+    // The host port is taken now: a second -p of it is refused, nothing made.
+    let err = ctl.fails(&[
+        "run",
+        "-d",
+        "--name",
+        "second",
+        "--network",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "bb:1",
+        "true",
+    ]);
+    assert!(
+        err.contains(&format!(
+            "host port {port}/tcp is already published by container {name}"
+        )),
+        "{err}"
+    );
+    ctl.fails(&["inspect", "second"]);
+    // A port something on the host binds is refused too.
+    let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let bound = l.local_addr().unwrap().port();
+    let err = ctl.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "web",
+        "-p",
+        &format!("{bound}:80"),
+        "bb:1",
+        "true",
+    ]);
+    assert!(err.contains("in use on the host"), "{err}");
+    for bad in ["x:80", "80", "1:2:3:4", "80:80/sctp", "0:80"] {
+        let err = ctl.fails(&["run", "--rm", "--network", "web", "-p", bad, "bb:1", "true"]);
+        assert!(err.contains("-p"), "{bad}: {err}");
+    }
+    ctl.ok(&["rm", "-f", &name]);
+    assert_eq!(nft_rules(&name), 0, "the container's rules went with it");
+    let n_left = ctl.ok(&["ps", "-a", "-q"]);
+    assert!(n_left.trim().is_empty(), "{n_left}");
+}

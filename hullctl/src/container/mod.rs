@@ -74,7 +74,12 @@ pub fn create(
     let mut config = config;
     let volumes = anonymous_volumes(&cfg, &mut config, &paths);
     let mode = o.network.as_deref().unwrap_or("none");
-    let net = crate::network::attach::prepare(store, &name, mode, &o.net, &mut config)?;
+    let mut net_opts = o.net.clone();
+    net_opts.exposed = cfg["config"]["ExposedPorts"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let net = crate::network::attach::prepare(store, &name, mode, &net_opts, &mut config)?;
     seal_if_needed(store, &config)?;
     let _l = store.lock()?;
     match std::fs::create_dir(&paths.dir) {

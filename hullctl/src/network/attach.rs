@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::nft::{self, Publish};
 use super::{ipam, link, Network};
 use crate::error::{Error, IoContext, Result};
 use crate::store::Store;
@@ -22,6 +23,11 @@ pub struct NetOptions {
     pub add_hosts: Vec<String>,
     pub dns: Vec<String>,
     pub aliases: Vec<String>,
+    /// -p specs; -P publishes `exposed` on free host ports.
+    pub publish: Vec<String>,
+    pub publish_all: bool,
+    /// The image's ExposedPorts ("80/tcp").
+    pub exposed: Vec<String>,
 }
 
 /// containers/<name>/network.json.
@@ -33,6 +39,8 @@ pub struct Settings {
     pub add_hosts: Vec<(String, String)>,
     pub dns: Vec<String>,
     pub hostname: String,
+    #[serde(default)]
+    pub ports: Vec<Publish>,
 }
 
 fn dir(store: &Store, name: &str) -> PathBuf {
@@ -94,6 +102,7 @@ pub fn prepare(
         d.parse::<std::net::IpAddr>()
             .map_err(|e| bad(format!("--dns {d:?}: {e}")))?;
     }
+    let ports = publish(store, name, o)?;
     let hostname = config["hostname"].as_str().unwrap_or(name).to_string();
     let exe = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
     let root = store.root().display().to_string();
@@ -114,7 +123,104 @@ pub fn prepare(
         add_hosts,
         dns: o.dns.clone(),
         hostname,
+        ports,
     }))
+}
+
+/// Parse `-p [hostip:]hostport:containerport[/tcp|udp]` and `-P`; refuse a
+/// host port another container publishes or something on the host binds.
+fn publish(store: &Store, name: &str, o: &NetOptions) -> Result<Vec<Publish>> {
+    let bad = |m: String| Error::Usage(format!("container {name}: {m}"));
+    let mut out = Vec::new();
+    for spec in &o.publish {
+        let (rest, proto) = match spec.rsplit_once('/') {
+            Some((r, p @ ("tcp" | "udp"))) => (r, p),
+            Some(_) => return Err(bad(format!("-p {spec:?}: the protocol is tcp or udp"))),
+            None => (spec.as_str(), "tcp"),
+        };
+        let parts: Vec<&str> = rest.split(':').collect();
+        let port = |s: &str| {
+            s.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad(format!("-p {spec:?}: invalid port {s:?}")))
+        };
+        let (host_ip, hp, cp) = match parts.as_slice() {
+            [h, c] => (None, port(h)?, port(c)?),
+            [ip, h, c] => {
+                let ip: Ipv4Addr = ip.parse().map_err(|e| bad(format!("-p {spec:?}: {e}")))?;
+                (Some(ip), port(h)?, port(c)?)
+            }
+            _ => {
+                return Err(bad(format!(
+                    "-p {spec:?}: want [hostip:]hostport:containerport[/proto]"
+                )))
+            }
+        };
+        out.push(Publish {
+            host_ip,
+            host_port: hp,
+            container_port: cp,
+            proto: proto.into(),
+        });
+    }
+    if o.publish_all {
+        for e in &o.exposed {
+            let (p, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+            let Ok(cp) = p.parse::<u16>() else { continue };
+            let hp = free_port(proto).map_err(|e| bad(format!("-P: no free port: {e}")))?;
+            out.push(Publish {
+                host_ip: None,
+                host_port: hp,
+                container_port: cp,
+                proto: proto.into(),
+            });
+        }
+    }
+    for p in &out {
+        let taken = crate::container::record::list(store)?
+            .into_iter()
+            .find(|r| {
+                load_settings(store, &r.name).is_some_and(|s| {
+                    s.ports
+                        .iter()
+                        .any(|q| q.host_port == p.host_port && q.proto == p.proto)
+                })
+            });
+        if let Some(r) = taken {
+            return Err(bad(format!(
+                "host port {}/{} is already published by container {}",
+                p.host_port, p.proto, r.name
+            )));
+        }
+        if let Err(e) = bindable(p) {
+            return Err(bad(format!(
+                "host port {}/{} is in use on the host: {e}",
+                p.host_port, p.proto
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn bindable(p: &Publish) -> std::io::Result<()> {
+    let ip = p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    match p.proto.as_str() {
+        "udp" => std::net::UdpSocket::bind((ip, p.host_port)).map(drop),
+        _ => std::net::TcpListener::bind((ip, p.host_port)).map(drop),
+    }
+}
+
+/// A port the kernel has free now (bind to port 0, read it, let go).
+fn free_port(proto: &str) -> std::io::Result<u16> {
+    match proto {
+        "udp" => std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?
+            .local_addr()
+            .map(|a| a.port()),
+        _ => std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))?
+            .local_addr()
+            .map(|a| a.port()),
+    }
 }
 
 /// `--network container:OTHER`: OTHER's namespace (it must run) and its
@@ -196,8 +302,19 @@ pub fn hook(store: &Store) -> Result<()> {
     let rec = crate::container::record::find(store, &name)?;
     let net = super::load(store, &s.network)?;
     let ip = ipam::allocate(store, &net, &name, s.ip)?;
-    let attached = link::attach(&net, &rec.id, pid, ip);
+    let attached = (|| {
+        // One setup at a time: the bridge and the network's masquerade
+        // rule are made by whoever comes first.
+        let _l = super::lock(store)?;
+        link::attach(&net, &rec.id, pid, ip)?;
+        if !s.ports.is_empty() {
+            nft::route_localnet(&net.bridge)?;
+        }
+        nft::add(&net, &name, ip, &s.ports)
+    })();
     if let Err(e) = attached {
+        link::detach(&rec.id);
+        let _ = nft::remove(&name);
         let _ = ipam::release(store, &net.name, &name);
         return Err(e);
     }
@@ -247,6 +364,9 @@ pub fn refresh_hosts(store: &Store, net: &Network) -> Result<()> {
 pub fn teardown(store: &Store, name: &str, id: &str) -> Result<()> {
     let s = load_settings(store, name);
     link::detach(id);
+    if s.is_some() {
+        nft::remove(name)?;
+    }
     super::release_all(store, name)?;
     if let Some(s) = s {
         if let Ok(net) = super::load(store, &s.network) {

@@ -14,6 +14,7 @@
 pub mod attach;
 pub mod ipam;
 pub mod link;
+pub mod nft;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -324,6 +325,7 @@ pub fn remove(store: &Store, name: &str) -> Result<()> {
 
 fn remove_locked(store: &Store, name: &str) -> Result<()> {
     link::delete_bridge(&load(store, name)?)?;
+    nft::remove(&format!("net:{name}"))?;
     let lp = ipam::leases_path(store, name);
     if let Err(e) = std::fs::remove_file(&lp) {
         if e.kind() != std::io::ErrorKind::NotFound {
