@@ -358,7 +358,8 @@ fn published_port_answers_on_127_0_0_1_and_goes_with_the_container() {
         "-c",
         "mkdir /www && echo hello-from-hull > /www/index.html && exec httpd -f -p 80 -h /www",
     ]);
-    assert!(nft_rules(&name) > 0);
+    let tag = format!("{}/containers/{name}", ctl.root().display());
+    assert!(nft_rules(&tag) > 0);
     // The server answers inside, and from the host at its address.
     let ip = n.ip_of(&name);
     let page = http_get(&format!("http://{ip}:80/"));
@@ -404,7 +405,212 @@ fn published_port_answers_on_127_0_0_1_and_goes_with_the_container() {
         assert!(err.contains("-p"), "{bad}: {err}");
     }
     ctl.ok(&["rm", "-f", &name]);
-    assert_eq!(nft_rules(&name), 0, "the container's rules went with it");
+    assert_eq!(nft_rules(&tag), 0, "the container's rules went with it");
     let n_left = ctl.ok(&["ps", "-a", "-q"]);
     assert!(n_left.trim().is_empty(), "{n_left}");
+}
+
+#[test]
+fn none_host_container_and_internal_modes() {
+    if skip() {
+        return;
+    }
+    let mut n = Net::new("net-modes");
+    n.network("inner", 12, &["--internal"]);
+    let ctl = &n.ctl;
+    let links = ctl.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb:1",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(links.trim(), "lo");
+    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    let seen = ctl.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "bb:1",
+        "ls",
+        "/sys/class/net",
+    ]);
+    for l in ["lo"].iter().chain(
+        host.iter()
+            .map(String::as_str)
+            .filter(|l| *l != "lo")
+            .take(1)
+            .collect::<Vec<_>>()
+            .iter(),
+    ) {
+        assert!(
+            seen.split_whitespace().any(|s| s == *l),
+            "{l} not in {seen}"
+        );
+    }
+    // --internal: an address, no default route.
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "--network",
+        "inner",
+        "--hostname",
+        "alpha",
+        "--add-host",
+        "db:10.1.2.3",
+        "--dns",
+        "10.9.9.9",
+        "bb:1",
+        "sh",
+        "-c",
+        "busybox nc -l -p 7000 -e echo hi-from-a; sleep 1000",
+    ]);
+    let route = ctl.ok(&["exec", "a", "ip", "route"]);
+    assert!(!route.contains("default"), "{route}");
+    assert_eq!(
+        ctl.ok(&["exec", "a", "cat", "/etc/hostname"]).trim(),
+        "alpha"
+    );
+    assert_eq!(ctl.ok(&["exec", "a", "hostname"]).trim(), "alpha");
+    let hosts = ctl.ok(&["exec", "a", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains("10.1.2.3\tdb") && hosts.contains("a alpha"),
+        "{hosts}"
+    );
+    assert_eq!(
+        ctl.ok(&["exec", "a", "cat", "/etc/resolv.conf"]),
+        "nameserver 10.9.9.9\n"
+    );
+    // container:a shares a's interfaces and its localhost.
+    let ip_a = n.ip_of("a");
+    let out = ctl.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:a",
+        "bb:1",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; busybox nc 127.0.0.1 7000",
+    ]);
+    assert!(out.contains(&ip_a) && out.contains("hi-from-a"), "{out}");
+    let err = ctl.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:nosuch",
+        "bb:1",
+        "true",
+    ]);
+    assert!(err.contains("nosuch"), "{err}");
+}
+
+#[test]
+fn two_user_networks_are_isolated() {
+    if skip() {
+        return;
+    }
+    let mut n = Net::new("net-iso");
+    n.network("n1", 13, &[]);
+    n.network("n2", 14, &[]);
+    let ctl = &n.ctl;
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "x1",
+        "--network",
+        "n1",
+        "bb:1",
+        "sleep",
+        "1000",
+    ]);
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "x2",
+        "--network",
+        "n2",
+        "bb:1",
+        "sleep",
+        "1000",
+    ]);
+    let ip2 = n.ip_of("x2");
+    let o = ctl.run(&["exec", "x1", "ping", "-c1", "-W1", &ip2]);
+    assert!(!o.status.success(), "n1 reached n2");
+    // Nor does x1 know x2's name.
+    let hosts = ctl.ok(&["exec", "x1", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("x2"), "{hosts}");
+    // hullctl's own drop rule for each bridge is there (on hosts without
+    // docker's FORWARD policy it is what isolates them).
+    for b in &n.bridges {
+        assert!(nft_rules(&format!("net:{b}")) >= 2, "{b}");
+    }
+}
+
+#[test]
+fn concurrent_runs_get_distinct_addresses_and_leave_nothing() {
+    if skip() {
+        return;
+    }
+    let mut n = Net::new("net-conc");
+    n.network("many", 15, &[]);
+    let ctl = &n.ctl;
+    let names: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
+    std::thread::scope(|s| {
+        for c in &names {
+            s.spawn(move || {
+                ctl.ok(&[
+                    "run",
+                    "-d",
+                    "--name",
+                    c,
+                    "--network",
+                    "many",
+                    "-p",
+                    &format!("{}:80", free_port()),
+                    "bb:1",
+                    "sleep",
+                    "1000",
+                ]);
+            });
+        }
+    });
+    let mut ips: Vec<String> = names.iter().map(|c| n.ip_of(c)).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), names.len(), "distinct: {ips:?}");
+    std::thread::scope(|s| {
+        for c in &names {
+            s.spawn(move || ctl.ok(&["rm", "-f", c]));
+        }
+    });
+    let insp: serde_json::Value =
+        serde_json::from_str(&ctl.ok(&["network", "inspect", "many"])).unwrap();
+    assert!(
+        insp[0]["Containers"].as_object().unwrap().is_empty(),
+        "no lease left"
+    );
+    let root = ctl.root().display().to_string();
+    let o = std::process::Command::new("nft")
+        .args(["-j", "list", "table", "ip", "hullctl"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains(&root),
+        "no rule left"
+    );
+    let veths = std::fs::read_dir(format!("/sys/class/net/{}/brif", n.bridges[0]))
+        .unwrap()
+        .count();
+    assert_eq!(veths, 0, "no veth left on the bridge");
 }

@@ -289,6 +289,19 @@ fn resolv_conf(dns: &[String]) -> String {
     out
 }
 
+/// The comment on a container's nftables rules: its directory, so the
+/// next setup can tell a stale rule (directory gone) from one of another
+/// store's container; the id when the path is too long for a comment.
+pub fn rule_tag(store: &Store, name: &str) -> String {
+    let p = dir(store, name).display().to_string();
+    if p.len() <= 120 {
+        return p;
+    }
+    crate::container::record::find(store, name)
+        .map(|r| r.id)
+        .unwrap_or_else(|_| name.to_string())
+}
+
 /// `network hook` (createRuntime): the OCI state on stdin names the
 /// container and its init pid.
 pub fn hook(store: &Store) -> Result<()> {
@@ -306,15 +319,17 @@ pub fn hook(store: &Store) -> Result<()> {
         // One setup at a time: the bridge and the network's masquerade
         // rule are made by whoever comes first.
         let _l = super::lock(store)?;
+        // Repair after a crash: rules of containers that are gone.
+        nft::remove_stale(|t| !t.starts_with('/') || std::path::Path::new(t).is_dir())?;
         link::attach(&net, &rec.id, pid, ip)?;
         if !s.ports.is_empty() {
             nft::route_localnet(&net.bridge)?;
         }
-        nft::add(&net, &name, ip, &s.ports)
+        nft::add(&net, &rule_tag(store, &name), ip, &s.ports)
     })();
     if let Err(e) = attached {
         link::detach(&rec.id);
-        let _ = nft::remove(&name);
+        let _ = nft::remove(&rule_tag(store, &name));
         let _ = ipam::release(store, &net.name, &name);
         return Err(e);
     }
@@ -365,7 +380,7 @@ pub fn teardown(store: &Store, name: &str, id: &str) -> Result<()> {
     let s = load_settings(store, name);
     link::detach(id);
     if s.is_some() {
-        nft::remove(name)?;
+        nft::remove(&rule_tag(store, name))?;
     }
     super::release_all(store, name)?;
     if let Some(s) = s {

@@ -324,8 +324,9 @@ pub fn remove(store: &Store, name: &str) -> Result<()> {
 }
 
 fn remove_locked(store: &Store, name: &str) -> Result<()> {
-    link::delete_bridge(&load(store, name)?)?;
-    nft::remove(&format!("net:{name}"))?;
+    let net = load(store, name)?;
+    link::delete_bridge(&net)?;
+    nft::remove(&nft::net_tag(&net))?;
     let lp = ipam::leases_path(store, name);
     if let Err(e) = std::fs::remove_file(&lp) {
         if e.kind() != std::io::ErrorKind::NotFound {

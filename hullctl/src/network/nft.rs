@@ -73,6 +73,8 @@ fn base() -> Vec<Value> {
         chain("prerouting", "prerouting", -100),
         chain("output", "output", -100),
         chain("postrouting", "postrouting", 100),
+        json!({"add": {"chain": {"family": "ip", "table": TABLE, "name": "forward",
+            "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}}),
     ]
 }
 
@@ -93,11 +95,47 @@ fn prefix(net: &Network) -> Value {
     json!({"prefix": {"addr": net.subnet.network().to_string(), "len": net.subnet.prefix_len()}})
 }
 
-/// Set up NAT for `container` at `ip` on `net`: masquerade for the
+/// Set up NAT for `container` (its tag: see attach::rule_tag) at `ip` on `net`: masquerade for the
 /// network and a DNAT per published port. All in one nft transaction.
 pub fn add(net: &Network, container: &str, ip: Ipv4Addr, ports: &[Publish]) -> Result<()> {
     let mut cmds = base();
-    let tag = format!("net:{}", net.name);
+    let tag = net_tag(net);
+    let iif = |op: &str, b: &str| m(json!({"meta": {"key": "iifname"}}), op, json!(b));
+    let oif = |op: &str, b: &str| m(json!({"meta": {"key": "oifname"}}), op, json!(b));
+    if !has_rule(&tag)? {
+        // Isolation: nothing from elsewhere opens a connection into the
+        // network but published ports (DNAT); internal ones send nothing out.
+        cmds.push(rule(
+            "forward",
+            &tag,
+            vec![
+                oif("==", &net.bridge),
+                iif("!=", &net.bridge),
+                json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
+                json!({"accept": null}),
+            ],
+        ));
+        cmds.push(rule(
+            "forward",
+            &tag,
+            vec![
+                oif("==", &net.bridge),
+                iif("!=", &net.bridge),
+                json!({"drop": null}),
+            ],
+        ));
+        if net.internal {
+            cmds.push(rule(
+                "forward",
+                &tag,
+                vec![
+                    iif("==", &net.bridge),
+                    oif("!=", &net.bridge),
+                    json!({"drop": null}),
+                ],
+            ));
+        }
+    }
     if !net.internal && !has_rule(&tag)? {
         cmds.push(rule(
             "postrouting",
@@ -186,6 +224,28 @@ pub fn remove(comment: &str) -> Result<()> {
         return Ok(());
     }
     nft(cmds, &format!("removing {comment}'s rules")).map(drop)
+}
+
+/// A network's rules are tagged by its bridge (unique on the host, while
+/// network names are per store).
+pub fn net_tag(net: &Network) -> String {
+    format!("net:{}", net.bridge)
+}
+
+/// Remove the rules of containers that no longer exist (a crash between
+/// setup and teardown): `live` says whether a container still exists.
+pub fn remove_stale(live: impl Fn(&str) -> bool) -> Result<()> {
+    let cmds: Vec<Value> = rules()?
+        .into_iter()
+        .filter(|r| !r.2.starts_with("net:") && !live(&r.2))
+        .map(|(chain, handle, _)| {
+            json!({"delete": {"rule": {"family": "ip", "table": TABLE, "chain": chain, "handle": handle}}})
+        })
+        .collect();
+    if cmds.is_empty() {
+        return Ok(());
+    }
+    nft(cmds, "removing stale rules").map(drop)
 }
 
 /// Let the host's 127.0.0.1 be routed to the bridge (for published ports).
