@@ -503,6 +503,7 @@ fn create_options(p: &Parsed) -> Result<CreateOptions> {
         keep_pty: false,
         systemd_cgroup: p.has("systemd-cgroup"),
         autostart: false,
+        stdio: None,
     })
 }
 
@@ -646,6 +647,7 @@ fn dispatch(store: &StateStore, command: &str, p: &Parsed) -> Result<i32> {
                 pid_file: path(p, "pid-file"),
                 preserve_fds: p.num("preserve-fds").map_err(usage)?.unwrap_or(0),
                 ignore_paused: p.has("ignore-paused"),
+                stdio: None,
             };
             container::exec::exec(store, &o)
         }
