@@ -13,6 +13,7 @@ mod mounts;
 mod server;
 mod service;
 mod stdio;
+mod sys;
 mod wire;
 
 use std::process::ExitCode;

@@ -22,7 +22,7 @@ use hull::{Container, CreateOptions, StateStore, Status};
 
 use crate::bootstrap::{Saved, DEFAULT_ROOT};
 use crate::events::{now, Publisher};
-use crate::stdio::Io;
+use crate::stdio::{Io, Owner};
 use crate::{mounts, wire};
 
 /// A failed request: the ttrpc code containerd maps to its error kinds,
@@ -81,7 +81,9 @@ struct Ctr {
     rootfs_mounted: bool,
     init: Proc,
     execs: BTreeMap<String, Proc>,
-    /// The cgroup's oom_kill count last seen.
+    /// The container's cgroup (as created; read for OOM kills without
+    /// loading the state each time) and its oom_kill count last seen.
+    cgroup: hull::cgroups::Cgroup,
     ooms: u64,
 }
 
@@ -269,10 +271,10 @@ impl Service {
                 return Err(e);
             }
         };
-        let ooms = Container::load(&store, &req.id)
-            .ok()
-            .and_then(|c| c.state.cgroup.oom_kills())
-            .unwrap_or(0);
+        let cgroup = Container::load(&store, &req.id)
+            .map(|c| c.state.cgroup)
+            .unwrap_or_default();
+        let ooms = cgroup.oom_kills().unwrap_or(0);
         self.containers.insert(
             req.id.clone(),
             Ctr {
@@ -290,6 +292,7 @@ impl Service {
                     spec: Vec::new(),
                 },
                 execs: BTreeMap::new(),
+                cgroup,
                 ooms,
             },
         );
@@ -322,7 +325,11 @@ impl Service {
         opts: &RuncOptions,
         root: &Path,
     ) -> Answer<(i32, StateStore, Io)> {
-        let mut io = Io::open(&req.stdin, &req.stdout, &req.stderr, req.terminal)
+        let owner = Owner {
+            id: &req.id,
+            namespace: &self.namespace,
+        };
+        let mut io = Io::open(&req.stdin, &req.stdout, &req.stderr, req.terminal, &owner)
             .map_err(|e| Failure(Code::UNKNOWN, e))?;
         std::fs::create_dir_all(root)
             .map_err(|e| Failure(Code::UNKNOWN, format!("{}: {e}", root.display())))?;
@@ -372,7 +379,12 @@ impl Service {
                 ..Default::default()
             });
         }
-        let pid = start_exec(c, &req.id, &req.exec_id)?;
+        let pid = start_exec(
+            self.containers.get_mut(&req.id),
+            &self.namespace,
+            &req.id,
+            &req.exec_id,
+        )?;
         self.events.publish(TaskExecStarted {
             container_id: req.id.clone(),
             exec_id: req.exec_id.clone(),
@@ -743,10 +755,7 @@ impl Service {
     /// kill.
     pub fn check_ooms(&mut self) {
         for (id, c) in self.containers.iter_mut() {
-            let Ok(container) = Container::load(&c.store, id) else {
-                continue;
-            };
-            let n = container.state.cgroup.oom_kills().unwrap_or(0);
+            let n = c.cgroup.oom_kills().unwrap_or(0);
             if n > c.ooms {
                 c.ooms = n;
                 self.events.publish(TaskOOM {
@@ -803,7 +812,8 @@ fn delete_response(pid: i32, status: u32, at: Timestamp) -> api::DeleteResponse 
 
 /// Start an exec'd process: its stdio, its process JSON as a file for the
 /// library, then the library's exec (detached; the shim reaps it).
-fn start_exec(c: &mut Ctr, id: &str, exec_id: &str) -> Answer<i32> {
+fn start_exec(c: Option<&mut Ctr>, namespace: &str, id: &str, exec_id: &str) -> Answer<i32> {
+    let c = c.ok_or_else(|| not_found(format!("container {id:?}")))?;
     let store = c.store.clone();
     let p = c.proc_mut(exec_id)?;
     if p.pid != 0 {
@@ -812,7 +822,8 @@ fn start_exec(c: &mut Ctr, id: &str, exec_id: &str) -> Answer<i32> {
             format!("exec {exec_id:?} was started already"),
         ));
     }
-    p.io = Io::open(&p.stdin, &p.stdout, &p.stderr, p.terminal)
+    let owner = Owner { id, namespace };
+    p.io = Io::open(&p.stdin, &p.stdout, &p.stderr, p.terminal, &owner)
         .map_err(|e| Failure(Code::UNKNOWN, e))?;
     let file = store.dir(id).join(format!("exec-{exec_id}.json"));
     std::fs::write(&file, &p.spec)

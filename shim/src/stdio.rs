@@ -1,6 +1,6 @@
-//! A process's stdio as containerd names it: FIFO paths (ctr, CRI), or
-//! `file://` log URIs; with a terminal, the pty master copied to and from
-//! the FIFOs by the shim's loop.
+//! A process's stdio as containerd names it: FIFO paths (ctr, CRI),
+//! `file://` and `binary://` log URIs; with a terminal, the pty master
+//! copied to and from the FIFOs by the shim's loop.
 //!
 //! Without a terminal the process gets the FIFOs themselves (no copy):
 //! the write ends are opened with a transient read end of our own so the
@@ -49,11 +49,6 @@ fn output(uri: &str) -> Result<File, String> {
             .open(path)
             .map_err(|e| format!("{path}: {e}"));
     }
-    if uri.starts_with("binary://") {
-        return Err(format!(
-            "{uri}: binary:// log drivers are not supported by this shim yet"
-        ));
-    }
     let path = uri.strip_prefix("fifo://").unwrap_or(uri);
     // Our own read end first, so that opening the write end never blocks
     // (containerd's reader may not be open yet); dropped on return.
@@ -61,9 +56,70 @@ fn output(uri: &str) -> Result<File, String> {
     open(path, false, true, 0)
 }
 
+/// Whose output a logging binary gets (its environment).
+pub struct Owner<'a> {
+    pub id: &'a str,
+    pub namespace: &'a str,
+}
+
+/// `binary:///path?key=value`: containerd's logging-binary protocol. The
+/// binary gets the read ends of the stdout and stderr pipes as fds 3 and
+/// 4 and the write end of a third pipe as fd 5, which it closes once
+/// ready; CONTAINER_ID and CONTAINER_NAMESPACE in its environment; the
+/// query as arguments (`key value`). Returns the pipes' write ends.
+fn log_binary(uri: &str, owner: &Owner) -> Result<(File, File), String> {
+    let rest = uri.trim_start_matches("binary://");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut args = Vec::new();
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        args.push(k.to_string());
+        if !v.is_empty() {
+            args.push(v.to_string());
+        }
+    }
+    let pipe = |what: &str| std::io::pipe().map_err(|e| format!("{uri}: {what} pipe: {e}"));
+    let (out_r, out_w) = pipe("stdout")?;
+    let (err_r, err_w) = pipe("stderr")?;
+    let (ready_r, ready_w) = pipe("ready")?;
+    let mut cmd = std::process::Command::new(path);
+    cmd.args(&args)
+        .env("CONTAINER_ID", owner.id)
+        .env("CONTAINER_NAMESPACE", owner.namespace)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let fds = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
+    let spawned = crate::sys::spawn_with_fds(&mut cmd, fds);
+    drop((out_r, err_r, ready_w));
+    spawned.map_err(|e| format!("{uri}: starting {path}: {e}"))?;
+    // Ready when fd 5 closes (EOF); the shim reaps the logger later (an
+    // unknown child to its loop).
+    let mut ready = File::from(OwnedFd::from(ready_r));
+    if !sys::poll_one(ready.as_raw_fd(), libc::POLLIN, 10_000).unwrap_or(false) {
+        return Err(format!("{uri}: {path} did not get ready in 10 s"));
+    }
+    let _ = ready.read(&mut [0u8; 1]);
+    Ok((
+        File::from(OwnedFd::from(out_w)),
+        File::from(OwnedFd::from(err_w)),
+    ))
+}
+
 impl Io {
-    pub fn open(stdin: &str, stdout: &str, stderr: &str, terminal: bool) -> Result<Io, String> {
+    pub fn open(
+        stdin: &str,
+        stdout: &str,
+        stderr: &str,
+        terminal: bool,
+        owner: &Owner,
+    ) -> Result<Io, String> {
         let mut io = Io::default();
+        let logger = if stdout.starts_with("binary://") {
+            Some(log_binary(stdout, owner)?)
+        } else {
+            None
+        };
         let mut hold = None;
         let input = if stdin.is_empty() {
             open("/dev/null", true, false, 0)?
@@ -80,14 +136,21 @@ impl Io {
             // so output made before the client opens its end is kept
             // (non-blocking: a client that stops reading loses output
             // rather than stalling the shim).
-            io.tty_out = Some(match stdout.strip_prefix("fifo://").unwrap_or(stdout) {
-                "" => open("/dev/null", false, true, 0)?,
-                p if p.starts_with("file://") || p.starts_with("binary://") => output(p)?,
-                p => open(p, true, true, libc::O_NONBLOCK)?,
-            });
+            io.tty_out = Some(
+                match (logger, stdout.strip_prefix("fifo://").unwrap_or(stdout)) {
+                    (Some((out, _)), _) => out,
+                    (None, "") => open("/dev/null", false, true, 0)?,
+                    (None, p) if p.starts_with("file://") => output(p)?,
+                    (None, p) => open(p, true, true, libc::O_NONBLOCK)?,
+                },
+            );
             return Ok(io);
         }
         io.stdin_hold = hold;
+        if let Some((out, err)) = logger {
+            io.child = vec![input.into(), out.into(), err.into()];
+            return Ok(io);
+        }
         let out = output(stdout)?;
         let err = if stderr.is_empty() || stderr == stdout {
             out.try_clone().map_err(|e| format!("{stdout}: {e}"))?

@@ -320,6 +320,59 @@ fn ctr_run_with_the_hull_shim() {
     );
     d.remove(&id);
 
+    // Log URIs: file:// (appended to) and binary:// (a logging process
+    // gets the output on fds 3 and 4, signals ready by closing fd 5).
+    let logs = d.dir.join("logs");
+    fs::create_dir_all(&logs).unwrap();
+    let id = common::unique_id("filelog");
+    let uri = format!("file://{}", logs.join("file.log").display());
+    let r = d.run(
+        &["--rm", "--log-uri", &uri],
+        &id,
+        &["sh", "-c", "echo to-file; echo err-file >&2"],
+    );
+    let text = fs::read_to_string(logs.join("file.log")).unwrap_or_default();
+    check(
+        &mut steps,
+        "file:// log",
+        expect(
+            r.code == 0 && text.contains("to-file") && text.contains("err-file"),
+            &r,
+        )
+        .map_err(|e| format!("{e}; file: {text:?}")),
+    );
+    d.remove(&id);
+    let logger = logs.join("logger.sh");
+    fs::write(&logger, "#!/bin/sh\nd=$2\necho \"$CONTAINER_ID $CONTAINER_NAMESPACE\" > \"$d/env\"\n\
+        cat <&3 5>&- 4<&- > \"$d/stdout\" &\ncat <&4 5>&- 3<&- > \"$d/stderr\" &\nexec 5>&- 3<&- 4<&-\nwait\n").unwrap();
+    fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let id = common::unique_id("binlog");
+    let uri = format!("binary://{}?dir={}", logger.display(), logs.display());
+    let r = d.run(
+        &["--rm", "--log-uri", &uri],
+        &id,
+        &["sh", "-c", "echo to-binary; echo err-binary >&2"],
+    );
+    sleep(Duration::from_millis(200));
+    let read = |f: &str| fs::read_to_string(logs.join(f)).unwrap_or_default();
+    let ok = r.code == 0
+        && read("stdout").contains("to-binary")
+        && read("stderr").contains("err-binary")
+        && read("env").trim() == format!("{id} {ns}");
+    check(
+        &mut steps,
+        "binary:// log",
+        expect(ok, &r).map_err(|e| {
+            format!(
+                "{e}; stdout {:?} stderr {:?} env {:?}",
+                read("stdout"),
+                read("stderr"),
+                read("env")
+            )
+        }),
+    );
+    d.remove(&id);
+
     // A bad config surfaces hull's message naming the field.
     let id = common::unique_id("bad");
     let r = d.run(&["--rm", "--cwd", "relative/dir"], &id, &["true"]);
