@@ -7,7 +7,9 @@ use containerd_shim_protos::events::task::{
 };
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim_protos::protobuf::{Message, MessageFull};
+use containerd_shim_protos::protobuf::Message;
+#[cfg(test)]
+use containerd_shim_protos::protobuf::MessageFull;
 use containerd_shim_protos::shim::event::Envelope;
 use containerd_shim_protos::shim::events::ForwardRequest;
 use containerd_shim_protos::topics;
@@ -22,18 +24,31 @@ pub fn now() -> Timestamp {
     t
 }
 
-/// An event that has a topic.
-pub trait Event: MessageFull {
+/// An event: its topic and its protobuf type name (the Any type URL
+/// containerd decodes it by). The names are spelled out rather than taken
+/// from the protobuf descriptors: building those (reflection) costs the
+/// shim a few hundred KB of heap and code it otherwise never touches; the
+/// test below checks the names against the descriptors.
+pub trait Event: Message {
     const TOPIC: &'static str;
+    const TYPE: &'static str;
 }
 
-macro_rules! topic {
-    ($($t:ty => $topic:ident),* $(,)?) => {
-        $(impl Event for $t { const TOPIC: &'static str = topics::$topic; })*
+macro_rules! event {
+    ($($t:ident => $topic:ident),* $(,)?) => {
+        $(impl Event for $t {
+            const TOPIC: &'static str = topics::$topic;
+            const TYPE: &'static str = concat!("containerd.events.", stringify!($t));
+        })*
+        #[cfg(test)]
+        #[test]
+        fn type_names_match_the_descriptors() {
+            $(assert_eq!(<$t as MessageFull>::descriptor().full_name(), <$t as Event>::TYPE);)*
+        }
     };
 }
 
-topic!(
+event!(
     TaskCreate => TASK_CREATE_EVENT_TOPIC,
     TaskStart => TASK_START_EVENT_TOPIC,
     TaskExit => TASK_EXIT_EVENT_TOPIC,
@@ -64,7 +79,7 @@ impl Publisher {
             return;
         }
         let any = Any {
-            type_url: E::descriptor().full_name().to_string(),
+            type_url: E::TYPE.to_string(),
             value: event.write_to_bytes().unwrap_or_default(),
             ..Default::default()
         };

@@ -113,7 +113,12 @@ fn pollfd(fd: RawFd) -> libc::pollfd {
 fn run(listener: &UnixListener, sigfd: RawFd, service: &mut Service) -> Result<(), String> {
     let mut conns: Vec<Conn> = Vec::new();
     let mut next_token = 0u64;
+    let mut busy = false;
     while !service.done {
+        if busy {
+            crate::sys::trim_heap();
+            busy = false;
+        }
         let ttys = service.poll_fds();
         let mut fds = vec![pollfd(listener.as_raw_fd()), pollfd(sigfd)];
         fds.extend(conns.iter().map(|c| pollfd(c.sock.as_raw_fd())));
@@ -148,8 +153,11 @@ fn run(listener: &UnixListener, sigfd: RawFd, service: &mut Service) -> Result<(
         }
         let mut gone = Vec::new();
         for (i, c) in conns.iter_mut().enumerate() {
-            if fds[2 + i].revents != 0 && !serve_conn(c, service) {
-                gone.push(c.token);
+            if fds[2 + i].revents != 0 {
+                busy = true;
+                if !serve_conn(c, service) {
+                    gone.push(c.token);
+                }
             }
         }
         for token in gone {

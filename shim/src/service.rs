@@ -12,7 +12,7 @@ use containerd_shim_protos::events::task::{
 };
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim_protos::protobuf::{Message, MessageFull};
+use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::oci::{Options as RuncOptions, ProcessDetails};
 use containerd_shim_protos::ttrpc::proto::{Code, Response};
 use hull::container::create::{create_from, Input};
@@ -142,9 +142,15 @@ fn exit_code(status: i32) -> u32 {
     }
 }
 
-fn to_any<M: MessageFull>(m: &M) -> Any {
+/// Protobuf type names of what the shim puts in an Any (spelled out, see
+/// `events::Event`; checked against the descriptors in the tests).
+const PROCESS_DETAILS: &str = "containerd.runc.v1.ProcessDetails";
+const METRICS_V1: &str = "io.containerd.cgroups.v1.Metrics";
+const METRICS_V2: &str = "io.containerd.cgroups.v2.Metrics";
+
+fn to_any<M: Message>(type_url: &str, m: &M) -> Any {
     Any {
-        type_url: M::descriptor().full_name().to_string(),
+        type_url: type_url.to_string(),
         value: m.write_to_bytes().unwrap_or_default(),
         ..Default::default()
     }
@@ -538,10 +544,13 @@ impl Service {
                 info: execs
                     .get(&pid)
                     .map(|e| {
-                        to_any(&ProcessDetails {
-                            exec_id: e.to_string(),
-                            ..Default::default()
-                        })
+                        to_any(
+                            PROCESS_DETAILS,
+                            &ProcessDetails {
+                                exec_id: e.to_string(),
+                                ..Default::default()
+                            },
+                        )
                     })
                     .into(),
                 ..Default::default()
@@ -647,9 +656,12 @@ impl Service {
         let cg = &container.state.cgroup;
         let stats = cg.stats();
         let any = if cg.v2 {
-            to_any(&crate::server::metrics_v2(&stats))
+            to_any(METRICS_V2, &crate::server::metrics_v2(&stats))
         } else {
-            to_any(&crate::server::metrics_v1(&stats, cg.oom_kills()))
+            to_any(
+                METRICS_V1,
+                &crate::server::metrics_v1(&stats, cg.oom_kills()),
+            )
         };
         Ok(api::StatsResponse {
             stats: Some(any).into(),
@@ -845,4 +857,19 @@ fn start_exec(c: Option<&mut Ctr>, namespace: &str, id: &str, exec_id: &str) -> 
     }
     p.pid = pid;
     Ok(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_shim_protos::cgroups::metrics as v1;
+    use containerd_shim_protos::cgroups_v2::metrics as v2;
+    use containerd_shim_protos::protobuf::MessageFull;
+
+    #[test]
+    fn any_type_names_match_the_descriptors() {
+        assert_eq!(ProcessDetails::descriptor().full_name(), PROCESS_DETAILS);
+        assert_eq!(v1::Metrics::descriptor().full_name(), METRICS_V1);
+        assert_eq!(v2::Metrics::descriptor().full_name(), METRICS_V2);
+    }
 }
