@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every test hull has: format, lints, unit and integration tests (real
 # containers, differential tests against runc, engine tests with
-# containerd/docker/podman), the runtime-spec conformance suite with runc
+# containerd/docker/podman, Kubernetes pods through containerd's CRI: the
+# tests-cri workspace member, which `cargo test --workspace` runs), the
+# runtime-spec conformance suite with runc
 # side by side, and then, in the pure cgroup v2 + systemd guest (tests/vm,
 # qemu), the cgroup v2 checks, the Rust integration tests again, the
 # systemd driver without a D-Bus daemon, the CRIU round trip and AppArmor.

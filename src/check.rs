@@ -1,6 +1,7 @@
 //! `hull check`: what this host supports, item by item with a verdict (like
 //! lxc-checkconfig): namespaces, the cgroup layout and controllers, seccomp,
-//! overlayfs, user namespaces, LSMs, CRIU.
+//! overlayfs, user namespaces, LSMs, CRIU; then what a Kubernetes node
+//! (kubelet + containerd's CRI plugin + hull) would miss here.
 
 use std::path::Path;
 
@@ -63,6 +64,7 @@ pub fn run(criu: &Path) -> Vec<Item> {
     }
 
     let max = read("/proc/sys/user/max_user_namespaces").and_then(|s| s.parse::<u64>().ok());
+    let max_userns = max;
     out.push(match max {
         Some(0) => item(
             "user namespaces",
@@ -155,6 +157,8 @@ pub fn run(criu: &Path) -> Vec<Item> {
         },
     ));
 
+    out.extend(kubernetes_node(&NodeFacts::read(overlay, max_userns)));
+
     out.push(match crate::container::checkpoint::criu_version(criu) {
         Err(e) => item("criu", Verdict::Warn, e.to_string()),
         Ok((maj, min)) => {
@@ -183,6 +187,167 @@ pub fn run(criu: &Path) -> Vec<Item> {
             }
         }
     });
+    out
+}
+
+/// The host facts the Kubernetes node section judges.
+#[derive(Debug, Clone, Default)]
+pub struct NodeFacts {
+    pub cgroup_v2: bool,
+    /// systemd runs as init (`/run/systemd/system`), so the systemd cgroup
+    /// driver (`SystemdCgroup = true`) can be used.
+    pub systemd: bool,
+    /// Where CNI plugins are, with the ones found of those a pod needs.
+    pub cni: Vec<(String, Vec<String>)>,
+    pub overlay: bool,
+    pub max_user_namespaces: Option<u64>,
+    /// Kernel (major, minor).
+    pub kernel: Option<(u32, u32)>,
+    pub swap_on: bool,
+    /// CAP_SYS_RESOURCE in this process's effective set.
+    pub cap_sys_resource: bool,
+}
+
+/// The CNI plugins containerd's CRI plugin and a bridge network need.
+const CNI_NEEDED: [&str; 3] = ["bridge", "host-local", "loopback"];
+
+impl NodeFacts {
+    fn read(overlay: bool, max_user_namespaces: Option<u64>) -> NodeFacts {
+        let cgroup_v2 = matches!(
+            crate::cgroups::layout::discover(),
+            Ok((crate::cgroups::Layout::V2, _))
+        );
+        let cni = ["/opt/cni/bin", "/usr/lib/cni"]
+            .iter()
+            .map(|dir| {
+                let found = CNI_NEEDED
+                    .iter()
+                    .filter(|p| Path::new(dir).join(p).is_file())
+                    .map(|p| p.to_string())
+                    .collect();
+                (dir.to_string(), found)
+            })
+            .collect();
+        let kernel = read("/proc/sys/kernel/osrelease").and_then(|r| {
+            let mut it = r.split(|c: char| !c.is_ascii_digit());
+            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        });
+        let swap_on = read("/proc/swaps").is_some_and(|s| s.lines().count() > 1);
+        let cap_eff = read("/proc/self/status")
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .unwrap_or(0);
+        NodeFacts {
+            cgroup_v2,
+            systemd: Path::new("/run/systemd/system").is_dir(),
+            cni,
+            overlay,
+            max_user_namespaces,
+            kernel,
+            swap_on,
+            cap_sys_resource: crate::process::caps::number("CAP_SYS_RESOURCE")
+                .is_some_and(|n| cap_eff & (1 << n) != 0),
+        }
+    }
+}
+
+/// The "Kubernetes node" section: what the kubelet and containerd's CRI
+/// plugin running pods with hull would lack here. Warnings only: hull
+/// itself runs containers without any of it.
+pub fn kubernetes_node(f: &NodeFacts) -> Vec<Item> {
+    let warn_or_ok = |ok: bool| if ok { Verdict::Ok } else { Verdict::Warn };
+    let mut out = Vec::new();
+    out.push(item(
+        "k8s: cgroup v2",
+        warn_or_ok(f.cgroup_v2),
+        if f.cgroup_v2 {
+            "unified hierarchy (recommended)"
+        } else {
+            "v1 or hybrid: pods run (tests-cri runs them so), but Kubernetes recommends \
+             cgroup v2 and keeps v1 in maintenance"
+        },
+    ));
+    out.push(item(
+        "k8s: systemd cgroup driver",
+        warn_or_ok(f.systemd),
+        if f.systemd {
+            "systemd runs: use SystemdCgroup = true and the kubelet's cgroupDriver: systemd"
+        } else {
+            "systemd is not init here: cgroupfs driver only (SystemdCgroup = false, \
+             cgroupDriver: cgroupfs)"
+        },
+    ));
+    let complete = f
+        .cni
+        .iter()
+        .find(|(_, found)| found.len() == CNI_NEEDED.len());
+    out.push(match complete {
+        Some((dir, _)) => item(
+            "k8s: CNI plugins",
+            Verdict::Ok,
+            format!("{} in {dir} (CRI bin_dir)", CNI_NEEDED.join(", ")),
+        ),
+        None => item(
+            "k8s: CNI plugins",
+            Verdict::Warn,
+            format!(
+                "{} not all in {}: pods get no network (install containernetworking-plugins)",
+                CNI_NEEDED.join(", "),
+                f.cni
+                    .iter()
+                    .map(|(d, _)| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        ),
+    });
+    out.push(item(
+        "k8s: overlayfs snapshotter",
+        warn_or_ok(f.overlay),
+        if f.overlay {
+            "overlay available (containerd's default snapshotter)"
+        } else {
+            "no overlay: containerd falls back to the slow native snapshotter"
+        },
+    ));
+    let userns = f.max_user_namespaces.is_some_and(|n| n > 0);
+    // hostUsers: false needs idmapped mounts on every volume type the pod
+    // uses; tmpfs got them in Linux 6.3.
+    let idmap = f.kernel.is_some_and(|k| k >= (6, 3));
+    let kernel = f
+        .kernel
+        .map_or("unknown".to_string(), |(a, b)| format!("{a}.{b}"));
+    out.push(item(
+        "k8s: hostUsers: false",
+        warn_or_ok(userns && idmap),
+        match (userns, idmap) {
+            (true, true) => format!("user namespaces on, kernel {kernel} has idmapped tmpfs"),
+            (false, _) => "user namespaces are off (max_user_namespaces 0)".to_string(),
+            (true, false) => format!("kernel {kernel}: idmapped tmpfs mounts need 6.3"),
+        },
+    ));
+    out.push(item(
+        "k8s: swap",
+        warn_or_ok(!f.swap_on),
+        if f.swap_on {
+            "swap is on: the kubelet refuses to start unless failSwapOn: false"
+        } else {
+            "off"
+        },
+    ));
+    out.push(item(
+        "k8s: oom_score_adj",
+        warn_or_ok(f.cap_sys_resource),
+        if f.cap_sys_resource {
+            "CAP_SYS_RESOURCE held: the sandbox's oomScoreAdj -998 can be set"
+        } else {
+            "no CAP_SYS_RESOURCE: the sandbox's oomScoreAdj -998 is refused; set \
+             restrict_oom_score_adj = true in containerd's CRI config"
+        },
+    ));
     out
 }
 
@@ -280,6 +445,9 @@ mod tests {
             "overlayfs",
             "lsm: apparmor",
             "criu",
+            "k8s: cgroup v2",
+            "k8s: CNI plugins",
+            "k8s: oom_score_adj",
         ] {
             assert!(
                 items.iter().any(|i| i.name.starts_with(prefix)),
@@ -302,5 +470,51 @@ mod tests {
         );
         assert_eq!(profile_summary(""), "0 profiles loaded");
         assert_eq!(profile_summary("x (kill)\n"), "1 profile loaded (1 kill)");
+    }
+
+    #[test]
+    fn kubernetes_node_section_judges_the_facts() {
+        let good = NodeFacts {
+            cgroup_v2: true,
+            systemd: true,
+            cni: vec![(
+                "/usr/lib/cni".into(),
+                CNI_NEEDED.iter().map(|s| s.to_string()).collect(),
+            )],
+            overlay: true,
+            max_user_namespaces: Some(100),
+            kernel: Some((6, 3)),
+            swap_on: false,
+            cap_sys_resource: true,
+        };
+        let items = kubernetes_node(&good);
+        assert_eq!(items.len(), 7);
+        assert!(items.iter().all(|i| i.verdict == Verdict::Ok), "{items:?}");
+        assert!(items[2].detail.contains("/usr/lib/cni"), "{:?}", items[2]);
+
+        let bad = NodeFacts {
+            cni: vec![("/opt/cni/bin".into(), vec!["bridge".into()])],
+            max_user_namespaces: Some(5),
+            kernel: Some((6, 1)),
+            swap_on: true,
+            ..NodeFacts::default()
+        };
+        let items = kubernetes_node(&bad);
+        assert!(
+            items.iter().all(|i| i.verdict == Verdict::Warn),
+            "{items:?}"
+        );
+        let detail = |name: &str| {
+            items
+                .iter()
+                .find(|i| i.name == name)
+                .map(|i| i.detail.clone())
+                .unwrap_or_default()
+        };
+        assert!(detail("k8s: CNI plugins").contains("containernetworking-plugins"));
+        assert!(detail("k8s: hostUsers: false").contains("kernel 6.1"));
+        assert!(detail("k8s: swap").contains("failSwapOn"));
+        assert!(detail("k8s: oom_score_adj").contains("restrict_oom_score_adj = true"));
+        assert!(detail("k8s: systemd cgroup driver").contains("cgroupfs"));
     }
 }

@@ -385,6 +385,36 @@ fn check_reports_the_host() {
         assert_eq!(aa["verdict"], "warn", "{aa}");
         assert!(detail.starts_with("not enabled"), "{aa}");
     }
+    // The Kubernetes node section, each verdict as the host says.
+    let k8s_ok = |name: &str| find(name)["verdict"] == "ok";
+    assert_eq!(
+        k8s_ok("k8s: cgroup v2"),
+        layout["detail"] == "V2",
+        "{}",
+        find("k8s: cgroup v2")
+    );
+    assert_eq!(
+        k8s_ok("k8s: systemd cgroup driver"),
+        std::path::Path::new("/run/systemd/system").is_dir()
+    );
+    let cni_complete = ["/opt/cni/bin", "/usr/lib/cni"].iter().any(|d| {
+        ["bridge", "host-local", "loopback"]
+            .iter()
+            .all(|p| std::path::Path::new(d).join(p).is_file())
+    });
+    assert_eq!(k8s_ok("k8s: CNI plugins"), cni_complete);
+    let swap_on = std::fs::read_to_string("/proc/swaps").is_ok_and(|s| s.lines().count() > 1);
+    assert_eq!(k8s_ok("k8s: swap"), !swap_on);
+    let oom = find("k8s: oom_score_adj");
+    if oom["verdict"] == "warn" {
+        assert!(
+            oom["detail"]
+                .as_str()
+                .unwrap()
+                .contains("restrict_oom_score_adj = true"),
+            "{oom}"
+        );
+    }
     assert!(
         out.status.success(),
         "nothing is missing on a host that runs these tests"
