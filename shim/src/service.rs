@@ -7,14 +7,17 @@ use std::path::{Path, PathBuf};
 
 use containerd_shim_protos::api::{self, ProcessInfo, Status as TaskStatus};
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
-    TaskResumed, TaskStart,
+    TaskCheckpointed, TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO,
+    TaskOOM, TaskPaused, TaskResumed, TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::Message;
-use containerd_shim_protos::shim::oci::{Options as RuncOptions, ProcessDetails};
+use containerd_shim_protos::shim::oci::{
+    CheckpointOptions as CriuOptions, Options as RuncOptions, ProcessDetails,
+};
 use containerd_shim_protos::ttrpc::proto::{Code, Response};
+use hull::container::checkpoint::CheckpointOptions;
 use hull::container::create::{create_from, Input};
 use hull::container::exec::{exec_spawn, ExecOptions};
 use hull::container::update::UpdateOptions;
@@ -214,10 +217,7 @@ impl Service {
                     Err(Failure(code, msg)) => wire::error(code, msg),
                 }
             }
-            "Checkpoint" => wire::error(
-                Code::UNIMPLEMENTED,
-                "checkpoint: not supported by containerd-shim-hull-v2 yet",
-            ),
+            "Checkpoint" => call(payload, |r| self.checkpoint(r)),
             other => wire::error(Code::UNIMPLEMENTED, format!("{other}: unknown method")),
         })
     }
@@ -600,6 +600,37 @@ impl Service {
         }
         hull::sys::kill(p.pid, sig)
             .map_err(|e| Failure(Code::UNKNOWN, format!("signalling {}: {e}", p.pid)))?;
+        Ok(api::Empty::new())
+    }
+
+    /// CRIU dump through the library into `req.path` (containerd packs
+    /// it); `exit` stops the container, else it keeps running.
+    fn checkpoint(&mut self, req: api::CheckpointTaskRequest) -> Answer<api::Empty> {
+        let o = match req.options.as_ref() {
+            Some(any) => CriuOptions::parse_from_bytes(&any.value)
+                .map_err(|e| Failure(Code::INVALID_ARGUMENT, format!("checkpoint options: {e}")))?,
+            None => CriuOptions::new(),
+        };
+        let container = self.ctr(&req.id)?.container(&req.id)?;
+        let opt_path = |p: &str| (!p.is_empty()).then(|| PathBuf::from(p));
+        container.checkpoint(&CheckpointOptions {
+            criu: PathBuf::from("criu"),
+            image_path: opt_path(&o.image_path).unwrap_or_else(|| PathBuf::from(&req.path)),
+            work_path: opt_path(&o.work_path),
+            parent_path: None,
+            leave_running: !o.exit,
+            tcp_established: o.open_tcp,
+            ext_unix_sk: o.external_unix_sockets,
+            shell_job: o.terminal,
+            file_locks: o.file_locks,
+            pre_dump: false,
+            manage_cgroups_mode: opt_path(&o.cgroups_mode).map(|p| p.display().to_string()),
+        })?;
+        self.events.publish(TaskCheckpointed {
+            container_id: req.id.clone(),
+            checkpoint: req.path.clone(),
+            ..Default::default()
+        });
         Ok(api::Empty::new())
     }
 
