@@ -634,6 +634,38 @@ def _(c):
           "options not applied: %r" % r.out)
 
 
+@clause("config.mounts.recursive-options", "rro, rnosuid, rnodev, rnoexec apply to a bind source's submounts too (spec 1.1)")
+def _(c):
+    h = tempfile.mkdtemp(dir=c.work)
+    os.makedirs(os.path.join(h, "sub"))
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", os.path.join(h, "sub")], check=True)
+    c.cleanups.append(lambda: subprocess.run(["umount", "-l", os.path.join(h, "sub")]))
+    b = c.bundle("rattr", sh("grep -E ' /rb(/sub)? ' /proc/self/mountinfo | cut -d' ' -f5,6"))
+    b.config["mounts"].append({"destination": "/rb", "type": "bind", "source": h,
+                               "options": ["rbind", "rro", "rnosuid", "rnodev", "rnoexec"]})
+    r = c.run_ok(b)
+    got = dict(l.split(" ", 1) for l in r.out.splitlines() if " " in l)
+    for mp in ("/rb", "/rb/sub"):
+        flags = got.get(mp, "").split(",")
+        check(all(f in flags for f in ("ro", "nosuid", "nodev", "noexec")),
+              "%s has %r, want ro,nosuid,nodev,noexec" % (mp, got.get(mp)))
+
+
+@clause("config.mounts.idmap", "a bind mount's uidMappings/gidMappings idmap it: a file of uid 1000 shows as 0 (spec 1.2)")
+def _(c):
+    h = tempfile.mkdtemp(dir=c.work)
+    os.chmod(h, 0o755)  # its owner (root) is not in the mapping
+    f = os.path.join(h, "f")
+    open(f, "w").close()
+    os.chown(f, 1000, 1000)
+    b = c.bundle("idmap", sh("stat -c id=%u:%g /im/f"))
+    m = [{"containerID": 1000, "hostID": 0, "size": 1}]
+    b.config["mounts"].append({"destination": "/im", "type": "bind", "source": h,
+                               "options": ["rbind"], "uidMappings": m, "gidMappings": m})
+    r = c.run_ok(b)
+    check(r.kv().get("id") == "0:0", "the file shows as %r, want 0:0" % r.kv().get("id"))
+
+
 # ---- config.md: process -----------------------------------------------------
 
 @clause("config.process.args", "process.args run with args[0] found via PATH in process.env")
@@ -1112,6 +1144,19 @@ def _(c):
     maps = [l.split() for l in r.out.splitlines() if l.strip() and l.split()[0].isdigit()]
     check(r.kv().get("uid") == "0", "uid in the container %r, want 0" % r.kv().get("uid"))
     check(maps == [["0", "100000", "65536"], ["0", "100000", "65536"]], "uid_map/gid_map %r" % maps)
+
+
+@clause("config-linux.timeOffsets", "a new time namespace with timeOffsets moves boottime (/proc/uptime)")
+def _(c):
+    off = 10 * 365 * 86400
+    b = c.bundle("timens", sh("cut -d. -f1 /proc/uptime"))
+    b.linux["namespaces"].append({"type": "time"})
+    b.linux["timeOffsets"] = {"boottime": {"secs": off, "nanosecs": 0}}
+    with open("/proc/uptime") as f:
+        before = int(float(f.read().split()[0]))
+    r = c.run_ok(b)
+    inside = int(r.out.strip() or 0)
+    check(inside >= before + off, "uptime inside %d, want at least %d" % (inside, before + off))
 
 
 # ---- config-linux.md: devices ----------------------------------------------

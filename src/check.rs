@@ -120,6 +120,20 @@ pub fn run(criu: &Path) -> Vec<Item> {
         Err(e) => out.push(item("cgroup layout", Verdict::Missing, e.to_string())),
     }
 
+    out.push(if crate::sys::has_mount_setattr() {
+        item(
+            "mount_setattr",
+            Verdict::Ok,
+            "recursive mount options (rro, rnoexec, ...) and idmapped mounts",
+        )
+    } else {
+        item(
+            "mount_setattr",
+            Verdict::Warn,
+            "kernel before 5.12: recursive mount options and idmapped mounts are refused",
+        )
+    });
+
     let seccomp = read("/proc/sys/kernel/seccomp/actions_avail");
     out.push(match seccomp {
         Some(a) => item("seccomp", Verdict::Ok, format!("kernel actions: {a}")),

@@ -38,7 +38,7 @@ pub fn features() -> Value {
             "apparmor": {"enabled": crate::process::lsm::apparmor_enabled()},
             "selinux": {"enabled": crate::process::lsm::selinux_enabled()},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {
             "io.github.hull.version": crate::VERSION,
@@ -73,6 +73,7 @@ mod tests {
             let p = options::parse(&[o.to_string()]);
             assert!(p.data.is_empty(), "{o} is listed but not understood");
         }
+        assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
         for c in f["linux"]["capabilities"].as_array().unwrap() {
             assert!(caps::number(c.as_str().unwrap()).is_some());
         }

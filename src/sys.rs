@@ -324,6 +324,34 @@ pub fn readlinkat(dir: RawFd, name: &CStr, buf: &mut [u8]) -> SysResult<usize> {
     Ok(n as usize)
 }
 
+/// getdents64(2): directory entries of `fd` into `buf` (records of
+/// d_ino, d_off, d_reclen, d_type, d_name); 0 at the end.
+pub fn getdents64(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: buf is a valid writable buffer of the given length.
+    let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+    check_long(n).map(|n| n as usize)
+}
+
+/// fstatat(dir, name, AT_SYMLINK_NOFOLLOW): what `name` itself is.
+pub fn fstatat_nofollow(dir: RawFd, name: &CStr) -> SysResult<libc::stat> {
+    // SAFETY: stat is plain data; zeroed is a valid initial value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: name is a valid C string and st a valid out-pointer.
+    check(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st)
+}
+
+/// chmod(2) of a path (a /proc/self/fd/N path reaches an O_PATH fd's file).
+pub fn chmod_path(path: &CStr, mode: libc::mode_t) -> SysResult<()> {
+    // SAFETY: path is a valid C string.
+    check(unsafe { libc::chmod(path.as_ptr(), mode) }).map(drop)
+}
+
+pub fn fchmod(fd: RawFd, mode: libc::mode_t) -> SysResult<()> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::fchmod(fd, mode) }).map(drop)
+}
+
 pub fn unlinkat(dir: RawFd, name: &CStr, flags: libc::c_int) -> SysResult<()> {
     // SAFETY: name is a valid C string.
     check(unsafe { libc::unlinkat(dir, name.as_ptr(), flags) }).map(drop)
@@ -373,6 +401,140 @@ pub fn chdir(path: &CStr) -> SysResult<()> {
 pub fn fchdir(fd: RawFd) -> SysResult<()> {
     // SAFETY: plain syscall.
     check(unsafe { libc::fchdir(fd) }).map(drop)
+}
+
+// ---- The new mount API: recursive attributes and idmapped mounts ----
+
+/// mount_setattr(2) attribute bits (linux/mount.h).
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+/// The access-time setting is a 3-bit field, not flags: to change it,
+/// `attr_clr` must hold all of it and `attr_set` one of the values below.
+pub const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x10_0000;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x20_0000;
+
+/// struct mount_attr (MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2) on the mount tree at `path` (a /proc/self/fd/N path
+/// is followed to the mount on it): set then clear attributes, on every
+/// mount below it too (AT_RECURSIVE).
+pub fn mount_setattr_recursive(path: &CStr, set: u64, clr: u64) -> SysResult<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: path is a valid C string; attr is a valid mount_attr of the
+    // size passed, read by the kernel only during the call.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// Whether the kernel has mount_setattr(2) (Linux 5.12): a call with no
+/// attributes fails with EINVAL or EBADF there, ENOSYS before.
+pub fn has_mount_setattr() -> bool {
+    // SAFETY: a null attribute pointer of size 0 is never dereferenced;
+    // the path is a valid (empty) C string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            0,
+            std::ptr::null::<MountAttr>(),
+            0usize,
+        )
+    };
+    !(r < 0 && Errno::last().0 == libc::ENOSYS)
+}
+
+/// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `path`
+/// (with every mount below it if `recursive`), close-on-exec.
+pub fn open_tree_clone(path: &CStr, recursive: bool) -> SysResult<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: path is a valid C string; flags are plain bits.
+    let fd = check_long(unsafe {
+        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags)
+    })?;
+    // SAFETY: fd was just returned by the kernel and is owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// mount_setattr(MOUNT_ATTR_IDMAP) on the detached tree `tree`: its files'
+/// owners are seen through the id mapping of the user namespace `userns`
+/// (the top mount only, or every mount of the tree if `recursive`).
+pub fn idmap_tree(tree: RawFd, userns: RawFd, recursive: bool) -> SysResult<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns as u64,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: the path is the empty C string (AT_EMPTY_PATH: `tree`
+    // itself); attr is a valid mount_attr of the size passed.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree,
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// move_mount(2): attach the detached tree `tree` at `target` (a
+/// /proc/self/fd/N path is followed).
+pub fn move_mount_to(tree: RawFd, target: &CStr) -> SysResult<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_SYMLINKS: libc::c_uint = 0x10;
+    // SAFETY: both paths are valid C strings (the source is empty: `tree`).
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS,
+        )
+    })
+    .map(drop)
 }
 
 /// Mount flags (MS_*) currently in effect on the filesystem holding `path`.

@@ -616,6 +616,11 @@ fn features_match_what_runs() {
         let dir = b.host_dir("m");
         if o == "bind" || o == "rbind" {
             b.mount(json!({"destination": "/m", "type": "bind", "source": dir, "options": [o]}));
+        } else if o == "idmap" || o == "ridmap" {
+            // Bind mounts only, with a mapping (here the identity).
+            let map = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
+            b.mount(json!({"destination": "/m", "type": "bind", "source": dir,
+                "options": ["rbind", o], "uidMappings": map, "gidMappings": map}));
         } else {
             b.mount(
                 json!({"destination": "/m", "type": "tmpfs", "source": "tmpfs", "options": [o]}),

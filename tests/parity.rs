@@ -322,6 +322,49 @@ const COMBINATIONS: &[(&str, Tweak)] = &[
         c["process"]["args"] = json!(["hull-no-such-binary"])
     }),
     ("combo:userns-with-mappings", |c| with_userns(c)),
+    ("combo:bind-unknown-option", |c| {
+        push(
+            c,
+            "/mounts",
+            json!({"destination": "/b", "type": "bind", "source": "/tmp",
+            "options": ["rbind", "hull-no-such-option"]}),
+        )
+    }),
+    ("combo:tmpfs-unknown-option", |c| {
+        push(
+            c,
+            "/mounts",
+            json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+            "options": ["hull-no-such-option"]}),
+        )
+    }),
+    ("combo:bind-recursive-attributes", |c| {
+        push(
+            c,
+            "/mounts",
+            json!({"destination": "/b", "type": "bind", "source": "/tmp",
+            "options": ["rbind", "rro", "rnosuid", "rnodev", "rnoexec", "rnoatime", "rnosymfollow"]}),
+        )
+    }),
+    ("combo:bind-ratime", |c| {
+        push(
+            c,
+            "/mounts",
+            json!({"destination": "/b", "type": "bind", "source": "/tmp",
+            "options": ["rbind", "ratime"]}),
+        )
+    }),
+    ("combo:bind-idmap-without-mappings", |c| {
+        push(
+            c,
+            "/mounts",
+            json!({"destination": "/b", "type": "bind", "source": "/tmp",
+            "options": ["rbind", "idmap"]}),
+        )
+    }),
+    ("combo:time-offsets-without-time-namespace", |c| {
+        c["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 1}})
+    }),
 ];
 
 /// Where hull deliberately differs from runc 1.1.5, as the README's
@@ -381,6 +424,16 @@ const DELIBERATE: &[Deliberate] = &[
             "/linux/resources/hugepageLimits/0/pageSize:valid",
             "/linux/resources/hugepageLimits/0/limit:valid",
             "/linux/resources/hugepageLimits/0/limit:zero",
+        ],
+    ),
+    (
+        "mount options hull does not know on a bind mount are refused (runc drops them); ratime is relatime (runc's mount_setattr gets EINVAL); idmap needs a mapping (runc 1.1.5 ignores idmap); timeOffsets need a time namespace (runc ignores them)",
+        always,
+        &[
+            "combo:bind-unknown-option",
+            "combo:bind-ratime",
+            "combo:bind-idmap-without-mappings",
+            "combo:time-offsets-without-time-namespace",
         ],
     ),
     (

@@ -743,6 +743,9 @@ fn describe_failure(spec: &Spec, plan: &InitPlan, msg: Msg) -> String {
     if let Some(s) = plan.process.describe_failure(step, idx, errno) {
         return s;
     }
+    if let Some(s) = plan.rootfs.describe_failure(&plan.ns, step, idx, errno) {
+        return s;
+    }
     let mount = |i: usize| -> String {
         match plan.rootfs.mounts.get(i) {
             Some(m) => {
@@ -836,6 +839,7 @@ fn describe_failure(spec: &Spec, plan: &InitPlan, msg: Msg) -> String {
                 .unwrap_or_default()
         ),
         Step::Keyring => "joining a new session keyring".into(),
+        Step::TimeOffsets => "linux.timeOffsets: writing /proc/self/timens_offsets".into(),
         Step::CgroupJoin => format!(
             "joining the container's cgroup ({})",
             cgroup_task_file(plan, idx)

@@ -62,12 +62,18 @@ pub enum Step {
     CgroupJoin,
     /// RLIMIT_NOFILE leaves no fd for the exec fifo.
     FdRoom,
+    /// mount_setattr of a mount's recursive attributes.
+    MountAttr,
+    /// Writing linux.timeOffsets to /proc/self/timens_offsets.
+    TimeOffsets,
+    /// Copying the image's files into a `tmpcopyup` tmpfs.
+    TmpCopyUp,
 }
 
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 52] = [
+        const ALL: [Step; 55] = [
             Protocol,
             JoinUserns,
             UnshareUserns,
@@ -120,6 +126,9 @@ impl Step {
             Lsm,
             CgroupJoin,
             FdRoom,
+            MountAttr,
+            TimeOffsets,
+            TmpCopyUp,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
@@ -160,10 +169,10 @@ mod tests {
 
     #[test]
     fn every_step_round_trips() {
-        for v in 1..=52 {
+        for v in 1..=55 {
             let s = Step::from_u32(v).unwrap();
             assert_eq!(s as u32, v);
         }
-        assert!(Step::from_u32(53).is_none());
+        assert!(Step::from_u32(56).is_none());
     }
 }

@@ -129,6 +129,7 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
         }
         namespaces::enter_rest(&plan.ns, 0)?;
     }
+    namespaces::write_time_offsets(&plan.ns)?;
     let into = plan
         .init_cgroup
         .filter(|_| plan.ns.user == namespaces::UserNs::Host);

@@ -70,6 +70,10 @@ pub struct NsPlan {
     pub has_mount_ns: bool,
     pub new_net: bool,
     pub new_cgroup: bool,
+    /// linux.timeOffsets as /proc/self/timens_offsets lines, written by
+    /// stage 1 right after it creates the time namespace (before the init,
+    /// the first process in it, is forked).
+    pub time_offsets: Option<CString>,
 }
 
 impl NsPlan {
@@ -87,6 +91,7 @@ impl NsPlan {
             has_mount_ns: false,
             new_net: false,
             new_cgroup: false,
+            time_offsets: None,
         };
         for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
             let t = ns.typ();
@@ -127,6 +132,7 @@ impl NsPlan {
                 }
             }
         }
+        plan.time_offsets = time_offsets(linux, plan.unshare_flags & libc::CLONE_NEWTIME != 0)?;
         Ok(plan)
     }
 
@@ -158,7 +164,52 @@ impl NsPlan {
     }
 }
 
-fn id_map_text(maps: &[LinuxIdMapping]) -> String {
+/// linux.timeOffsets as the lines /proc/self/timens_offsets takes
+/// ("monotonic SECS NANOS"). The offsets belong to a new time namespace:
+/// one joined by path has its own already.
+fn time_offsets(linux: &oci_spec::runtime::Linux, new_time_ns: bool) -> Result<Option<CString>> {
+    let Some(offsets) = linux.time_offsets().as_ref().filter(|o| !o.is_empty()) else {
+        return Ok(None);
+    };
+    if !new_time_ns {
+        return Err(Error::config(
+            "linux.timeOffsets",
+            "needs a new time namespace (linux.namespaces: {\"type\": \"time\"} without a path)",
+        ));
+    }
+    let mut clocks: Vec<_> = offsets.iter().collect();
+    clocks.sort_by(|a, b| a.0.cmp(b.0));
+    let mut text = String::new();
+    for (clock, off) in clocks {
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(Error::config(
+                format!("linux.timeOffsets.{clock}"),
+                "unknown clock (monotonic and boottime have offsets)",
+            ));
+        }
+        let nanos = off.nanosecs().unwrap_or(0);
+        if nanos >= 1_000_000_000 {
+            return Err(Error::config(
+                format!("linux.timeOffsets.{clock}.nanosecs"),
+                format!("{nanos} is not below 1000000000"),
+            ));
+        }
+        text.push_str(&format!("{clock} {} {nanos}\n", off.secs().unwrap_or(0)));
+    }
+    cstring(&text).map(Some)
+}
+
+/// Child side, stage 1, right after creating the time namespace: set its
+/// clock offsets (possible only while no process is in it yet).
+pub fn write_time_offsets(plan: &NsPlan) -> ChildResult<()> {
+    match &plan.time_offsets {
+        Some(text) => sys::write_proc_file(c"/proc/self/timens_offsets", text.to_bytes())
+            .step(Step::TimeOffsets),
+        None => Ok(()),
+    }
+}
+
+pub fn id_map_text(maps: &[LinuxIdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
         .collect()

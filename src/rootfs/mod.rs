@@ -7,7 +7,9 @@
 //! links, [hooks], pivot_root, console, masked paths, read-only paths,
 //! read-only root, rootfs propagation.
 
+pub mod copyup;
 pub mod devices;
+pub mod idmap;
 pub mod mount;
 pub mod options;
 pub mod paths;
@@ -15,6 +17,7 @@ pub mod pivot;
 pub mod resolve;
 
 use std::ffi::CString;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use libc::c_ulong;
@@ -33,6 +36,9 @@ pub enum MountKind {
         recursive: bool,
         dir: bool,
         remount: Option<c_ulong>,
+        /// An idmapped mount: the detached, idmapped copy of `source`
+        /// (made by the runtime, see [`idmap`]) to attach instead.
+        idmapped: Option<OwnedFd>,
     },
     /// Mount a filesystem (proc, tmpfs, sysfs, devpts, mqueue, cgroup2...).
     Fs {
@@ -40,6 +46,9 @@ pub enum MountKind {
         fstype: CString,
         flags: c_ulong,
         data: Option<CString>,
+        /// `tmpcopyup`: copy what the image has at the destination into
+        /// the new tmpfs (see [`copyup`]).
+        copyup: bool,
     },
     /// Remount an earlier mount at the same destination with these flags.
     Remount { flags: c_ulong },
@@ -51,6 +60,9 @@ pub struct MountOp {
     /// Absolute path inside the container.
     pub dest: CString,
     pub kind: MountKind,
+    /// Recursive attributes (rro, rnoexec, ...): mount_setattr's (set,
+    /// clear) bits, applied with AT_RECURSIVE to the whole tree mounted.
+    pub attrs: Option<(u64, u64)>,
     pub propagation: Vec<c_ulong>,
     /// Index in the config's mounts[], for error messages.
     pub index: usize,
@@ -134,64 +146,37 @@ impl RootfsPlan {
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
             let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
             let typ = m.typ().as_deref().unwrap_or("");
-            let dest = path_cstring(m.destination())?;
-            if m.destination() == Path::new("/dev") && (opts.bind || typ == "bind") {
+            let bind = opts.bind || typ == "bind";
+            if m.destination() == Path::new("/dev") && bind {
                 setup_dev = false;
             }
-            if opts.bind || typ == "bind" {
-                let src = m.source().clone().unwrap_or_default();
-                let src = if src.is_absolute() {
-                    src
-                } else {
-                    inp.bundle.join(src)
-                };
-                let meta = std::fs::metadata(&src).map_err(|e| {
-                    Error::config(
-                        format!("mounts[{i}].source"),
-                        format!("{}: {e}", src.display()),
-                    )
-                })?;
-                let extra = opts.flags & !(libc::MS_REMOUNT);
-                mounts.push(MountOp {
-                    dest,
-                    kind: MountKind::Bind {
-                        source: path_cstring(&src)?,
-                        recursive: opts.recursive,
-                        dir: meta.is_dir(),
-                        remount: (extra != 0).then_some(extra),
-                    },
-                    propagation: opts.propagation,
-                    index: i,
-                });
-            } else if typ == "cgroup" {
-                cgroup_mounts(&mut mounts, m.destination(), &opts, ns, inp.cgroup, i)?;
+            let first = mounts.len();
+            if bind {
+                mounts.push(bind_mount(m, &opts, i, ns, inp.bundle)?);
             } else {
-                if typ.is_empty() {
-                    return Err(Error::config(
-                        format!("mounts[{i}].type"),
-                        "required for a non-bind mount",
-                    ));
+                refuse_idmap(m, &opts, i)?;
+                if typ == "cgroup" {
+                    cgroup_mounts(&mut mounts, m.destination(), &opts, ns, inp.cgroup, i)?;
+                } else {
+                    mounts.push(fs_mount(m, &opts, typ, i)?);
                 }
-                let source = m
-                    .source()
-                    .as_ref()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| typ.to_string());
-                mounts.push(MountOp {
-                    dest,
-                    kind: MountKind::Fs {
-                        source: cstring(&source)?,
-                        fstype: cstring(typ)?,
-                        flags: opts.flags,
-                        data: if opts.data.is_empty() {
-                            None
-                        } else {
-                            Some(cstring(&opts.data.join(","))?)
-                        },
-                    },
-                    propagation: opts.propagation,
-                    index: i,
-                });
+            }
+            // The recursive attributes go on after everything this entry
+            // mounts (a v1 cgroup mount is a tmpfs with binds below it),
+            // over the whole tree at its destination.
+            if opts.has_attrs() && mounts.len() > first {
+                let attrs = Some((opts.attr_set, opts.attr_clr));
+                let dest = path_cstring(m.destination())?;
+                match mounts.last_mut() {
+                    Some(last) if last.dest == dest => last.attrs = attrs,
+                    _ => mounts.push(MountOp {
+                        dest,
+                        kind: MountKind::Remount { flags: 0 },
+                        attrs,
+                        propagation: Vec::new(),
+                        index: i,
+                    }),
+                }
             }
         }
         let bind_devices = ns.in_userns();
@@ -242,6 +227,245 @@ impl RootfsPlan {
     }
 }
 
+impl RootfsPlan {
+    /// The sentence for a failed mount step where a generic "mounts[i]:
+    /// ... on DEST: errno" would not say why; None for the others.
+    pub fn describe_failure(
+        &self,
+        ns: &NsPlan,
+        step: crate::init::fail::Step,
+        idx: usize,
+        errno: crate::sys::Errno,
+    ) -> Option<String> {
+        use crate::init::fail::Step;
+        let op = self.mounts.get(idx)?;
+        let (i, dest) = (op.index, op.dest.to_string_lossy());
+        match (step, &op.kind) {
+            (Step::MountAttr, _) => {
+                // The kernel locks what a less privileged mount namespace
+                // got from the host: its access-time mode and restrictions.
+                let hint = if errno.0 == libc::EPERM && ns.in_userns() {
+                    " (in a user namespace the access-time mode (rnoatime, rrelatime, ...) of mounts from the host is locked, and so are their ro, nosuid, nodev, noexec, nosymfollow: only restricting options apply)"
+                } else {
+                    ""
+                };
+                Some(format!(
+                    "mounts[{i}] on {dest}: applying its recursive options (rro, rnosuid, rnoexec, ...) with mount_setattr: {errno}{hint}"
+                ))
+            }
+            (Step::TmpCopyUp, _) => Some(format!(
+                "mounts[{i}] on {dest}: tmpcopyup: copying the image's files into the tmpfs: {errno}"
+            )),
+            (Step::Mount, MountKind::Fs { fstype, data, .. }) => {
+                let fs = fstype.to_string_lossy();
+                let hint = match (fs.as_ref(), errno.0) {
+                    // The kernel ties sysfs to the network namespace and
+                    // mqueue to the IPC one: a user namespace may mount
+                    // them only over namespaces of its own (runc refuses
+                    // these configs the same way).
+                    ("sysfs", libc::EPERM) if ns.in_userns() && !ns.new_net => {
+                        " (a user namespace can mount sysfs only with a network namespace of its own: add one, or bind /sys with \"rbind\" as `hull spec --rootless` does)".to_string()
+                    }
+                    ("mqueue", libc::EPERM)
+                        if ns.in_userns() && ns.unshare_flags & libc::CLONE_NEWIPC == 0 =>
+                    {
+                        " (a user namespace can mount mqueue only with an IPC namespace of its own)".to_string()
+                    }
+                    (_, libc::EINVAL) => match data {
+                        Some(d) => format!(
+                            " (filesystem data {:?}: option words hull does not know go to {fs}, as runc passes them)",
+                            d.to_string_lossy()
+                        ),
+                        None => String::new(),
+                    },
+                    _ => String::new(),
+                };
+                Some(format!("mounts[{i}]: {fs} mount on {dest}: {errno}{hint}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A bind mount (`bind`/`rbind`, or type `bind`): idmapped if it asks to be.
+fn bind_mount(
+    m: &oci_spec::runtime::Mount,
+    opts: &options::MountOptions,
+    i: usize,
+    ns: &NsPlan,
+    bundle: &Path,
+) -> Result<MountOp> {
+    // The kernel takes no filesystem data with MS_BIND: an option hull does
+    // not know would be dropped without a word (runc 1.1.5 does that).
+    if let Some((word, j)) = opts.data.iter().zip(&opts.data_index).next() {
+        return Err(Error::config(
+            format!("mounts[{i}].options[{j}]"),
+            format!(
+                "{word:?} is not a mount option hull knows, and a bind mount takes no filesystem data (see `hull features` for the options)"
+            ),
+        ));
+    }
+    let src = m.source().clone().unwrap_or_default();
+    let src = if src.is_absolute() {
+        src
+    } else {
+        bundle.join(src)
+    };
+    let meta = std::fs::metadata(&src).map_err(|e| {
+        Error::config(
+            format!("mounts[{i}].source"),
+            format!("{}: {e}", src.display()),
+        )
+    })?;
+    let source = path_cstring(&src)?;
+    let idmapped = idmapped_tree(m, opts, i, ns, &source)?;
+    let extra = opts.flags & !(libc::MS_REMOUNT);
+    Ok(MountOp {
+        dest: path_cstring(m.destination())?,
+        kind: MountKind::Bind {
+            source,
+            recursive: opts.recursive,
+            dir: meta.is_dir(),
+            remount: (extra != 0).then_some(extra),
+            idmapped,
+        },
+        attrs: None,
+        propagation: opts.propagation.clone(),
+        index: i,
+    })
+}
+
+/// The detached idmapped copy of a bind mount's source, if the entry has
+/// `uidMappings`/`gidMappings` or the `idmap`/`ridmap` option (without
+/// mappings: the container's user namespace's, runtime-spec 1.2).
+fn idmapped_tree(
+    m: &oci_spec::runtime::Mount,
+    opts: &options::MountOptions,
+    i: usize,
+    ns: &NsPlan,
+    source: &CString,
+) -> Result<Option<OwnedFd>> {
+    let (uids, gids) = (m.uid_mappings().as_deref(), m.gid_mappings().as_deref());
+    if uids.is_none() && gids.is_none() && opts.idmap.is_none() {
+        return Ok(None);
+    }
+    let what = format!(
+        "mounts[{i}]: bind mount of {} on {}",
+        source.to_string_lossy(),
+        m.destination().display()
+    );
+    let ridmap = opts.idmap.is_some_and(|(r, _)| r);
+    let (uid_text, gid_text);
+    let mapping = match (uids, gids) {
+        (Some(u), Some(g)) if !u.is_empty() && !g.is_empty() => {
+            uid_text = crate::namespaces::id_map_text(u);
+            gid_text = crate::namespaces::id_map_text(g);
+            idmap::Mapping::Maps {
+                uid: &uid_text,
+                gid: &gid_text,
+            }
+        }
+        (None, None) => match ns.user {
+            crate::namespaces::UserNs::Join(fd) => idmap::Mapping::Userns(fd),
+            crate::namespaces::UserNs::New if !ns.uid_map.is_empty() && !ns.gid_map.is_empty() => {
+                idmap::Mapping::Maps {
+                    uid: &ns.uid_map,
+                    gid: &ns.gid_map,
+                }
+            }
+            _ => {
+                let j = opts.idmap.map_or(0, |(_, j)| j);
+                return Err(Error::config(
+                    format!("mounts[{i}].options[{j}]"),
+                    "idmap without the mount's uidMappings/gidMappings takes the container's user namespace mappings, and it has none",
+                ));
+            }
+        },
+        (Some([]), _) => return Err(Error::config(format!("mounts[{i}].uidMappings"), "empty")),
+        (_, Some([])) => return Err(Error::config(format!("mounts[{i}].gidMappings"), "empty")),
+        (Some(_), None) => {
+            return Err(Error::config(
+                format!("mounts[{i}].gidMappings"),
+                "required with uidMappings",
+            ))
+        }
+        (None, Some(_)) | (Some(_), Some(_)) => {
+            return Err(Error::config(
+                format!("mounts[{i}].uidMappings"),
+                "required with gidMappings",
+            ))
+        }
+    };
+    idmap::detached_tree(&what, source, opts.recursive, ridmap, mapping).map(Some)
+}
+
+/// Idmapping is for bind mounts only (runc 1.2 and the kernel alike).
+fn refuse_idmap(
+    m: &oci_spec::runtime::Mount,
+    opts: &options::MountOptions,
+    i: usize,
+) -> Result<()> {
+    if let Some((_, j)) = opts.idmap {
+        return Err(Error::config(
+            format!("mounts[{i}].options[{j}]"),
+            "idmap and ridmap are for bind mounts only",
+        ));
+    }
+    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        return Err(Error::config(
+            format!("mounts[{i}].uidMappings"),
+            "idmapped mounts are bind mounts only (add \"rbind\" or \"bind\")",
+        ));
+    }
+    Ok(())
+}
+
+/// A filesystem mount (proc, tmpfs, sysfs, mqueue...): the words hull does
+/// not know go to the filesystem as data, as runc passes them, and the
+/// filesystem refuses what it does not know.
+fn fs_mount(
+    m: &oci_spec::runtime::Mount,
+    opts: &options::MountOptions,
+    typ: &str,
+    i: usize,
+) -> Result<MountOp> {
+    if typ.is_empty() {
+        return Err(Error::config(
+            format!("mounts[{i}].type"),
+            "required for a non-bind mount",
+        ));
+    }
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| typ.to_string());
+    let copyup = opts.tmpcopyup.is_some() && typ == "tmpfs";
+    if let Some(j) = opts.tmpcopyup.filter(|_| !copyup) {
+        // As runc: the extension is for tmpfs; said, not dropped silently.
+        crate::logging::warn(&format!(
+            "mounts[{i}].options[{j}]: tmpcopyup applies to tmpfs only, not to this {typ} mount: ignored"
+        ));
+    }
+    Ok(MountOp {
+        dest: path_cstring(m.destination())?,
+        kind: MountKind::Fs {
+            source: cstring(&source)?,
+            fstype: cstring(typ)?,
+            flags: opts.flags,
+            data: if opts.data.is_empty() {
+                None
+            } else {
+                Some(cstring(&opts.data.join(","))?)
+            },
+            copyup,
+        },
+        attrs: None,
+        propagation: opts.propagation.clone(),
+        index: i,
+    })
+}
+
 /// A `cgroup` mount: on v1 a tmpfs with each hierarchy's container cgroup
 /// bound under it (so the container sees only its own cgroup); on v2 a
 /// cgroup2 mount inside a new cgroup namespace, else a bind of the cgroup.
@@ -266,7 +490,9 @@ fn cgroup_mounts(
                     fstype: cstring("cgroup2")?,
                     flags: opts.flags,
                     data: None,
+                    copyup: false,
                 },
+                attrs: None,
                 propagation: opts.propagation.clone(),
                 index,
             });
@@ -278,7 +504,9 @@ fn cgroup_mounts(
                     recursive: false,
                     dir: true,
                     remount: Some(opts.flags),
+                    idmapped: None,
                 },
+                attrs: None,
                 propagation: opts.propagation.clone(),
                 index,
             });
@@ -292,7 +520,9 @@ fn cgroup_mounts(
             fstype: cstring("tmpfs")?,
             flags: base,
             data: Some(cstring("mode=755")?),
+            copyup: false,
         },
+        attrs: None,
         propagation: Vec::new(),
         index,
     });
@@ -317,7 +547,9 @@ fn cgroup_mounts(
                 recursive: false,
                 dir: true,
                 remount: Some(opts.flags),
+                idmapped: None,
             },
+            attrs: None,
             propagation: Vec::new(),
             index,
         });
@@ -328,6 +560,7 @@ fn cgroup_mounts(
             kind: MountKind::Remount {
                 flags: base | libc::MS_RDONLY,
             },
+            attrs: None,
             propagation: Vec::new(),
             index,
         });
@@ -336,6 +569,7 @@ fn cgroup_mounts(
         out.push(MountOp {
             dest: path_cstring(dest)?,
             kind: MountKind::Remount { flags: 0 },
+            attrs: None,
             propagation: opts.propagation.clone(),
             index,
         });
@@ -469,6 +703,47 @@ mod tests {
                 p.display()
             );
         }
+    }
+
+    /// Recursive attributes on a v1 `cgroup` mount come after the binds of
+    /// its hierarchies (so they get them too), on its destination.
+    #[test]
+    fn recursive_attributes_follow_the_whole_v1_cgroup_mount() {
+        let mut v = crate::config::default_spec(false);
+        for m in v["mounts"].as_array_mut().unwrap() {
+            if m["type"] == "cgroup" {
+                m["options"] = serde_json::json!(["nosuid", "rnoexec"]);
+            }
+        }
+        let spec = crate::config::parse(&v.to_string()).unwrap();
+        let ns = NsPlan::build(&spec).unwrap();
+        let mut cgroup = Cgroup::default();
+        cgroup.paths = vec![
+            PathBuf::from("/sys/fs/cgroup/memory/c1"),
+            PathBuf::from("/sys/fs/cgroup/pids/c1"),
+        ];
+        let tmp = std::env::temp_dir();
+        let plan = RootfsPlan::build(
+            &spec,
+            &ns,
+            &RootfsInputs {
+                bundle: &tmp,
+                rootfs: &tmp,
+                cgroup: &cgroup,
+                no_pivot: false,
+            },
+        )
+        .unwrap();
+        let ops: Vec<_> = plan
+            .mounts
+            .iter()
+            .filter(|m| m.dest.as_bytes().starts_with(b"/sys/fs/cgroup"))
+            .collect();
+        assert_eq!(ops.len(), 4, "{ops:?}");
+        let last = ops.last().unwrap();
+        assert_eq!(last.dest.as_bytes(), b"/sys/fs/cgroup");
+        assert_eq!(last.attrs, Some((crate::sys::MOUNT_ATTR_NOEXEC, 0)));
+        assert!(ops[..3].iter().all(|o| o.attrs.is_none()));
     }
 
     /// The `cgroup` mount follows the host's layout even when the

@@ -1,7 +1,7 @@
 //! Child side: the mount steps of the plan, each onto a target opened
 //! safely inside the rootfs and addressed as /proc/self/fd/N.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use super::{resolve, MountKind, MountOp, RootfsPlan};
 use crate::init::fail::{ChildResult, Step, StepContext};
@@ -62,6 +62,7 @@ fn mount_one(res: &mut resolve::Resolver, op: &MountOp) -> ChildResult<()> {
             recursive,
             dir,
             remount,
+            idmapped,
         } => {
             let rec = if *recursive { libc::MS_REC } else { 0 };
             on_target(
@@ -69,7 +70,11 @@ fn mount_one(res: &mut resolve::Resolver, op: &MountOp) -> ChildResult<()> {
                 op,
                 *dir,
                 true,
-                |t| sys::mount(Some(source), t, None, libc::MS_BIND | rec, None),
+                |t| match idmapped {
+                    // Made and idmapped by the runtime: attach it.
+                    Some(tree) => sys::move_mount_to(tree.as_raw_fd(), t),
+                    None => sys::mount(Some(source), t, None, libc::MS_BIND | rec, None),
+                },
                 Step::Mount,
             )?;
             if let Some(flags) = remount {
@@ -97,15 +102,34 @@ fn mount_one(res: &mut resolve::Resolver, op: &MountOp) -> ChildResult<()> {
             fstype,
             flags,
             data,
+            copyup,
         } => {
-            on_target(
+            // tmpcopyup: the image's directory, still reachable by this fd
+            // once the tmpfs covers it.
+            let under = if *copyup {
+                Some(
+                    res.ensure(op.dest.to_bytes(), true)
+                        .step(Step::Mountpoint)?,
+                )
+            } else {
+                None
+            };
+            let r = on_target(
                 res,
                 op,
                 true,
                 true,
                 |t| sys::mount(Some(source), t, Some(fstype), *flags, data.as_deref()),
                 Step::Mount,
-            )?;
+            )
+            .and_then(|()| match under {
+                Some(fd) => copy_up(res, op, fd),
+                None => Ok(()),
+            });
+            if let Some(fd) = under {
+                sys::close(fd);
+            }
+            r?;
         }
         MountKind::Remount { flags } => {
             if *flags != 0 {
@@ -120,6 +144,18 @@ fn mount_one(res: &mut resolve::Resolver, op: &MountOp) -> ChildResult<()> {
             }
         }
     }
+    if let Some((set, clr)) = op.attrs {
+        // Over the whole tree now at the target: the submounts of an rbind
+        // (or those under a v1 cgroup tmpfs) get them too.
+        on_target(
+            res,
+            op,
+            op_is_dir(op),
+            false,
+            |t| sys::mount_setattr_recursive(t, set, clr),
+            Step::MountAttr,
+        )?;
+    }
     for &p in &op.propagation {
         on_target(
             res,
@@ -131,4 +167,34 @@ fn mount_one(res: &mut resolve::Resolver, op: &MountOp) -> ChildResult<()> {
         )?;
     }
     Ok(())
+}
+
+/// Whether the target of `op` is a directory (a bind of a file is not).
+fn op_is_dir(op: &MountOp) -> bool {
+    match &op.kind {
+        MountKind::Bind { dir, .. } => *dir,
+        _ => true,
+    }
+}
+
+/// Copy the image's directory `under` (O_PATH, below the new mount) into
+/// the tmpfs now mounted at the target.
+fn copy_up(res: &mut resolve::Resolver, op: &MountOp, under: RawFd) -> ChildResult<()> {
+    let dir = libc::O_RDONLY | libc::O_DIRECTORY;
+    let src = sys::openat(under, c".", dir, 0).step(Step::TmpCopyUp)?;
+    let r = on_target(
+        res,
+        op,
+        true,
+        false,
+        |t| {
+            let dst = sys::open(t, dir, 0)?;
+            let r = super::copyup::copy_dir(src, dst);
+            sys::close(dst);
+            r
+        },
+        Step::TmpCopyUp,
+    );
+    sys::close(src);
+    r
 }

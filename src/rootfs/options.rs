@@ -1,7 +1,10 @@
 //! mounts[].options: the mount(8)-style words turned into mount(2) flags,
-//! propagation changes and filesystem data.
+//! recursive mount attributes (mount_setattr), propagation changes, idmap
+//! and filesystem data.
 
 use libc::c_ulong;
+
+use crate::sys;
 
 /// Parsed mount options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -12,12 +15,30 @@ pub struct MountOptions {
     pub propagation: Vec<c_ulong>,
     /// Filesystem-specific options (size=, mode=, ...), comma-joined for mount(2)'s data.
     pub data: Vec<String>,
+    /// The index in the option list of each `data` word (for errors).
+    pub data_index: Vec<usize>,
     pub bind: bool,
     pub recursive: bool,
+    /// The recursive attributes (rro, rnoexec, ...): MOUNT_ATTR_* bits to
+    /// set and to clear with mount_setattr(AT_RECURSIVE).
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true)), and its index.
+    pub idmap: Option<(bool, usize)>,
+    /// The index of `tmpcopyup` (runc's extension: a tmpfs starts with a
+    /// copy of the image's files at its destination).
+    pub tmpcopyup: Option<usize>,
+}
+
+impl MountOptions {
+    /// Whether a recursive attribute was asked for.
+    pub fn has_attrs(&self) -> bool {
+        self.attr_set != 0 || self.attr_clr != 0
+    }
 }
 
 /// Every option word hull understands (as `hull features` lists them).
-pub const KNOWN: [&str; 36] = [
+pub const KNOWN: [&str; 57] = [
     "async",
     "atime",
     "bind",
@@ -54,7 +75,67 @@ pub const KNOWN: [&str; 36] = [
     "suid",
     "sync",
     "unbindable",
+    // runtime-spec 1.1: recursive attributes (mount_setattr, AT_RECURSIVE).
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnoatime",
+    "ratime",
+    "rnodiratime",
+    "rdiratime",
+    "rrelatime",
+    "rnorelatime",
+    "rstrictatime",
+    "rnostrictatime",
+    "rnosymfollow",
+    "rsymfollow",
+    // runtime-spec 1.2: idmapped bind mounts.
+    "idmap",
+    "ridmap",
+    // runc's extension: a tmpfs starts with the image's files.
+    "tmpcopyup",
 ];
+
+/// What a recursive attribute does to mount_setattr's (set, clear) bits.
+enum Attr {
+    Set(u64),
+    Clear(u64),
+    /// One value of the access-time field (which is not a set of flags).
+    Atime(u64),
+}
+
+/// The recursive attributes. The access-time ones pick the mode the
+/// mount(8) word means: `ratime` (no noatime) and `rnostrictatime` are
+/// the kernel's default, relatime; `rnorelatime` (neither relatime nor
+/// noatime) is strictatime. runc 1.1.5 instead clears a single bit of the
+/// field for `ratime`/`rnostrictatime`, which the kernel refuses (EINVAL),
+/// and for `rnorelatime` clears nothing.
+fn attr_option(o: &str) -> Option<Attr> {
+    use Attr::*;
+    Some(match o {
+        "rro" => Set(sys::MOUNT_ATTR_RDONLY),
+        "rrw" => Clear(sys::MOUNT_ATTR_RDONLY),
+        "rnosuid" => Set(sys::MOUNT_ATTR_NOSUID),
+        "rsuid" => Clear(sys::MOUNT_ATTR_NOSUID),
+        "rnodev" => Set(sys::MOUNT_ATTR_NODEV),
+        "rdev" => Clear(sys::MOUNT_ATTR_NODEV),
+        "rnoexec" => Set(sys::MOUNT_ATTR_NOEXEC),
+        "rexec" => Clear(sys::MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => Set(sys::MOUNT_ATTR_NODIRATIME),
+        "rdiratime" => Clear(sys::MOUNT_ATTR_NODIRATIME),
+        "rnosymfollow" => Set(sys::MOUNT_ATTR_NOSYMFOLLOW),
+        "rsymfollow" => Clear(sys::MOUNT_ATTR_NOSYMFOLLOW),
+        "rnoatime" => Atime(sys::MOUNT_ATTR_NOATIME),
+        "ratime" | "rrelatime" | "rnostrictatime" => Atime(sys::MOUNT_ATTR_RELATIME),
+        "rstrictatime" | "rnorelatime" => Atime(sys::MOUNT_ATTR_STRICTATIME),
+        _ => return None,
+    })
+}
 
 /// Flags an option sets (true) or clears (false).
 fn flag_option(o: &str) -> Option<(bool, c_ulong)> {
@@ -110,7 +191,7 @@ pub fn rootfs_propagation(value: &str) -> Option<c_ulong> {
 
 pub fn parse(options: &[String]) -> MountOptions {
     let mut out = MountOptions::default();
-    for o in options {
+    for (j, o) in options.iter().enumerate() {
         let o = o.as_str();
         if o == "bind" {
             out.bind = true;
@@ -125,11 +206,30 @@ pub fn parse(options: &[String]) -> MountOptions {
             }
         } else if let Some(p) = propagation_option(o) {
             out.propagation.push(p);
-        } else if o == "tmpcopyup" || o.is_empty() {
-            // runc extension: copy the image's content into a tmpfs; not
-            // supported yet, and harmless to skip (the tmpfs starts empty).
+        } else if let Some(a) = attr_option(o) {
+            // Later words win, as for the flags.
+            match a {
+                Attr::Set(b) => {
+                    out.attr_set |= b;
+                    out.attr_clr &= !b;
+                }
+                Attr::Clear(b) => {
+                    out.attr_clr |= b;
+                    out.attr_set &= !b;
+                }
+                Attr::Atime(v) => {
+                    out.attr_set = (out.attr_set & !sys::MOUNT_ATTR__ATIME) | v;
+                    out.attr_clr |= sys::MOUNT_ATTR__ATIME;
+                }
+            }
+        } else if o == "idmap" || o == "ridmap" {
+            out.idmap = Some((o == "ridmap", j));
+        } else if o == "tmpcopyup" {
+            out.tmpcopyup = Some(j);
+        } else if o.is_empty() {
         } else {
             out.data.push(o.to_string());
+            out.data_index.push(j);
         }
     }
     out
@@ -162,6 +262,54 @@ mod tests {
             let p = opts(&[o]);
             assert!(p.data.is_empty(), "{o} fell through to filesystem data");
         }
+    }
+
+    #[test]
+    fn recursive_attributes() {
+        let o = opts(&[
+            "rbind",
+            "rro",
+            "rnosuid",
+            "rnodev",
+            "rnoexec",
+            "rnosymfollow",
+        ]);
+        assert_eq!(
+            o.attr_set,
+            sys::MOUNT_ATTR_RDONLY
+                | sys::MOUNT_ATTR_NOSUID
+                | sys::MOUNT_ATTR_NODEV
+                | sys::MOUNT_ATTR_NOEXEC
+                | sys::MOUNT_ATTR_NOSYMFOLLOW
+        );
+        assert_eq!(o.attr_clr, 0);
+        assert_eq!(o.flags, 0, "recursive attributes are not mount(2) flags");
+        let o = opts(&["rro", "rrw"]);
+        assert_eq!((o.attr_set, o.attr_clr), (0, sys::MOUNT_ATTR_RDONLY));
+        // The access time is one field: the whole of it is cleared, one
+        // value set (the kernel refuses anything else).
+        for (word, value) in [
+            ("rnoatime", sys::MOUNT_ATTR_NOATIME),
+            ("ratime", sys::MOUNT_ATTR_RELATIME),
+            ("rrelatime", sys::MOUNT_ATTR_RELATIME),
+            ("rnostrictatime", sys::MOUNT_ATTR_RELATIME),
+            ("rstrictatime", sys::MOUNT_ATTR_STRICTATIME),
+            ("rnorelatime", sys::MOUNT_ATTR_STRICTATIME),
+        ] {
+            let o = opts(&["rnodiratime", "rnoatime", word]);
+            assert_eq!(o.attr_clr, sys::MOUNT_ATTR__ATIME, "{word}");
+            assert_eq!(o.attr_set, sys::MOUNT_ATTR_NODIRATIME | value, "{word}");
+        }
+        assert!(!opts(&["ro"]).has_attrs());
+    }
+
+    #[test]
+    fn idmap_and_unknown_words_are_recorded_with_their_index() {
+        let o = opts(&["rbind", "ridmap", "size=1m", "foo"]);
+        assert_eq!(o.idmap, Some((true, 1)));
+        assert_eq!(o.data, ["size=1m", "foo"]);
+        assert_eq!(o.data_index, [2, 3]);
+        assert_eq!(opts(&["idmap"]).idmap, Some((false, 0)));
     }
 
     #[test]
