@@ -122,7 +122,11 @@ fn run(listener: &UnixListener, sigfd: RawFd, service: &mut Service) -> Result<(
         let ttys = service.poll_fds();
         let mut fds = vec![pollfd(listener.as_raw_fd()), pollfd(sigfd)];
         fds.extend(conns.iter().map(|c| pollfd(c.sock.as_raw_fd())));
-        fds.extend(ttys.iter().map(|&fd| pollfd(fd)));
+        fds.extend(ttys.iter().map(|&(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        }));
         // OOM counters are read on every wake-up, and each second while
         // containers run.
         let timeout = if service.has_live() { 1000 } else { -1 };
@@ -146,7 +150,7 @@ fn run(listener: &UnixListener, sigfd: RawFd, service: &mut Service) -> Result<(
                 break;
             }
         }
-        for (i, &fd) in ttys.iter().enumerate() {
+        for (i, &(fd, _)) in ttys.iter().enumerate() {
             if fds[2 + conns.len() + i].revents != 0 {
                 service.pump(fd);
             }

@@ -814,8 +814,8 @@ impl Service {
         self.containers.values().any(|c| c.init.exit.is_none())
     }
 
-    /// The terminal fds to poll.
-    pub fn poll_fds(&self) -> Vec<RawFd> {
+    /// The stdio fds to poll (terminals, stdin copies), with events.
+    pub fn poll_fds(&self) -> Vec<(RawFd, libc::c_short)> {
         let mut v = Vec::new();
         for c in self.containers.values() {
             v.extend(c.init.io.poll_fds());
@@ -826,11 +826,11 @@ impl Service {
         v
     }
 
-    /// Copy for the terminal that owns `fd`.
+    /// Copy for the process whose stdio `fd` is.
     pub fn pump(&mut self, fd: RawFd) {
         for c in self.containers.values_mut() {
             for p in std::iter::once(&mut c.init).chain(c.execs.values_mut()) {
-                if p.io.poll_fds().contains(&fd) {
+                if p.io.poll_fds().iter().any(|&(f, _)| f == fd) {
                     p.io.pump(fd);
                     return;
                 }

@@ -2,11 +2,14 @@
 //! `file://` and `binary://` log URIs; with a terminal, the pty master
 //! copied to and from the FIFOs by the shim's loop.
 //!
-//! Without a terminal the process gets the FIFOs themselves (no copy):
-//! the write ends are opened with a transient read end of our own so the
-//! open cannot block, and closed here once handed over, so the reader sees
-//! EOF when the process's copies close. The shim keeps a read-write hold
-//! on the stdin FIFO until CloseIO, so the process sees EOF only then.
+//! Without a terminal the process gets the output FIFOs themselves (no
+//! copy): the write ends are opened with a transient read end of our own
+//! so the open cannot block, and closed here once handed over, so the
+//! reader sees EOF when the process's copies close. Stdin goes through a
+//! pipe the loop fills from the FIFO: the process must see EOF when the
+//! client closes its end (or on CloseIO), which a FIFO read end given to
+//! the process directly would report too early (before the client opened
+//! it) or, held open by the shim, never.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -19,9 +22,13 @@ use hull::sys;
 pub struct Io {
     /// The process's 0, 1, 2 until it has them.
     child: Vec<OwnedFd>,
-    /// Read-write hold on the stdin FIFO (the process sees EOF once the
-    /// client's writer and this are closed).
-    stdin_hold: Option<File>,
+    /// Stdin: the FIFO (read end, non-blocking), the pipe to the process
+    /// (write end, non-blocking), what did not fit in the pipe yet, and
+    /// whether the FIFO reached EOF (the pipe closes once drained).
+    stdin_src: Option<File>,
+    stdin_dst: Option<File>,
+    stdin_buf: Vec<u8>,
+    stdin_eof: bool,
     /// Terminal: the pty master, and the FIFOs it is copied from and to.
     pty: Option<OwnedFd>,
     tty_in: Option<File>,
@@ -120,18 +127,23 @@ impl Io {
         } else {
             None
         };
-        let mut hold = None;
         let input = if stdin.is_empty() {
             open("/dev/null", true, false, 0)?
+        } else if terminal {
+            // Copied to the pty; a read-write open does not block and never
+            // reports EOF (a terminal gets no EOF from the client anyway).
+            io.tty_in = Some(open(stdin, true, true, 0)?);
+            open("/dev/null", true, false, 0)?
         } else {
-            let h = open(stdin, true, true, 0)?;
-            // A writer (ours) exists, so this does not block.
-            let r = open(stdin, true, false, 0)?;
-            hold = Some(h);
-            r
+            io.stdin_src = Some(open(stdin, true, false, libc::O_NONBLOCK)?);
+            let (r, w) = std::io::pipe().map_err(|e| format!("{stdin}: pipe: {e}"))?;
+            // The same pipe opened again, non-blocking for the shim alone.
+            let w_path = format!("/proc/self/fd/{}", w.as_raw_fd());
+            io.stdin_dst = Some(open(&w_path, false, true, libc::O_NONBLOCK)?);
+            drop(w);
+            File::from(OwnedFd::from(r))
         };
         if terminal {
-            io.tty_in = hold.take();
             // The shim is the FIFO's only writer: it keeps a read end too,
             // so output made before the client opens its end is kept
             // (non-blocking: a client that stops reading loses output
@@ -146,7 +158,6 @@ impl Io {
             );
             return Ok(io);
         }
-        io.stdin_hold = hold;
         if let Some((out, err)) = logger {
             io.child = vec![input.into(), out.into(), err.into()];
             return Ok(io);
@@ -185,25 +196,42 @@ impl Io {
 
     /// CloseIO: no more input.
     pub fn close_stdin(&mut self) {
-        self.stdin_hold = None;
+        self.stdin_src = None;
+        self.stdin_dst = None;
+        self.stdin_buf.clear();
         self.tty_in = None;
     }
 
-    /// fds the loop polls for this process (terminal copies).
-    pub fn poll_fds(&self) -> Vec<RawFd> {
+    /// fds the loop polls for this process, with the events wanted.
+    pub fn poll_fds(&self) -> Vec<(RawFd, libc::c_short)> {
         let mut v = Vec::new();
-        if let (Some(p), Some(_)) = (&self.pty, &self.tty_out) {
-            v.push(p.as_raw_fd());
+        if let Some(p) = &self.pty {
+            if self.tty_out.is_some() {
+                v.push((p.as_raw_fd(), libc::POLLIN));
+            }
+            if let Some(i) = &self.tty_in {
+                v.push((i.as_raw_fd(), libc::POLLIN));
+            }
         }
-        if let (Some(_), Some(i)) = (&self.pty, &self.tty_in) {
-            v.push(i.as_raw_fd());
+        match (&self.stdin_src, &self.stdin_dst) {
+            (_, Some(d)) if !self.stdin_buf.is_empty() => v.push((d.as_raw_fd(), libc::POLLOUT)),
+            (Some(s), Some(_)) => v.push((s.as_raw_fd(), libc::POLLIN)),
+            _ => {}
         }
         v
     }
 
-    /// `fd` is readable (or hung up): copy one chunk.
+    /// `fd` is ready (or hung up): copy one chunk.
     pub fn pump(&mut self, fd: RawFd) {
         let mut buf = [0u8; 8192];
+        if self.stdin_src.as_ref().map(AsRawFd::as_raw_fd) == Some(fd) {
+            self.pump_stdin();
+            return;
+        }
+        if self.stdin_dst.as_ref().map(AsRawFd::as_raw_fd) == Some(fd) {
+            self.flush_stdin();
+            return;
+        }
         let Some(pty) = self.pty.as_ref().map(AsRawFd::as_raw_fd) else {
             return;
         };
@@ -224,6 +252,50 @@ impl Io {
                 }
                 _ => self.tty_in = None,
             }
+        }
+    }
+
+    /// The stdin FIFO is readable or hung up (polled for only while the
+    /// pipe has room: nothing is buffered).
+    fn pump_stdin(&mut self) {
+        let Some(src) = self.stdin_src.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 16384];
+        match src.read(&mut buf) {
+            Ok(0) => self.stdin_eof = true,
+            Ok(n) => self.stdin_buf.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return,
+            Err(_) => self.stdin_eof = true,
+        }
+        if self.stdin_eof {
+            self.stdin_src = None;
+        }
+        self.flush_stdin();
+    }
+
+    /// Write what is buffered into the process's pipe; close it once the
+    /// FIFO ended and everything went through.
+    fn flush_stdin(&mut self) {
+        if let Some(dst) = self.stdin_dst.as_mut() {
+            while !self.stdin_buf.is_empty() {
+                match dst.write(&self.stdin_buf) {
+                    Ok(n) if n > 0 => {
+                        self.stdin_buf.drain(..n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // The process closed its stdin: nothing more to do.
+                    _ => {
+                        self.close_stdin();
+                        return;
+                    }
+                }
+            }
+        }
+        if self.stdin_eof {
+            self.stdin_dst = None;
         }
     }
 

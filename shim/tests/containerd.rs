@@ -320,6 +320,25 @@ fn ctr_run_with_the_hull_shim() {
     );
     d.remove(&id);
 
+    // Stdin: the container reads what ctr is given, and sees EOF once ctr
+    // closes it (CloseIO).
+    let id = common::unique_id("stdin");
+    let line = format!(
+        "printf 'from-stdin\\n' | ctr --address {} --namespace {ns} run --rm --runtime {RUNTIME} {IMAGE} {id} sh -c 'cat; echo eof-seen'",
+        d.sock.display()
+    );
+    let r = run_timeout(Command::new("sh").args(["-c", &line]), STEP);
+    check(
+        &mut steps,
+        "stdin and CloseIO",
+        expect(
+            r.code == 0 && r.stdout.contains("from-stdin") && r.stdout.contains("eof-seen"),
+            &r,
+        ),
+    );
+    d.remove(&id);
+    let echo_id = id;
+
     // Log URIs: file:// (appended to) and binary:// (a logging process
     // gets the output on fds 3 and 4, signals ready by closing fd 5).
     let logs = d.dir.join("logs");
@@ -551,11 +570,24 @@ fn ctr_run_with_the_hull_shim() {
         "restart: exec",
         expect(r.code == 0 && r.stdout.contains("after-restart"), &r),
     );
-    let r = d.ctr(&["task", "kill", "-s", "SIGKILL", &id]);
+    let r = d.ctr(&[
+        "task",
+        "exec",
+        "-d",
+        "--exec-id",
+        "r2",
+        &id,
+        "sleep",
+        "1000",
+    ]);
+    let before = d.ctr(&["task", "ps", &id]).stdout.lines().count();
+    let r2 = d.ctr(&["task", "kill", "--all", "-s", "SIGKILL", &id]);
     check(
         &mut steps,
-        "restart: kill",
-        expect(r.code == 0, &r).and_then(|()| d.wait_status(&id, "STOPPED")),
+        "restart: kill --all",
+        expect(r.code == 0 && before >= 3 && r2.code == 0, &r2)
+            .and_then(|()| d.wait_status(&id, "STOPPED"))
+            .map_err(|e| format!("{e}; exec -d: {}", r.brief())),
     );
     d.remove(&id);
 
@@ -628,6 +660,22 @@ fn ctr_run_with_the_hull_shim() {
         "/tasks/paused",
         "/tasks/resumed",
     ];
+    // Each exit is reported once.
+    let exits = seen
+        .lines()
+        .filter(|l| {
+            l.contains("/tasks/exit") && l.contains(&format!("\"container_id\":\"{echo_id}\""))
+        })
+        .count();
+    check(
+        &mut steps,
+        "one /tasks/exit per process",
+        if exits == 1 {
+            Ok(())
+        } else {
+            Err(format!("{exits} exit events for {echo_id}"))
+        },
+    );
     let missing: Vec<_> = topics.iter().filter(|t| !seen.contains(*t)).collect();
     check(
         &mut steps,
