@@ -9,6 +9,10 @@ use std::process::{Child, Command};
 /// their close-on-exec flags).
 pub fn spawn_with_fds(cmd: &mut Command, fds: [RawFd; 3]) -> std::io::Result<Child> {
     let place = move || -> std::io::Result<()> {
+        // Nothing blocked in the child: the shim blocks SIGCHLD and SIGTERM
+        // (it reads them from a signalfd), which an exec'd program would
+        // inherit.
+        hull::sys::set_sigmask_empty();
         // First above every target, so that a source that is itself 3, 4
         // or 5 is not overwritten before it is moved.
         let mut high = [0; 3];
@@ -30,7 +34,8 @@ pub fn spawn_with_fds(cmd: &mut Command, fds: [RawFd; 3]) -> std::io::Result<Chi
         Ok(())
     };
     // SAFETY: the closure runs in the child between fork and exec and only
-    // calls fcntl and dup2 (async-signal-safe), allocating nothing.
+    // calls sigprocmask, fcntl and dup2 (async-signal-safe), allocating
+    // nothing.
     unsafe { cmd.pre_exec(place) };
     cmd.spawn()
 }

@@ -230,6 +230,14 @@ fn memory_limit(ns: &str, id: &str) -> Option<String> {
     .map(|s| s.trim().to_string())
 }
 
+/// Whether a process's command line contains `what`.
+fn processes_with(what: &str) -> bool {
+    fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
+        String::from_utf8_lossy(&cmd).contains(what)
+    })
+}
+
 /// `ctr events` in the background.
 fn subscribe(d: &Daemon) -> Child {
     let mut c = Command::new("ctr");
@@ -378,6 +386,13 @@ fn ctr_run_with_the_hull_shim() {
         && read("stdout").contains("to-binary")
         && read("stderr").contains("err-binary")
         && read("env").trim() == format!("{id} {ns}");
+    // The logger ends with its input (it must not inherit the shim's
+    // blocked SIGCHLD: its shell's `wait` would hang).
+    let logger_gone = (0..50).any(|_| {
+        sleep(Duration::from_millis(100));
+        !processes_with(&logger.display().to_string())
+    });
+    let ok = ok && logger_gone;
     check(
         &mut steps,
         "binary:// log",
