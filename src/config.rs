@@ -633,6 +633,16 @@ pub fn default_spec(rootless: bool) -> Value {
     } else {
         linux["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
     }
+    // As runc: a cgroup namespace too on a pure cgroup v2 host (after
+    // mount, before user).
+    let v2 = crate::cgroups::discover().is_ok_and(|(l, _)| l == crate::cgroups::Layout::V2);
+    if let (true, Some(list)) = (v2, linux["namespaces"].as_array_mut()) {
+        let at = list
+            .iter()
+            .position(|n| n["type"] == "mount")
+            .map_or(list.len(), |i| i + 1);
+        list.insert(at, json!({"type": "cgroup"}));
+    }
     json!({
         "ociVersion": OCI_VERSION,
         "process": {

@@ -16,7 +16,7 @@ static GLOBALS: [Flag; 8] = [
         "root",
         None,
         "DIR",
-        "Root directory for container state (default /run/hull).",
+        "Root directory for container state (default /run/hull; $XDG_RUNTIME_DIR/hull when not root).",
     ),
     opt("log", None, "FILE", "Log file (default: stderr only)."),
     opt(
@@ -35,9 +35,8 @@ static GLOBALS: [Flag; 8] = [
         "rootless",
         None,
         "auto|true|false",
-        "Accepted for runc compatibility.",
-    )
-    .hide(),
+        "Cgroups as an unprivileged user: only where delegated (default auto: not root, or in a user namespace).",
+    ),
     opt(
         "criu",
         None,
@@ -473,7 +472,23 @@ fn run() {
         eprintln!("hull: no command given (try `hull --help`)");
         std::process::exit(1);
     };
-    let store = StateStore::new(p.value("root").unwrap_or("/run/hull"));
+    if let Err(e) = hull::rootless::Mode::parse(p.value("rootless")) {
+        usage_error(&e.to_string());
+    }
+    let store = match p.value("root") {
+        Some(root) => StateStore::new(root),
+        None => {
+            // As runc: $XDG_RUNTIME_DIR/hull when not root.
+            let (root, xdg) = hull::rootless::default_root(|k| std::env::var(k).ok());
+            if xdg {
+                if let Err(e) = hull::rootless::prepare_xdg_root(&root) {
+                    logging::error(&e.to_string());
+                    std::process::exit(1);
+                }
+            }
+            StateStore::new(root)
+        }
+    };
     match dispatch(&store, command.name, &p) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -502,6 +517,7 @@ fn create_options(p: &Parsed) -> Result<CreateOptions> {
         preserve_fds: p.num("preserve-fds").map_err(usage)?.unwrap_or(0),
         keep_pty: false,
         systemd_cgroup: p.has("systemd-cgroup"),
+        rootless: hull::rootless::Mode::parse(p.value("rootless"))?.enabled(),
         autostart: false,
         stdio: None,
     })

@@ -1436,6 +1436,18 @@ pub fn execveat_fd(fd: RawFd, argv: &[*const libc::c_char], envp: &[*const libc:
     Errno::last()
 }
 
+/// The effective uid.
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The effective gid.
+pub fn getegid() -> u32 {
+    // SAFETY: getegid has no preconditions and cannot fail.
+    unsafe { libc::getegid() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -164,8 +164,13 @@ impl Cgroup {
     /// failure the caller removes the cgroup.
     pub fn make_dirs(&self, v2: bool) -> Result<()> {
         let (layout, hier) = discover()?;
-        for (dir, h) in self.paths.iter().zip(hier.iter()) {
-            if h.v2 == v2 {
+        // By mount point, not position: rootless may have left some out.
+        for dir in &self.paths {
+            let h = hier
+                .iter()
+                .filter(|h| dir.starts_with(&h.mount))
+                .max_by_key(|h| h.mount.as_os_str().len());
+            if let Some(h) = h.filter(|h| h.v2 == v2) {
                 make_dir(layout, h, dir)?;
             }
         }
@@ -241,6 +246,12 @@ impl Cgroup {
         if self.unit.is_some() && !self.paths.iter().any(|p| p.exists()) {
             // systemd driver, unit not started yet: applied in `place_first`.
             self.pending = Some((res.clone(), rules.map(<[_]>::to_vec)));
+            self.resources = Some(res.clone());
+            return Ok(());
+        }
+        if self.paths.is_empty() {
+            // Rootless with every hierarchy left out: nothing to apply
+            // (make_dirs_rootless refused limits that would need one).
             self.resources = Some(res.clone());
             return Ok(());
         }
@@ -435,6 +446,205 @@ impl Cgroup {
     }
 }
 
+/// Rootless, no `linux.cgroupsPath`: where runc's cgroupfs driver puts
+/// the container. v1 (and hybrid): under the caller's own cgroup in each
+/// hierarchy (`id`, relative); pure v2: next to it, in its parent, which is
+/// where a delegated subtree (a systemd user service) lets the user write.
+pub fn rootless_default_path(id: &str) -> Result<String> {
+    let (layout, hier) = discover()?;
+    let Some(h) = hier.first().filter(|_| layout == Layout::V2) else {
+        return Ok(id.to_string());
+    };
+    let own = crate::sys::read_text("/proc/self/cgroup").at("/proc/self/cgroup")?;
+    let mine = layout::own_cgroup(&own, h);
+    let parent = Path::new(&mine).parent().unwrap_or(Path::new("/"));
+    Ok(format!(
+        "{}/{id}",
+        parent.to_string_lossy().trim_end_matches('/')
+    ))
+}
+
+/// This process's own cgroup2 directory, if there is a cgroup2 mount.
+pub fn own_v2_dir() -> Option<PathBuf> {
+    let (_, hier) = discover().ok()?;
+    let h = hier.iter().find(|h| h.v2)?;
+    let own = crate::sys::read_text("/proc/self/cgroup").ok()?;
+    Some(own_dir(h, &own))
+}
+
+/// The directory of hierarchy `h` that `own` (/proc/self/cgroup text) names.
+fn own_dir(h: &Hierarchy, own: &str) -> PathBuf {
+    h.mount.join(
+        layout::own_cgroup(own, h)
+            .strip_prefix(h.mount_root.trim_end_matches('/'))
+            .unwrap_or("")
+            .trim_start_matches('/'),
+    )
+}
+
+/// cgroup2 lets a process move between cgroups only with write access to
+/// the `cgroup.procs` of their common ancestor (delegation containment):
+/// opened for writing, nothing written.
+fn can_migrate(h: &Hierarchy, own: &str, dir: &Path) -> std::result::Result<(), String> {
+    let mine = own_dir(h, own);
+    let common = dir
+        .ancestors()
+        .find(|a| mine.starts_with(a))
+        .unwrap_or(&h.mount);
+    let procs = common.join("cgroup.procs");
+    match std::fs::OpenOptions::new().write(true).open(&procs) {
+        Err(e) if denied(&e) => Err(format!(
+            "moving into {} needs write access to {}: {e}",
+            dir.display(),
+            procs.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a cgroup directory could not be made for lack of permission
+/// (runc's isIgnorableError for rootless).
+fn denied(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS)
+    )
+}
+
+impl Cgroup {
+    /// Rootless (cgroupfs driver): make the directories now, in every
+    /// hierarchy where this user may. Where it may not, as runc: with an
+    /// explicit `linux.cgroupsPath`, or limits for that hierarchy's
+    /// controllers, the create fails naming the field; otherwise the
+    /// hierarchy is left out (the container stays in the caller's cgroup
+    /// there) with a warning.
+    pub fn make_dirs_rootless(&mut self, res: &Resources, explicit: bool) -> Result<()> {
+        let (layout, hier) = discover()?;
+        let own = crate::sys::read_text("/proc/self/cgroup").at("/proc/self/cgroup")?;
+        // (index into paths, why this user cannot have its directory)
+        let mut left_out: Vec<(usize, String)> = Vec::new();
+        let mut made = Vec::new();
+        for (i, (dir, h)) in self.paths.iter().zip(hier.iter()).enumerate() {
+            let r = match std::fs::create_dir_all(dir) {
+                Err(e) if denied(&e) => {
+                    left_out.push((i, format!("creating {}: {e}", dir.display())));
+                    continue;
+                }
+                Err(e) => Err(Error::Sys {
+                    what: format!("creating cgroup {}", dir.display()),
+                    source: e,
+                }),
+                Ok(()) => make_dir(layout, h, dir),
+            };
+            if let Err(e) = r {
+                self.remove_made(&made);
+                return Err(e);
+            }
+            made.push(i);
+            if h.v2 {
+                if let Err(why) = can_migrate(h, &own, dir) {
+                    let _ = std::fs::remove_dir(dir);
+                    made.pop();
+                    left_out.push((i, why));
+                }
+            }
+        }
+        let fail = |field: &str, msg: String| {
+            self.remove_made(&made);
+            Err(Error::config(field, msg))
+        };
+        for (i, e) in &left_out {
+            let dir = self.paths[*i].display();
+            // A hybrid host's cgroup2 side holds no v1 controller: runc
+            // 1.1 ignores it there even for an explicit path.
+            let hybrid_v2 = hier[*i].v2 && layout != Layout::V2;
+            if explicit && !hybrid_v2 {
+                return fail(
+                    "linux.cgroupsPath",
+                    format!(
+                        "cannot use cgroup {dir}: {e} (running rootless: the path must be in \
+                         a cgroup delegated to this user)"
+                    ),
+                );
+            }
+            let usable = |c: &str| {
+                hier.iter().enumerate().any(|(j, h)| {
+                    !h.v2 && h.controllers.iter().any(|x| x == c) && made.contains(&j)
+                })
+            };
+            if let Some(w) = rootless_needs(layout, &hier[*i], res, usable) {
+                return fail(
+                    &w.field,
+                    format!(
+                        "cannot set {} limit: container could not join or create cgroup \
+                         (running rootless: {e}; limits need a cgroup delegated to this user)",
+                        w.controller
+                    ),
+                );
+            }
+        }
+        if !left_out.is_empty() {
+            let dirs: Vec<String> = left_out
+                .iter()
+                .map(|(i, _)| self.paths[*i].display().to_string())
+                .collect();
+            crate::logging::warn(&format!(
+                "running rootless: no permission to use cgroup {}; the container stays \
+                 in the caller's cgroup there (no limits were asked for)",
+                dirs.join(", ")
+            ));
+            for (i, _) in left_out.iter().rev() {
+                let dir = self.paths.remove(*i);
+                self.controllers.remove(*i);
+                if self.unified.as_ref() == Some(&dir) {
+                    self.unified = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove the directories of `made` (indexes into `paths`).
+    fn remove_made(&self, made: &[usize]) {
+        for &i in made {
+            let _ = std::fs::remove_dir(&self.paths[i]);
+        }
+    }
+}
+
+/// The first write `res` needs in hierarchy `h` (`usable`: whether a v1
+/// controller has a directory elsewhere, for hugetlb on a hybrid host's
+/// cgroup2 side), if any.
+fn rootless_needs(
+    layout: Layout,
+    h: &Hierarchy,
+    res: &Resources,
+    usable: impl Fn(&str) -> bool,
+) -> Option<resources::Write> {
+    if h.v2 && layout == Layout::V2 {
+        return match resources::v2_writes(res, false) {
+            Ok(w) => w.into_iter().next(),
+            // The same error comes again from apply; here it means "needed".
+            Err(_) => Some(resources::Write {
+                controller: "cgroup",
+                file: String::new(),
+                value: String::new(),
+                field: "linux.resources".into(),
+            }),
+        };
+    }
+    let writes = resources::v1_writes(res, resources::V1Facts::default());
+    if h.v2 {
+        // Hybrid: only hugetlb may live on the cgroup2 side.
+        return writes
+            .into_iter()
+            .find(|w| w.controller == "hugetlb" && !usable("hugetlb"));
+    }
+    writes
+        .into_iter()
+        .find(|w| h.controllers.iter().any(|c| c == w.controller))
+}
+
 /// mkdir -p one hierarchy's directory, then what a new cgroup needs:
 /// cpuset.cpus/mems inherited on v1, controllers enabled on v2.
 fn make_dir(layout: Layout, h: &Hierarchy, dir: &Path) -> Result<()> {
@@ -515,6 +725,40 @@ mod tests {
         assert_eq!(layout::own_cgroup(own, &h), "/user.slice");
         assert_eq!(resolve_path(None, "abc").unwrap(), "/abc");
         assert!(resolve_path(Some(Path::new("/a/../b")), "x").is_err());
+    }
+
+    /// Rootless: which hierarchy a config's limits need (a hierarchy that
+    /// is needed and cannot be made fails the create; others are left out).
+    #[test]
+    fn rootless_needs_only_the_limited_hierarchies() {
+        let h = |ctrl: &str, v2: bool| Hierarchy {
+            mount: format!("/sys/fs/cgroup/{ctrl}").into(),
+            mount_root: "/".into(),
+            controllers: if v2 { Vec::new() } else { vec![ctrl.into()] },
+            v2,
+        };
+        let res = |v: serde_json::Value| Resources::from_value(v, "linux.resources").unwrap();
+        let mem = res(serde_json::json!({"memory": {"limit": 67108864}}));
+        let none = res(serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]}));
+        let huge =
+            res(serde_json::json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}));
+        let no_v1 = |_: &str| false;
+        let need =
+            |l, h: &Hierarchy, r: &Resources| rootless_needs(l, h, r, no_v1).map(|w| w.field);
+        assert_eq!(
+            need(Layout::V1, &h("memory", false), &mem).as_deref(),
+            Some("linux.resources.memory.limit")
+        );
+        assert_eq!(need(Layout::V1, &h("pids", false), &mem), None);
+        // Device rules are not set rootless: they need no hierarchy.
+        assert_eq!(need(Layout::V1, &h("devices", false), &none), None);
+        assert!(need(Layout::V2, &h("unified", true), &mem).is_some());
+        assert_eq!(need(Layout::V2, &h("unified", true), &none), None);
+        // Hybrid: the cgroup2 side only for hugetlb without a v1 hugetlb.
+        assert_eq!(need(Layout::Hybrid, &h("unified", true), &mem), None);
+        assert!(need(Layout::Hybrid, &h("unified", true), &huge).is_some());
+        let v1_hugetlb = |c: &str| c == "hugetlb";
+        assert!(rootless_needs(Layout::Hybrid, &h("unified", true), &huge, v1_hugetlb).is_none());
     }
 
     #[test]

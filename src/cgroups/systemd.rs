@@ -25,6 +25,16 @@ use crate::error::{Error, Result};
 
 const DEFAULT_SLICE: &str = "system.slice";
 
+/// The slice a container goes to without `linux.cgroupsPath`: as runc,
+/// `user.slice` of the user's own manager (systemd --user) when not root.
+fn default_slice() -> &'static str {
+    if crate::rootless::euid() != 0 {
+        "user.slice"
+    } else {
+        DEFAULT_SLICE
+    }
+}
+
 /// The scope (or slice) for a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
@@ -79,7 +89,7 @@ pub fn parse_path(cgroups_path: Option<&Path>, id: &str) -> Result<Unit> {
         .unwrap_or_default();
     let (slice, prefix, name) = if p.is_empty() {
         (
-            DEFAULT_SLICE.to_string(),
+            default_slice().to_string(),
             "hull".to_string(),
             id.to_string(),
         )
@@ -92,7 +102,7 @@ pub fn parse_path(cgroups_path: Option<&Path>, id: &str) -> Result<Unit> {
             ));
         }
         let slice = if parts[0].is_empty() {
-            DEFAULT_SLICE
+            default_slice()
         } else {
             parts[0]
         };
@@ -356,7 +366,28 @@ pub fn resource_properties(
 pub fn create(cgroups_path: Option<&Path>, id: &str, _res: &Resources) -> Result<Cgroup> {
     let unit = parse_path(cgroups_path, id)?;
     Bus::connect()?;
-    let mut cg = super::Cgroup::paths_for(&unit.cgroup)?;
+    let euid = crate::rootless::euid();
+    let path = if euid == 0 {
+        unit.cgroup.clone()
+    } else {
+        // systemd --user nests its units below its own service, which
+        // systemd names user@UID.service in user-UID.slice. The mounts are
+        // planned with this path; once the scope runs, the process says
+        // where it really is (follow_into_scope).
+        format!(
+            "/user.slice/user-{euid}.slice/user@{euid}.service{}",
+            unit.cgroup
+        )
+    };
+    let mut cg = super::Cgroup::paths_for(&path)?;
+    if euid != 0 && !cg.v2 {
+        // systemd --user can delegate a subtree only on a unified host.
+        return Err(Error::Usage(
+            "--systemd-cgroup as an unprivileged user needs a pure cgroup v2 host \
+             (systemd --user delegates only there); use the default cgroupfs driver"
+                .into(),
+        ));
+    }
     cg.unit = Some(unit.name.clone());
     cg.systemd_slice = Some(unit.slice.clone());
     Ok(cg)
@@ -364,7 +395,12 @@ pub fn create(cgroups_path: Option<&Path>, id: &str, _res: &Resources) -> Result
 
 /// Start the transient unit holding `pid`, with the resources as
 /// properties, and wait until its cgroup exists.
-pub fn start(cg: &Cgroup, pid: u32, res: &Resources, rules: Option<&[DeviceRule]>) -> Result<()> {
+pub fn start(
+    cg: &mut Cgroup,
+    pid: u32,
+    res: &Resources,
+    rules: Option<&[DeviceRule]>,
+) -> Result<()> {
     let name = cg.unit.clone().unwrap_or_default();
     let unit = Unit {
         slice: cg
@@ -377,6 +413,9 @@ pub fn start(cg: &Cgroup, pid: u32, res: &Resources, rules: Option<&[DeviceRule]
     let props = properties(&unit, pid, res, rules, cg.v2);
     let mut bus = Bus::connect()?;
     bus.start_transient_unit(&name, &props)?;
+    if crate::rootless::euid() != 0 {
+        return follow_into_scope(cg, pid, &name);
+    }
     // The job runs asynchronously: wait for the cgroup to appear (in the
     // hierarchy systemd always manages: name=systemd on v1, else v2).
     let managed = cg
@@ -397,6 +436,36 @@ pub fn start(cg: &Cgroup, pid: u32, res: &Resources, rules: Option<&[DeviceRule]
     )))
 }
 
+/// Rootless: systemd --user makes the scope below its own cgroup
+/// (`.../user@UID.service/user.slice/...`), which the path computed from
+/// the slice does not know; the process itself says where it landed.
+fn follow_into_scope(cg: &mut Cgroup, pid: u32, name: &str) -> Result<()> {
+    let (_, hier) = super::discover()?;
+    let Some(h) = hier.iter().find(|h| h.v2) else {
+        return Err(Error::Usage("no cgroup2 hierarchy for the scope".into()));
+    };
+    let file = format!("/proc/{pid}/cgroup");
+    for _ in 0..500 {
+        let text = crate::sys::read_text(&file).unwrap_or_default();
+        let path = super::layout::own_cgroup(&text, h);
+        if path.ends_with(&format!("/{name}")) {
+            let rel = path
+                .strip_prefix(h.mount_root.trim_end_matches('/'))
+                .unwrap_or(&path)
+                .trim_start_matches('/');
+            let dir = h.mount.join(rel);
+            cg.paths = vec![dir.clone()];
+            cg.controllers = vec![Vec::new()];
+            cg.unified = Some(dir);
+            return Ok(());
+        }
+        crate::sys::nanosleep_ms(10);
+    }
+    Err(Error::Usage(format!(
+        "systemd unit {name} started but process {pid} never appeared in it"
+    )))
+}
+
 /// Change a running unit's resource properties (runtime only, like runc).
 pub fn set_unit_properties(unit: &str, res: &Resources, v2: bool) -> Result<()> {
     let props = resource_properties(res, None, v2);
@@ -412,7 +481,16 @@ pub fn set_unit_properties(unit: &str, res: &Resources, v2: bool) -> Result<()> 
 
 /// Stop a transient unit (on delete).
 pub fn stop_unit(unit: &str) -> Result<()> {
-    Bus::connect()?.call_systemd("StopUnit", "ss", &[Arg::Str(unit), Arg::Str("replace")])
+    match Bus::connect()?.call_systemd("StopUnit", "ss", &[Arg::Str(unit), Arg::Str("replace")]) {
+        // A scope goes away by itself once its last process has exited.
+        Err(e)
+            if e.to_string()
+                .contains("org.freedesktop.systemd1.NoSuchUnit") =>
+        {
+            Ok(())
+        }
+        r => r,
+    }
 }
 
 // ---------------------------------------------------------------------------

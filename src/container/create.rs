@@ -37,6 +37,9 @@ pub struct CreateOptions {
     pub keep_pty: bool,
     /// Use the systemd cgroup driver (`--systemd-cgroup`).
     pub systemd_cgroup: bool,
+    /// `--rootless` (default: not root, or in a user namespace): cgroups
+    /// only where this user may make them, no device rules (as runc).
+    pub rootless: bool,
     /// `run` without a terminal: the init goes on to exec right after
     /// Ready instead of waiting on the exec fifo for `start` (the caller
     /// starts it anyway), and create returns once it has exec'd. Saves a
@@ -92,6 +95,16 @@ impl Drop for Cleanup {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The device rules to apply: none rootless, where an unprivileged user
+/// cannot set them (runc ignores their failure) and the user namespace
+/// keeps mknod away anyway.
+fn device_rules<'r>(
+    opts: &CreateOptions,
+    rules: &'r [cgroups::devices::DeviceRule],
+) -> Option<&'r [cgroups::devices::DeviceRule]> {
+    (!opts.rootless).then_some(rules)
 }
 
 fn check_single_threaded(threads: usize) -> Result<()> {
@@ -150,6 +163,7 @@ impl Input {
         state::validate_id(&opts.id)?;
         let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::io(&opts.bundle, e))?;
         let spec = config::load(&bundle)?;
+        crate::rootless::validate(&spec)?;
         let rootfs = checked_rootfs(&config::rootfs_path(&bundle, &spec))?;
         let process = spec
             .process()
@@ -284,7 +298,15 @@ impl<'a> Setup<'a> {
             .as_ref()
             .ok_or_else(|| Error::config("linux", "required"))?;
         let id = self.opts.id.as_str();
-        let cg_path = cgroups::resolve_path(linux.cgroups_path().as_deref(), id)?;
+        let explicit = linux
+            .cgroups_path()
+            .as_ref()
+            .is_some_and(|p| !p.as_os_str().is_empty());
+        let cg_path = if self.opts.rootless && !explicit {
+            cgroups::rootless_default_path(id)?
+        } else {
+            cgroups::resolve_path(linux.cgroups_path().as_deref(), id)?
+        };
         let res = &self.input.resources;
         self.cgroup = if self.opts.systemd_cgroup {
             cgroups::systemd::create(linux.cgroups_path().as_deref(), id, res)?
@@ -295,7 +317,11 @@ impl<'a> Setup<'a> {
         self.rules = cgroups::device_rules(res);
         if self.opts.systemd_cgroup {
             // Kept until the scope starts with the first process (place_first).
-            self.cgroup.apply(res, Some(&self.rules))
+            let rules = device_rules(self.opts, &self.rules);
+            self.cgroup.apply(res, rules)
+        } else if self.opts.rootless {
+            // Only the hierarchies this user may write (all made now).
+            self.cgroup.make_dirs_rootless(res, explicit)
         } else {
             self.cgroup.make_dirs(true)
         }
@@ -396,12 +422,13 @@ impl<'a> Setup<'a> {
     /// may go on. It creates its namespaces meanwhile.
     fn place(&mut self, pid: libc::pid_t) -> Result<()> {
         let res = &self.input.resources;
+        let rules = device_rules(self.opts, &self.rules);
         let placed = if self.opts.systemd_cgroup {
             self.cgroup.place_first(pid)
         } else {
             self.cgroup
                 .make_dirs(false)
-                .and_then(|()| self.cgroup.apply(res, Some(&self.rules)))
+                .and_then(|()| self.cgroup.apply(res, rules))
         };
         if let Err(e) = placed {
             // The child may have failed on its own (it creates namespaces

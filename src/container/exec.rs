@@ -184,6 +184,8 @@ fn join_plan(pid: i32) -> Result<NsPlan> {
         has_mount_ns: false,
         new_net: false,
         new_cgroup: false,
+        uid_helper: false,
+        gid_helper: false,
         time_offsets: None,
     };
     for (i, (name, flag)) in NAMESPACES.iter().enumerate() {

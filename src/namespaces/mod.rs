@@ -70,6 +70,10 @@ pub struct NsPlan {
     pub has_mount_ns: bool,
     pub new_net: bool,
     pub new_cgroup: bool,
+    /// Unprivileged caller: the uid (gid) map is more than its own id, so
+    /// the setuid helper newuidmap (newgidmap) writes it.
+    pub uid_helper: bool,
+    pub gid_helper: bool,
     /// linux.timeOffsets as /proc/self/timens_offsets lines, written by
     /// stage 1 right after it creates the time namespace (before the init,
     /// the first process in it, is forked).
@@ -91,8 +95,17 @@ impl NsPlan {
             has_mount_ns: false,
             new_net: false,
             new_cgroup: false,
+            uid_helper: false,
+            gid_helper: false,
             time_offsets: None,
         };
+        let (euid, egid) = (crate::rootless::euid(), crate::rootless::egid());
+        if euid != 0 {
+            let uids = linux.uid_mappings().as_deref().unwrap_or(&[]);
+            let gids = linux.gid_mappings().as_deref().unwrap_or(&[]);
+            plan.uid_helper = !crate::rootless::writable_directly(uids, euid);
+            plan.gid_helper = !crate::rootless::writable_directly(gids, egid);
+        }
         for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
             let t = ns.typ();
             if t == LinuxNamespaceType::Mount {
@@ -216,7 +229,9 @@ pub fn id_map_text(maps: &[LinuxIdMapping]) -> String {
 }
 
 /// Parent side: write uid_map and gid_map of the process `pid` that just
-/// created a user namespace.
+/// created a user namespace. An unprivileged caller may write only a map
+/// of its own id (with setgroups denied); more ranges go through the
+/// setuid helpers, which check them against /etc/subuid and /etc/subgid.
 pub fn write_id_maps(pid: libc::pid_t, plan: &NsPlan) -> Result<()> {
     let write = |name: &str, data: &str| -> Result<()> {
         if data.is_empty() {
@@ -228,12 +243,20 @@ pub fn write_id_maps(pid: libc::pid_t, plan: &NsPlan) -> Result<()> {
             source: e,
         })
     };
-    if crate::process::user::current_uid() != 0 {
-        // An unprivileged writer may only map its own gid with setgroups denied.
+    let unprivileged = crate::rootless::euid() != 0;
+    if unprivileged && !plan.gid_helper {
         write("setgroups", "deny")?;
     }
-    write("uid_map", &plan.uid_map)?;
-    write("gid_map", &plan.gid_map)
+    if plan.uid_helper && !plan.uid_map.is_empty() {
+        crate::rootless::write_with_helper("newuidmap", pid, &plan.uid_map, "linux.uidMappings")?;
+    } else {
+        write("uid_map", &plan.uid_map)?;
+    }
+    if plan.gid_helper && !plan.gid_map.is_empty() {
+        crate::rootless::write_with_helper("newgidmap", pid, &plan.gid_map, "linux.gidMappings")
+    } else {
+        write("gid_map", &plan.gid_map)
+    }
 }
 
 /// Child side, stage 1, part one: join or create the user namespace.

@@ -93,6 +93,15 @@ impl ProcessPlan {
             }
         }
         let set_groups = !ns.in_userns() || user::current_uid() == 0;
+        // As runc: the image's groups are skipped where setgroups is
+        // denied, but asked-for ones are not dropped silently.
+        if !set_groups && u.additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
+            return Err(Error::config(
+                "process.user.additionalGids",
+                "cannot set additional groups as an unprivileged user (setgroups is \
+                 denied in its user namespace)",
+            ));
+        }
         let mut rlimits = Vec::new();
         for (i, r) in p.rlimits().iter().flatten().enumerate() {
             if r.soft() > r.hard() {

@@ -179,7 +179,9 @@ impl RootfsPlan {
                 }
             }
         }
-        let bind_devices = ns.in_userns();
+        // mknod is refused in any user namespace but the initial one: a new
+        // one, or the one hull itself runs in (rootless podman's), as runc.
+        let bind_devices = ns.in_userns() || crate::rootless::running_in_userns();
         let devices = if setup_dev {
             device_list(linux.devices().as_deref().unwrap_or(&[]))?
         } else {
@@ -482,7 +484,18 @@ fn cgroup_mounts(
     // From the layout, not from the directory: it may not exist yet (the v1
     // ones are made after the fork, systemd makes its scope later still).
     if cg.v2 {
-        if ns.new_cgroup {
+        // Unprivileged, a fresh cgroup2 mount can be refused (EBUSY under a
+        // host mount with nsdelegate, EPERM), where runc then binds the
+        // cgroup: hull binds it from the start. It is the subtree the new
+        // cgroup namespace would show: the container's cgroup, or the
+        // caller's where rootless left it out.
+        let rootless = crate::rootless::euid() != 0;
+        let bind_source = cg
+            .paths
+            .first()
+            .cloned()
+            .or_else(|| rootless.then(crate::cgroups::own_v2_dir).flatten());
+        if ns.new_cgroup && !rootless {
             out.push(MountOp {
                 dest: path_cstring(dest)?,
                 kind: MountKind::Fs {
@@ -496,7 +509,7 @@ fn cgroup_mounts(
                 propagation: opts.propagation.clone(),
                 index,
             });
-        } else if let Some(p) = cg.paths.first() {
+        } else if let Some(p) = &bind_source {
             out.push(MountOp {
                 dest: path_cstring(dest)?,
                 kind: MountKind::Bind {

@@ -14,7 +14,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # Every suite that needs no container engine (containerd, docker, podman
 # are not in the guest; they run on the host).
-SUITES="lifecycle runtime_core cgroups cgroups_v2_tree exec security seccomp cve hooks terminal_fds container_view errors differential validation_parity mounts_userns checkpoint"
+SUITES="lifecycle runtime_core cgroups cgroups_v2_tree exec security seccomp cve hooks terminal_fds container_view errors differential validation_parity mounts_userns checkpoint rootless"
 if [ -n "${HULL_VM_GUEST:-}" ]; then
     rc=0
     export HULL_TEST_RUNTIME=/share/bin/hull HULL_TEST_PROBE=/share/extra/probe \

@@ -1,0 +1,441 @@
+//! Containers made from images, on the hull library (in process).
+//!
+//! A container is a directory containers/<name>/ holding its record, an OCI
+//! bundle (config.json + the rootfs mount point), its container layer
+//! (upper/ and work/, the overlayfs upperdir/workdir over the image's layer
+//! directories) and, when detached, its log. The hull state lives in the
+//! store's run/ directory under the container's name.
+//!
+//! Detached containers are watched by a monitor: a process forked by
+//! `run -d`/`start` that starts a new session, points its stdout/stderr at
+//! the log file (which the container inherits: no copying), creates and
+//! starts the container as its child subreaper, tells the caller it runs,
+//! then waits for it and records the exit code (and removes it for `--rm`).
+
+pub mod monitor;
+pub mod record;
+pub mod spec;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, IoContext, Result};
+use crate::image;
+use crate::store::{remove_tree, Store};
+use record::{ContainerRecord, Paths};
+pub use spec::RunOptions;
+
+/// The hull state store for this store's containers.
+pub fn hull_store(store: &Store) -> hull::StateStore {
+    hull::StateStore::new(store.run_dir())
+}
+
+fn random_hex(n: usize) -> Result<String> {
+    let mut b = vec![0u8; n / 2];
+    let p = Path::new("/dev/urandom");
+    std::io::Read::read_exact(&mut std::fs::File::open(p).at(p)?, &mut b).at(p)?;
+    Ok(crate::digest::hex(&b))
+}
+
+/// `create`: the record, the bundle and the container layer. Nothing is
+/// mounted or started yet. A failure removes what was made.
+pub fn create(
+    store: &Store,
+    image_ref: &str,
+    name: Option<&str>,
+    cmd: &[String],
+    o: &RunOptions,
+    auto_remove: bool,
+) -> Result<ContainerRecord> {
+    let img = store.resolve(image_ref)?;
+    let cfg = image::config(store, &img)?;
+    let id = random_hex(64)?;
+    let name = match name {
+        Some(n) => {
+            hull::state::validate_id(n).map_err(|e| Error::Usage(format!("--name {n:?}: {e}")))?;
+            n.to_string()
+        }
+        None => format!("hull_{}", &id[..12]),
+    };
+    let layers: Vec<_> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let config = spec::build(
+        &spec::Inputs {
+            store,
+            layers: &layers,
+            image_config: &cfg,
+            cmd,
+            hostname: &id[..12],
+        },
+        o,
+    )?;
+    seal_if_needed(store, &config)?;
+    let paths = Paths::new(store, &name);
+    let _l = store.lock()?;
+    match std::fs::create_dir(&paths.dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::Usage(format!(
+                "the container name {name:?} is already in use"
+            )))
+        }
+        Err(e) => return Err(Error::io(&paths.dir, e)),
+    }
+    let rec = ContainerRecord {
+        id,
+        name: name.clone(),
+        image: img.id.clone(),
+        image_ref: image_ref.to_string(),
+        created: hull::timefmt::now(true),
+        command: config["process"]["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        stop_signal: cfg["config"]["StopSignal"]
+            .as_str()
+            .unwrap_or("SIGTERM")
+            .to_string(),
+        auto_remove,
+    };
+    let made = (|| {
+        for d in [paths.rootfs(), paths.upper(), paths.work()] {
+            std::fs::create_dir_all(&d).at(&d)?;
+        }
+        let data = serde_json::to_vec_pretty(&config).map_err(|e| Error::json("config.json", e))?;
+        crate::store::write_replace(&paths.bundle().join("config.json"), &data, false)?;
+        // The record last: a directory without one is not a container.
+        record::save(store, &rec)
+    })();
+    if let Err(e) = made {
+        let _ = remove_tree(&paths.dir);
+        return Err(e);
+    }
+    Ok(rec)
+}
+
+/// CVE-2019-5736: a container that could reach its init's exe (hull's
+/// code, here hullctl's binary) must be created from a sealed image of it.
+/// hull does that by re-executing the process with the same arguments, so
+/// it must happen before hullctl has made anything (the re-executed
+/// hullctl starts over); then hull's own check passes.
+fn seal_if_needed(store: &Store, config: &Value) -> Result<()> {
+    let text = serde_json::to_string(config).map_err(|e| Error::json("config.json", e))?;
+    let spec = hull::config::parse(&text).map_err(|e| Error::Usage(format!("config.json: {e}")))?;
+    hull::exeseal::ensure(&spec, false, &store.run_dir()).map_err(|e| Error::hull("(new)", e))
+}
+
+fn bundle_config(store: &Store, name: &str) -> Result<Value> {
+    let p = Paths::new(store, name).bundle().join("config.json");
+    let data = std::fs::read(&p).at(&p)?;
+    serde_json::from_slice(&data).map_err(|e| Error::json(p.display().to_string(), e))
+}
+
+/// Mount the overlayfs rootfs unless it is mounted.
+pub fn mount_rootfs(store: &Store, rec: &ContainerRecord) -> Result<()> {
+    let paths = Paths::new(store, &rec.name);
+    let rootfs = paths.rootfs();
+    if is_mountpoint(&rootfs) {
+        return Ok(());
+    }
+    let img = store.image(&rec.image)?;
+    let lower: Vec<String> = img
+        .layers
+        .iter()
+        .rev()
+        .map(|l| store.layer_diff(&l.diff_id).display().to_string())
+        .collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        paths.upper().display(),
+        paths.work().display()
+    );
+    let c = |s: &str| crate::sys::cstr(s.as_bytes()).at(&rootfs);
+    crate::sys::mount(
+        &c("overlay")?,
+        &c(&rootfs.display().to_string())?,
+        &c("overlay")?,
+        0,
+        &c(&data)?,
+    )
+    .map_err(|e| {
+        Error::Image(format!(
+            "container {}: mounting its overlayfs rootfs ({} bytes of options): {e}",
+            rec.name,
+            data.len()
+        ))
+    })
+}
+
+fn is_mountpoint(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(p), p.parent().map(std::fs::metadata)) {
+        (Ok(a), Some(Ok(b))) => a.dev() != b.dev(),
+        _ => false,
+    }
+}
+
+pub fn umount_rootfs(store: &Store, name: &str) {
+    let rootfs = Paths::new(store, name).rootfs();
+    if is_mountpoint(&rootfs) {
+        if let Ok(c) = crate::sys::cstr(rootfs.as_os_str().as_encoded_bytes()) {
+            let _ = crate::sys::umount(&c, libc::MNT_DETACH);
+        }
+    }
+}
+
+/// The container's status as hull sees it (None: never started or gone).
+pub fn status(store: &Store, name: &str) -> Option<hull::Status> {
+    hull::Container::load(&hull_store(store), name)
+        .ok()
+        .map(|c| c.status())
+}
+
+fn hull_opts(store: &Store, name: &str) -> hull::CreateOptions {
+    hull::CreateOptions {
+        id: name.to_string(),
+        bundle: Paths::new(store, name).bundle(),
+        ..Default::default()
+    }
+}
+
+/// Forget the hull state of an earlier run (so the container can start again).
+fn clear_old_state(store: &Store, name: &str) -> Result<()> {
+    match status(store, name) {
+        None => Ok(()),
+        Some(hull::Status::Stopped) => {
+            hull::container::delete::delete_by_id(&hull_store(store), name, true)
+                .map_err(|e| Error::hull(name, e))
+        }
+        Some(s) => Err(Error::Usage(format!(
+            "container {name} is {s}; stop it first"
+        ))),
+    }
+}
+
+/// Start in the foreground (attached): returns the exit code.
+pub fn run_attached(store: &Store, rec: &ContainerRecord) -> Result<i32> {
+    seal_if_needed(store, &bundle_config(store, &rec.name)?)?;
+    clear_old_state(store, &rec.name)?;
+    mount_rootfs(store, rec)?;
+    let paths = Paths::new(store, &rec.name);
+    let _ = std::fs::remove_file(paths.exit());
+    let code = hull::container::run::run(
+        &hull_store(store),
+        &hull_opts(store, &rec.name),
+        false,
+        !rec.auto_remove,
+    );
+    let code = match code {
+        Ok(c) => c,
+        Err(e) => {
+            if rec.auto_remove {
+                let _ = remove(store, rec, true);
+            }
+            return Err(Error::hull(&rec.name, e));
+        }
+    };
+    if rec.auto_remove {
+        remove_soon(store, rec)?;
+    } else {
+        crate::store::write_replace(&paths.exit(), code.to_string().as_bytes(), false)?;
+    }
+    Ok(code)
+}
+
+/// `run --rm`'s removal of a stopped container: the container leaves the
+/// store at once (its directory is renamed into tmp/, so its name is free
+/// and no listing shows it), and a detached child unmounts the rootfs and
+/// removes the directory. The unmount waits for an RCU grace period, which
+/// under load takes from a few to hundreds of milliseconds; the caller
+/// need not wait for it. `system prune` leaves a directory in tmp/ alone
+/// while something is mounted below it.
+fn remove_soon(store: &Store, rec: &ContainerRecord) -> Result<()> {
+    if status(store, &rec.name).is_some() {
+        hull::container::delete::delete_by_id(&hull_store(store), &rec.name, true)
+            .map_err(|e| Error::hull(&rec.name, e))?;
+    }
+    let dir = Paths::new(store, &rec.name).dir;
+    let gone = store.tmp().join(crate::store::tmp_name("rm"));
+    {
+        let _l = store.lock()?;
+        std::fs::rename(&dir, &gone).at(&dir)?;
+    }
+    let rootfs = gone.join("bundle/rootfs");
+    let clean = move || {
+        if is_mountpoint(&rootfs) {
+            if let Ok(c) = crate::sys::cstr(rootfs.as_os_str().as_encoded_bytes()) {
+                let _ = crate::sys::umount(&c, libc::MNT_DETACH);
+            }
+        }
+        let _ = remove_tree(&gone);
+    };
+    match crate::sys::fork_single_threaded() {
+        Ok(0) => {
+            // The child: detach (a second fork) so nobody waits for us.
+            let code = match crate::sys::fork_single_threaded() {
+                Ok(0) => {
+                    let _ = crate::sys::setsid();
+                    clean();
+                    0
+                }
+                _ => 0,
+            };
+            crate::sys::exit_now(code);
+        }
+        Ok(pid) => {
+            let _ = crate::sys::waitpid(pid);
+            Ok(())
+        }
+        // No child: clean up here.
+        Err(_) => {
+            clean();
+            Ok(())
+        }
+    }
+}
+
+/// Start detached, under a monitor; returns once the container runs.
+pub fn start_detached(store: &Store, rec: &ContainerRecord) -> Result<()> {
+    seal_if_needed(store, &bundle_config(store, &rec.name)?)?;
+    clear_old_state(store, &rec.name)?;
+    mount_rootfs(store, rec)?;
+    let _ = std::fs::remove_file(Paths::new(store, &rec.name).exit());
+    monitor::spawn(store, rec, hull_opts(store, &rec.name))
+}
+
+/// Signal the container's init (`sig` by name or number).
+pub fn kill(store: &Store, rec: &ContainerRecord, sig: &str) -> Result<()> {
+    let n =
+        hull::signal::parse(sig).ok_or_else(|| Error::Usage(format!("invalid signal {sig:?}")))?;
+    let c = hull::Container::load(&hull_store(store), &rec.name)
+        .map_err(|_| Error::Usage(format!("container {} is not running", rec.name)))?;
+    if c.status() != hull::Status::Running && c.status() != hull::Status::Paused {
+        return Err(Error::Usage(format!(
+            "container {} is not running",
+            rec.name
+        )));
+    }
+    c.kill(n, false).map_err(|e| Error::hull(&rec.name, e))
+}
+
+/// Wait until the container is not running (or the deadline passes).
+pub fn wait_stopped(store: &Store, name: &str, timeout: Option<Duration>) -> bool {
+    let start = Instant::now();
+    loop {
+        match status(store, name) {
+            Some(hull::Status::Running)
+            | Some(hull::Status::Paused)
+            | Some(hull::Status::Created) => {}
+            _ => return true,
+        }
+        if timeout.is_some_and(|t| start.elapsed() >= t) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `stop`: the image's StopSignal, then SIGKILL after `timeout`.
+pub fn stop(store: &Store, rec: &ContainerRecord, timeout: Duration) -> Result<()> {
+    if !matches!(
+        status(store, &rec.name),
+        Some(hull::Status::Running) | Some(hull::Status::Paused)
+    ) {
+        return Ok(());
+    }
+    if status(store, &rec.name) == Some(hull::Status::Paused) {
+        let _ = pause(store, rec, false);
+    }
+    kill(store, rec, &rec.stop_signal)?;
+    if !wait_stopped(store, &rec.name, Some(timeout)) {
+        let _ = kill(store, rec, "SIGKILL");
+        wait_stopped(store, &rec.name, None);
+    }
+    // The monitor records the exit code; wait for it briefly.
+    wait_exit_code(store, rec);
+    Ok(())
+}
+
+/// `wait`: block until the container stopped; its exit code.
+pub fn wait(store: &Store, rec: &ContainerRecord) -> Result<i32> {
+    wait_stopped(store, &rec.name, None);
+    Ok(wait_exit_code(store, rec).unwrap_or(-1))
+}
+
+fn wait_exit_code(store: &Store, rec: &ContainerRecord) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(c) = record::exit_code(store, &rec.name) {
+            return Some(c);
+        }
+        if !Paths::new(store, &rec.name).dir.exists() || start.elapsed() > Duration::from_secs(5) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `rm`: refuse a running container unless `force` (then kill it).
+pub fn remove(store: &Store, rec: &ContainerRecord, force: bool) -> Result<()> {
+    let hs = hull_store(store);
+    match status(store, &rec.name) {
+        Some(hull::Status::Running) | Some(hull::Status::Paused) if !force => {
+            return Err(Error::Usage(format!(
+                "cannot remove container {}: it is running (stop it first, or rm -f)",
+                rec.name
+            )))
+        }
+        Some(_) => hull::container::delete::delete_by_id(&hs, &rec.name, true)
+            .map_err(|e| Error::hull(&rec.name, e))?,
+        None => {}
+    }
+    umount_rootfs(store, &rec.name);
+    let _l = store.lock()?;
+    remove_tree(&Paths::new(store, &rec.name).dir)
+}
+
+pub fn pause(store: &Store, rec: &ContainerRecord, on: bool) -> Result<()> {
+    let c = hull::Container::load(&hull_store(store), &rec.name)
+        .map_err(|e| Error::hull(&rec.name, e))?;
+    if on { c.pause() } else { c.resume() }.map_err(|e| Error::hull(&rec.name, e))
+}
+
+/// docker's STATUS column.
+pub fn status_text(store: &Store, rec: &ContainerRecord) -> (String, bool) {
+    match status(store, &rec.name) {
+        Some(hull::Status::Running) => ("Up".into(), true),
+        Some(hull::Status::Paused) => ("Up (Paused)".into(), true),
+        Some(hull::Status::Creating) | Some(hull::Status::Created) => ("Created".into(), false),
+        Some(hull::Status::Stopped) | None => match record::exit_code(store, &rec.name) {
+            Some(c) => (format!("Exited ({c})"), false),
+            None => ("Created".into(), false),
+        },
+    }
+}
+
+/// `inspect` of a container.
+pub fn inspect(store: &Store, rec: &ContainerRecord) -> Value {
+    let paths = Paths::new(store, &rec.name);
+    let (st, running) = status_text(store, rec);
+    let pid = hull::Container::load(&hull_store(store), &rec.name)
+        .map(|c| c.state.pid)
+        .unwrap_or(0);
+    json!({
+        "Id": rec.id,
+        "Name": rec.name,
+        "Created": rec.created,
+        "Image": rec.image.as_str(),
+        "Config": {"Image": rec.image_ref, "Cmd": rec.command, "StopSignal": rec.stop_signal},
+        "State": {"Status": st, "Running": running, "Pid": pid, "ExitCode": record::exit_code(store, &rec.name)},
+        "HostConfig": {"AutoRemove": rec.auto_remove},
+        "GraphDriver": {"Name": "overlay", "Data": {
+            "UpperDir": paths.upper(), "WorkDir": paths.work(), "MergedDir": paths.rootfs()
+        }},
+        "LogPath": paths.log(),
+    })
+}

@@ -1,0 +1,470 @@
+//! Containers from images: layer sharing, the detached lifecycle (run -d,
+//! logs, exec, stop with StopSignal and the timeout, ps -a, rm) as docker
+//! behaves, --init (reaps orphans, forwards SIGTERM), and the options that
+//! shape config.json. Real containers, a private store per test.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// A store with `name` loaded: busybox in two layers (see common).
+fn with_image(test: &str, name: &str, config: Value) -> Ctl {
+    let ctl = Ctl::new(test);
+    let mut l = Layout::new();
+    let d = two_layer_image(&mut l, config);
+    l.tag(d, name);
+    let t = ctl.dir.path().join("img.tar");
+    l.tarball(&t);
+    ctl.ok(&["load", "-i", t.to_str().unwrap()]);
+    ctl
+}
+
+fn inspect(ctl: &Ctl, name: &str) -> Value {
+    let v: Value = serde_json::from_str(&ctl.ok(&["inspect", name])).unwrap();
+    v[0].clone()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn two_containers_share_layers_each_writes_its_own_upper() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("share", "share:1", json!({"Cmd": ["sh"]}));
+    for n in ["c1", "c2"] {
+        ctl.ok(&[
+            "run",
+            "-d",
+            "--name",
+            n,
+            "share:1",
+            "sh",
+            "-c",
+            &format!("echo {n} > /tmp/mine; sleep 1000"),
+        ]);
+    }
+    wait_for("both files", || {
+        ["c1", "c2"].iter().all(|n| {
+            let up = inspect(&ctl, n)["GraphDriver"]["Data"]["UpperDir"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            PathBuf::from(up).join("tmp/mine").exists()
+        })
+    });
+    let ino = |n: &str| {
+        let merged = inspect(&ctl, n)["GraphDriver"]["Data"]["MergedDir"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let m = fs::metadata(format!("{merged}/bin/busybox")).unwrap();
+        (m.dev(), m.ino())
+    };
+    // The image's layer directory holds the one copy both see.
+    let img = inspect(&ctl, "share:1");
+    let bottom = img["GraphDriver"]["Data"]["LowerDirs"][1]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lower = fs::metadata(format!("{bottom}/bin/busybox")).unwrap();
+    assert_eq!(
+        ino("c1").1,
+        lower.ino(),
+        "c1 does not use the layer's inode"
+    );
+    assert_eq!(
+        ino("c2").1,
+        lower.ino(),
+        "c2 does not use the layer's inode"
+    );
+    for n in ["c1", "c2"] {
+        let up = inspect(&ctl, n)["GraphDriver"]["Data"]["UpperDir"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            fs::read_to_string(format!("{up}/tmp/mine")).unwrap(),
+            format!("{n}\n")
+        );
+        // Only its file (and the empty mount points hull made) are there.
+        let out = std::process::Command::new("find")
+            .args([&up, "-type", "f"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{up}/tmp/mine\n"),
+            "{n} wrote elsewhere"
+        );
+    }
+    assert!(
+        !PathBuf::from(&bottom).join("tmp/mine").exists(),
+        "a container wrote into the layer"
+    );
+    ctl.ok(&["rm", "-f", "c1", "c2"]);
+}
+
+#[test]
+fn detached_lifecycle_like_docker() {
+    if skip() {
+        return;
+    }
+    // StopSignal SIGUSR1: the container exits 10 on it; SIGTERM is ignored.
+    let ctl = with_image(
+        "life",
+        "life:1",
+        json!({"StopSignal": "SIGUSR1", "Cmd": ["sh"]}),
+    );
+    let script = "trap 'echo got USR1; exit 10' USR1; trap '' TERM; echo started; while :; do sleep 0.1; done";
+    let id = ctl.ok(&["run", "-d", "--name", "web", "life:1", "sh", "-c", script]);
+    assert_eq!(id.trim().len(), 64, "run -d prints the id: {id}");
+    wait_for("log", || ctl.ok(&["logs", "web"]).contains("started"));
+    let ps = ctl.ok(&["ps"]);
+    assert!(ps.contains("web") && ps.contains("Up"), "{ps}");
+    assert_eq!(
+        ctl.ok(&["exec", "web", "cat", "/etc/added"]),
+        "added in layer 2\n"
+    );
+    let o = ctl.run(&["exec", "web", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "exec's exit code");
+    // rm of a running container is refused, as docker does.
+    let e = ctl.fails(&["rm", "web"]);
+    assert!(e.contains("running"), "{e}");
+    ctl.ok(&["stop", "web"]);
+    assert!(ctl.ok(&["logs", "web"]).contains("got USR1"));
+    let ps = ctl.ok(&["ps"]);
+    assert!(!ps.contains("web"), "stopped container in ps: {ps}");
+    let psa = ctl.ok(&["ps", "-a"]);
+    assert!(psa.contains("Exited (10)"), "{psa}");
+    assert_eq!(ctl.ok(&["wait", "web"]).trim(), "10");
+    // start again (same container layer), then stop -t 1: the signal is
+    // ignored now, so SIGKILL follows (137).
+    ctl.ok(&["start", "web"]);
+    ctl.ok(&["exec", "web", "sh", "-c", "kill -USR1 1 2>/dev/null; true"]);
+    wait_for("exit", || ctl.ok(&["ps", "-a"]).contains("Exited (10)"));
+    let id2 = ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "life:1",
+        "sh",
+        "-c",
+        "trap '' USR1 TERM; while :; do sleep 0.1; done",
+    ]);
+    assert!(!id2.is_empty());
+    ctl.ok(&["stop", "-t", "1", "stubborn"]);
+    assert!(ctl.ok(&["ps", "-a"]).contains("Exited (137)"));
+    ctl.ok(&["rm", "web", "stubborn"]);
+    assert_eq!(ctl.ok(&["ps", "-a", "-q"]), "");
+    let dirs = fs::read_dir(ctl.root().join("containers")).unwrap().count();
+    assert_eq!(dirs, 0, "container dirs left");
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(ctl.root().to_str().unwrap()),
+        "mounts left"
+    );
+}
+
+#[test]
+fn init_reaps_orphans_and_forwards_sigterm() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("init", "init:1", json!({"Cmd": ["sh"]}));
+    // 50 orphans whose parent exits at once; they exit (3 s later) once
+    // PID 1 is `sleep`, which never reaps: without --init they stay
+    // zombies, with it none does.
+    let script =
+        "i=0; while [ $i -lt 50 ]; do sh -c 'sleep 3 & exit 0'; i=$((i+1)); done; exec sleep 1000";
+    let zombies = |name: &str| -> usize {
+        let out = ctl.ok(&[
+            "exec",
+            name,
+            "sh",
+            "-c",
+            "cat /proc/[0-9]*/stat 2>/dev/null | grep -c ') Z ' || true",
+        ]);
+        out.trim().parse().unwrap()
+    };
+    ctl.ok(&["run", "-d", "--name", "bare", "init:1", "sh", "-c", script]);
+    ctl.ok(&[
+        "run", "-d", "--init", "--name", "tini", "init:1", "sh", "-c", script,
+    ]);
+    wait_for("orphans to exit (control)", || {
+        let z = zombies("bare");
+        z >= 50
+    });
+    // Every orphan under --init has exited too (a zombie's cmdline is empty).
+    wait_for("orphans to exit (--init)", || {
+        let out = ctl.ok(&[
+            "exec",
+            "tini",
+            "sh",
+            "-c",
+            "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f 2>/dev/null; echo; done | grep -c '^sleep 3 ' || true",
+        ]);
+        out.trim() == "0"
+    });
+    assert_eq!(zombies("tini"), 0, "zombies left under --init");
+    // SIGTERM reaches the command through the init.
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "term",
+        "init:1",
+        "sh",
+        "-c",
+        "trap 'echo TERM; exit 7' TERM; while :; do sleep 0.1; done",
+    ]);
+    wait_for("start", || ctl.ok(&["exec", "term", "true"]).is_empty());
+    ctl.ok(&["stop", "-t", "20", "term"]);
+    assert_eq!(ctl.ok(&["wait", "term"]).trim(), "7");
+    assert!(ctl.ok(&["logs", "term"]).contains("TERM"));
+    // The init exits with the command's status.
+    let o = ctl.run(&["run", "--rm", "--init", "init:1", "sh", "-c", "exit 42"]);
+    assert_eq!(o.status.code(), Some(42));
+}
+
+#[test]
+fn options_shape_the_config() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image(
+        "opts",
+        "opts:1",
+        json!({"Entrypoint": ["sh", "-c"], "Cmd": ["echo default"], "Env": ["A=image", "B=image"], "WorkingDir": "/etc", "User": "daemon"}),
+    );
+    assert_eq!(ctl.ok(&["run", "--rm", "opts:1"]), "default\n");
+    let out = ctl.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "B=cli",
+        "opts:1",
+        "echo $A $B $(pwd) $(id -u):$(id -g):$(id -G)",
+    ]);
+    assert_eq!(out, "image cli /etc 1:1:1\n");
+    let out = ctl.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "nobody:nogroup",
+        "-w",
+        "/tmp",
+        "opts:1",
+        "echo $(id -u):$(id -g) $(pwd)",
+    ]);
+    assert_eq!(out, "65534:65534 /tmp\n");
+    let e = ctl.fails(&["run", "--rm", "-u", "ghost", "opts:1", "true"]);
+    assert!(e.contains("unable to find user ghost"), "{e}");
+    let host = ctl.dir.path().join("vol");
+    fs::create_dir(&host).unwrap();
+    fs::write(host.join("f"), "from host\n").unwrap();
+    let v = format!("{}:/data:ro", host.display());
+    let out = ctl.ok(&["run", "--rm", "-u", "root", "-v", &v, "--read-only", "--tmpfs", "/scratch", "opts:1",
+        "cat /data/f; touch /data/x 2>/dev/null || echo ro-vol; touch /etc/x 2>/dev/null || echo ro-root; touch /scratch/ok && echo tmpfs-rw"]);
+    assert_eq!(out, "from host\nro-vol\nro-root\ntmpfs-rw\n");
+    let out = ctl.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "root",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "NET_RAW",
+        "--hostname",
+        "box",
+        "opts:1",
+        "grep CapEff /proc/self/status; hostname",
+    ]);
+    assert_eq!(out, "CapEff:\t0000000000002000\nbox\n");
+    // --network host sees the host's interfaces; none only lo.
+    let mut host: Vec<String> = fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    host.sort();
+    let ls = "ls /sys/class/net | sort | tr '\\n' ' '";
+    let out = ctl.ok(&["run", "--rm", "--network", "host", "opts:1", ls]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), host);
+    assert_eq!(ctl.ok(&["run", "--rm", "opts:1", ls]).trim(), "lo");
+    // --env-file (comments, KEY without value from the host's env), --mount tmpfs.
+    let envf = ctl.dir.path().join("env");
+    fs::write(&envf, "# comment\nFROM_FILE=1\nB=file\n").unwrap();
+    let out = ctl.ok(&[
+        "run",
+        "--rm",
+        "--env-file",
+        envf.to_str().unwrap(),
+        "-e",
+        "B=cli",
+        "--mount",
+        "type=tmpfs,target=/t,tmpfs-size=1m",
+        "-u",
+        "root",
+        "opts:1",
+        "echo $FROM_FILE $B; grep ' /t ' /proc/mounts | cut -d' ' -f3",
+    ]);
+    assert_eq!(out, "1 cli\ntmpfs\n");
+    let e = ctl.fails(&["run", "--rm", "--network", "bridge", "opts:1", "true"]);
+    assert!(e.contains("only none and host"), "{e}");
+    let e = ctl.fails(&["run", "--rm", "nosuch:image"]);
+    assert!(e.contains("no such image"), "{e}");
+    assert_eq!(
+        ctl.ok(&["ps", "-a", "-q"]),
+        "",
+        "a failed run left a container"
+    );
+    // run --rm's cleaner unmounts and removes what the containers left.
+    let root = ctl.root().display().to_string();
+    wait_for("the --rm cleaners", || {
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        !mounts.contains(&root) && fs::read_dir(ctl.root().join("tmp")).unwrap().count() == 0
+    });
+    assert_eq!(
+        fs::read_dir(ctl.root().join("containers")).unwrap().count(),
+        0
+    );
+}
+
+/// Regressions: a container granted CAP_SYS_PTRACE makes hull re-execute
+/// from a sealed copy (CVE-2019-5736), which must happen before hullctl
+/// made anything (else the re-executed `run` found its own name taken);
+/// --privileged grants what this process has (a sandbox may lack some
+/// capabilities), and --init still finds hullctl's binary.
+#[test]
+fn ptrace_and_privileged_containers() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("ptrace", "pt:1", json!({"Cmd": ["sh"]}));
+    let bnd = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string()))
+        .unwrap();
+    let out = ctl.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "pt:1",
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status",
+    ]);
+    assert_eq!(out, format!("CapEff:\t{bnd}\n"));
+    let out = ctl.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "--cap-add",
+        "SYS_PTRACE",
+        "pt:1",
+        "cat",
+        "/proc/1/cmdline",
+    ]);
+    assert!(out.starts_with("/.hullctl-init\0init\0"), "{out:?}");
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pt",
+        "--cap-add",
+        "SYS_PTRACE",
+        "pt:1",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(ctl.ok(&["exec", "pt", "echo", "in"]), "in\n");
+    ctl.ok(&["rm", "-f", "pt"]);
+    assert_eq!(ctl.ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn top_stats_pause_unpause() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("stats", "st:1", json!({"Cmd": ["sh"]}));
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "s",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "20",
+        "st:1",
+        "sleep",
+        "1000",
+    ]);
+    assert!(ctl.ok(&["top", "s"]).contains("sleep 1000"));
+    let v: Value =
+        serde_json::from_str(ctl.ok(&["stats", "--format", "json", "s"]).trim()).unwrap();
+    assert_eq!(v["MemLimit"], 64 << 20);
+    assert_eq!(v["PIDs"], 1);
+    ctl.ok(&["pause", "s"]);
+    assert!(ctl.ok(&["ps"]).contains("Up (Paused)"));
+    ctl.ok(&["unpause", "s"]);
+    assert_eq!(ctl.ok(&["exec", "s", "echo", "ok"]), "ok\n");
+    ctl.ok(&["rm", "-f", "s"]);
+}
+
+#[test]
+fn run_interactive_and_tty() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("tty", "tty:1", json!({"Cmd": ["sh"]}));
+    let mut c = ctl.cmd(&["run", "--rm", "-i", "tty:1", "sh"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo from-stdin; exit 4\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "from-stdin\n");
+    assert_eq!(o.status.code(), Some(4));
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIP (tty part): /usr/bin/script missing (bsdutils)");
+        return;
+    }
+    let cmd = format!(
+        "{} --root {} run --rm -t tty:1 sh -c 'tty; echo $TERM'",
+        env!("CARGO_BIN_EXE_hullctl"),
+        ctl.root().display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).replace('\r', "");
+    assert!(out.contains("/dev/pts/0\nxterm\n"), "{out:?}");
+}

@@ -1,0 +1,221 @@
+//! Interop with docker and podman: an image saved by hullctl loads into a
+//! private dockerd (and podman) and runs there with the same content
+//! (whiteouts honoured); a `docker save` tarball loads into hullctl and
+//! runs. The dockerd is the test's own (data-root, exec-root, socket under
+//! a temp dir, no bridge, no iptables), stopped on drop. Skipped, saying
+//! so, where docker.io or podman is not installed.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+const DOCKERD: &str = "/usr/sbin/dockerd";
+const DOCKER: &str = "/usr/bin/docker";
+
+struct Dockerd {
+    child: Child,
+    sock: String,
+    dir: TempDir,
+}
+
+impl Dockerd {
+    fn start() -> Dockerd {
+        let dir = TempDir::new("dockerd");
+        let d = dir.path();
+        let sock = format!("unix://{}", d.join("docker.sock").display());
+        let log = fs::File::create(d.join("dockerd.log")).unwrap();
+        let child = Command::new(DOCKERD)
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("docker.pid"))
+            .args([
+                "-H",
+                &sock,
+                "--bridge",
+                "none",
+                "--iptables=false",
+                "--ip-masq=false",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd");
+        let dd = Dockerd { child, sock, dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !dd.docker(&["version"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not come up: {}",
+                fs::read_to_string(dd.dir.path().join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        dd
+    }
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new(DOCKER)
+            .args(["-H", &self.sock])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let ps = self.docker(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ps.stdout).split_whitespace() {
+            let _ = self.docker(&["rm", "-f", id]);
+        }
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for sub in ["exec", "data"] {
+            let _ = Command::new("umount")
+                .arg("-R")
+                .arg("-l")
+                .arg(self.dir.path().join(sub))
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+#[test]
+fn hullctl_save_loads_into_docker_and_docker_save_into_hullctl() {
+    if skip() {
+        return;
+    }
+    if !Path::new(DOCKERD).exists() {
+        eprintln!("SKIP: {DOCKERD} missing (apt install docker.io)");
+        return;
+    }
+    let ctl = Ctl::new("docker");
+    let mut l = Layout::new();
+    let d = two_layer_image(
+        &mut l,
+        json!({"Cmd": ["sh", "-c", "cat /etc/added; ls /etc/deleteme 2>&1 | grep -c 'No such'"]}),
+    );
+    l.tag(d, "hullctl/interop:1");
+    let t = ctl.dir.path().join("in.tar");
+    l.tarball(&t);
+    ctl.ok(&["load", "-i", t.to_str().unwrap()]);
+    let saved = ctl.dir.path().join("saved.tar");
+    ctl.ok(&["save", "-o", saved.to_str().unwrap(), "hullctl/interop:1"]);
+
+    let dd = Dockerd::start();
+    let out = dd.ok(&["load", "-i", saved.to_str().unwrap()]);
+    assert!(out.contains("hullctl/interop:1"), "{out}");
+    assert_eq!(
+        dd.ok(&["run", "--rm", "--network", "none", "hullctl/interop:1"]),
+        "added in layer 2\n1\n"
+    );
+
+    // docker's own image (docker import of a busybox rootfs), docker save, hullctl load.
+    let rootfs = ctl.dir.path().join("rootfs.tar");
+    fs::write(
+        &rootfs,
+        TarBuf::new()
+            .busybox()
+            .file("from-docker", b"docker made me\n", 0o644)
+            .finish(),
+    )
+    .unwrap();
+    dd.ok(&["import", rootfs.to_str().unwrap(), "dockermade:1"]);
+    let dsave = ctl.dir.path().join("docker-save.tar");
+    dd.ok(&["save", "-o", dsave.to_str().unwrap(), "dockermade:1"]);
+    let out = ctl.ok(&["load", "-i", dsave.to_str().unwrap()]);
+    assert!(out.contains("dockermade:1"), "{out}");
+    assert_eq!(
+        ctl.ok(&["run", "--rm", "dockermade:1", "cat", "/from-docker"]),
+        "docker made me\n"
+    );
+    let docker_id = dd.ok(&["inspect", "-f", "{{.Id}}", "dockermade:1"]);
+    let v: serde_json::Value = serde_json::from_str(&ctl.ok(&["inspect", "dockermade:1"])).unwrap();
+    assert_eq!(
+        v[0]["Id"].as_str().unwrap(),
+        docker_id.trim(),
+        "same image id as docker's"
+    );
+}
+
+#[test]
+fn hullctl_save_loads_into_podman() {
+    if skip() {
+        return;
+    }
+    if !Path::new("/usr/bin/podman").exists() {
+        eprintln!("SKIP: podman missing (apt install podman)");
+        return;
+    }
+    let ctl = Ctl::new("podman");
+    let mut l = Layout::new();
+    let d = two_layer_image(&mut l, json!({"Cmd": ["sh"]}));
+    l.tag(d, "hullctl/pod:1");
+    let t = ctl.dir.path().join("in.tar");
+    l.tarball(&t);
+    ctl.ok(&["load", "-i", t.to_str().unwrap()]);
+    let saved = ctl.dir.path().join("saved.tar");
+    ctl.ok(&["save", "-o", saved.to_str().unwrap(), "hullctl/pod:1"]);
+    let p = ctl.dir.path();
+    let podman = |args: &[&str]| {
+        Command::new("podman")
+            .arg("--root")
+            .arg(p.join("proot"))
+            .arg("--runroot")
+            .arg(p.join("prun"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = podman(&["load", "-i", saved.to_str().unwrap()]);
+    assert!(
+        o.status.success(),
+        "podman load: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = podman(&["image", "inspect", "--format", "{{.Id}}", "hullctl/pod:1"]);
+    assert!(
+        o.status.success(),
+        "podman image inspect: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ctl.ok(&["inspect", "hullctl/pod:1"])).unwrap();
+    assert_eq!(
+        format!("sha256:{}", String::from_utf8_lossy(&o.stdout).trim()),
+        v[0]["Id"].as_str().unwrap()
+    );
+    let _ = Command::new("umount")
+        .arg("-R")
+        .arg("-l")
+        .arg(p.join("proot"))
+        .stderr(Stdio::null())
+        .status();
+}
