@@ -47,6 +47,7 @@ cleanup() {
   grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$work"
   find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$NS" -exec rmdir {} + 2>/dev/null || true
+  rmdir "/run/containerd/hull/$NS" 2>/dev/null || true
 }
 trap cleanup EXIT
 ctr_() { ctr --address "$work/c.sock" --namespace "$NS" "$@"; }

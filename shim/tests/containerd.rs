@@ -21,6 +21,8 @@ use common::TempDir;
 const IMAGE: &str = "docker.io/library/hullshimbox:latest";
 const RUNTIME: &str = "io.containerd.hull.v2";
 const STEP: Duration = Duration::from_secs(60);
+/// The shim's default state root (one directory per namespace).
+const STATE_ROOT: &str = "/run/containerd/hull";
 
 fn shim_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_containerd-shim-hull-v2"))
@@ -170,6 +172,8 @@ impl Drop for Daemon {
             .stderr(Stdio::null())
             .status();
         common::engine::remove_empty_cgroup_parent(&self.ns);
+        // The shim's state root for this namespace (empty by now).
+        let _ = fs::remove_dir(Path::new(STATE_ROOT).join(&self.ns));
     }
 }
 
@@ -716,6 +720,9 @@ fn ctr_run_with_the_hull_shim() {
     let shims = shims_of(&ns);
     let mounts = common::host_mounts_under(&d.dir.join("state"));
     let cg = Path::new("/sys/fs/cgroup/memory").join(&ns);
+    let states: Vec<_> = fs::read_dir(Path::new(STATE_ROOT).join(&ns))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
     let cgroups: Vec<_> = fs::read_dir(&cg)
         .map(|r| {
             r.flatten()
@@ -727,11 +734,16 @@ fn ctr_run_with_the_hull_shim() {
     check(
         &mut steps,
         "20 runs: nothing left",
-        if failed.is_empty() && shims.is_empty() && mounts.is_empty() && cgroups.is_empty() {
+        if failed.is_empty()
+            && shims.is_empty()
+            && mounts.is_empty()
+            && cgroups.is_empty()
+            && states.is_empty()
+        {
             Ok(())
         } else {
             Err(format!(
-                "failed {failed:?}; shims {shims:?}; mounts {mounts:?}; cgroups {cgroups:?}"
+                "failed {failed:?}; shims {shims:?}; mounts {mounts:?}; cgroups {cgroups:?}; state dirs {states:?}"
             ))
         },
     );
