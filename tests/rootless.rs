@@ -634,6 +634,10 @@ impl Delegated {
 
 impl Drop for Delegated {
     fn drop(&mut self) {
+        // A runtime's container cgroup empties a moment after its kill.
+        common::wait_until(Duration::from_secs(5), || {
+            self.leftovers().iter().all(|d| fs::remove_dir(d).is_ok())
+        });
         for d in &self.dirs {
             for e in fs::read_dir(d).into_iter().flatten().flatten() {
                 if e.path().is_dir() {
@@ -705,6 +709,11 @@ fn cgroups_as_runc_does_them_rootless() {
                 run_timeout(&mut user.cmd(&b.dir(), rt, &["run", &id]), STEP)
             };
             user.assert_nothing_left(&[&id]);
+            // hull's own leftovers (runc 1.1's `delete -f` may leave the
+            // cgroup behind on v2: rmdir EBUSY, its report shows it).
+            if rt == user.hull && !deleg.leftovers().is_empty() {
+                failures.push(format!("{}: hull left {:?}", case.name, deleg.leftovers()));
+            }
             report.push_str(&format!(
                 "{:<60} {:<5} exit {} {}\n",
                 case.name,
@@ -739,7 +748,6 @@ fn cgroups_as_runc_does_them_rootless() {
         }
     }
     eprintln!("{report}");
-    assert!(deleg.leftovers().is_empty(), "{:?}", deleg.leftovers());
     assert!(failures.is_empty(), "{}\n{report}", failures.join("\n"));
 }
 

@@ -277,6 +277,12 @@ impl CreateArgs {
         }
     }
     fn create(&self, store: &Store, auto_remove: bool) -> Result<record::ContainerRecord> {
+        // As docker: an image that is not here is pulled first.
+        if let Err(Error::NotFound { .. }) = store.resolve(&self.image) {
+            eprintln!("Unable to find image '{}' locally", self.image);
+            let (id, name) = image::pull::pull(store, &self.image, hullctl::sys::isatty(2))?;
+            eprintln!("Pulled {name} ({})", id.short());
+        }
         container::create(
             store,
             &self.image,

@@ -19,6 +19,7 @@ const REGISTRY: &str = "/usr/bin/docker-registry";
 const SKOPEO: &str = "/usr/bin/skopeo";
 
 struct Registry {
+    creds: bool,
     child: Child,
     addr: String,
     dir: TempDir,
@@ -26,22 +27,31 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
+        Registry::start_on("127.0.0.1", None, "")
+    }
+    /// On `host`, with TLS from (cert, key) files if given, and `extra`
+    /// configuration (top-level YAML) appended.
+    fn start_on(host: &str, tls: Option<(&Path, &Path)>, extra: &str) -> Registry {
         let dir = TempDir::new("registry");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+        let port = std::net::TcpListener::bind((host, 0))
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = format!("{host}:{port}");
         let cfg = dir.path().join("config.yml");
-        fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-                dir.path().join("storage").display()
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            dir.path().join("storage").display()
+        );
+        if let Some((cert, key)) = tls {
+            text.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
+        fs::write(&cfg, text).unwrap();
         let log = fs::File::create(dir.path().join("registry.log")).unwrap();
         let child = Command::new(REGISTRY)
             .arg("serve")
@@ -56,7 +66,12 @@ impl Registry {
             assert!(Instant::now() < deadline, "registry did not come up");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Registry { child, addr, dir }
+        Registry {
+            creds: !extra.is_empty(),
+            child,
+            addr,
+            dir,
+        }
     }
     /// Push `tag` of the layout at `dir` (all platforms) as `repo:tag`.
     fn push(&self, layout: &Layout, tag: &str, repo: &str) {
@@ -70,6 +85,11 @@ impl Registry {
             .args(extra)
             .arg(format!("oci:{}:{tag}", d.display()))
             .arg(format!("docker://{}/{repo}:{tag}", self.addr))
+            .args(if self.creds {
+                vec!["--dest-creds", "hull:s3cret"]
+            } else {
+                vec![]
+            })
             .output()
             .unwrap();
         assert!(
@@ -179,8 +199,8 @@ fn pull_two_layers_zstd_index_digest_and_concurrent() {
         .contains("application/vnd.docker.distribution.manifest.v2+json"));
     assert_eq!(ctl.ok(&["run", "--rm", &v2]), out);
 
+    // run pulls an image that is not here (then runs single-threaded).
     let multi = format!("{}/test/multi:1", reg.addr);
-    ctl.ok(&["pull", &multi]);
     assert_eq!(ctl.ok(&["run", "--rm", &multi]), "from zstd\n");
 
     // By digest (the platform manifest's).
@@ -262,4 +282,132 @@ fn interrupted_download_resumes() {
         (3 << 20).to_string()
     );
     assert!(!part.exists());
+}
+
+/// HTTPS for a registry that is not on localhost: the certificate is
+/// checked against the system's roots (SSL_CERT_FILE names a test CA
+/// here); without that CA the pull is refused.
+#[test]
+fn pull_over_https() {
+    if skip() || !tools() {
+        return;
+    }
+    if !Path::new("/usr/bin/openssl").exists() {
+        eprintln!("SKIP: /usr/bin/openssl missing");
+        return;
+    }
+    let pki = TempDir::new("pki");
+    let p = |n: &str| pki.path().join(n);
+    let ssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(pki.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=hullctl test CA",
+    ]);
+    ssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "reg.key",
+        "-out",
+        "reg.csr",
+        "-subj",
+        "/CN=127.0.0.2",
+    ]);
+    fs::write(
+        p("ext"),
+        "subjectAltName=IP:127.0.0.2\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    ssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "reg.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "reg.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+    // Basic auth (htpasswd; the registry allows it over TLS only).
+    let auth = if Path::new("/usr/bin/htpasswd").exists() {
+        let o = Command::new("htpasswd")
+            .args(["-Bbn", "hull", "s3cret"])
+            .output()
+            .unwrap();
+        fs::write(p("htpasswd"), &o.stdout).unwrap();
+        format!(
+            "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+            p("htpasswd").display()
+        )
+    } else {
+        eprintln!("note: /usr/bin/htpasswd missing (apache2-utils): no basic auth part");
+        String::new()
+    };
+    let reg = Registry::start_on("127.0.0.2", Some((&p("reg.pem"), &p("reg.key"))), &auth);
+    let mut l = Layout::new();
+    let d = l.image(
+        vec![Layer {
+            tar: TarBuf::new()
+                .busybox()
+                .file("tls", b"over https\n", 0o644)
+                .finish(),
+            compression: "gzip",
+        }],
+        json!({"Cmd": ["cat", "/tls"]}),
+        host_arch(),
+    );
+    l.tag(d, "1");
+    reg.push(&l, "1", "test/tls");
+    let name = format!("{}/test/tls:1", reg.addr);
+    let ctl = Ctl::new("https");
+    let o = ctl
+        .cmd(&["pull", &name])
+        .env("SSL_CERT_FILE", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "pulled without trusting the CA");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("certificate"), "{e}");
+    let o = ctl
+        .cmd(&["pull", &name])
+        .env("SSL_CERT_FILE", p("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "pull over https: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(ctl.ok(&["run", "--rm", &name]), "over https\n");
 }

@@ -70,8 +70,10 @@ pub fn create(
         },
         o,
     )?;
-    seal_if_needed(store, &config)?;
     let paths = Paths::new(store, &name);
+    let mut config = config;
+    let volumes = anonymous_volumes(&cfg, &mut config, &paths);
+    seal_if_needed(store, &config)?;
     let _l = store.lock()?;
     match std::fs::create_dir(&paths.dir) {
         Ok(()) => {}
@@ -107,14 +109,99 @@ pub fn create(
         }
         let data = serde_json::to_vec_pretty(&config).map_err(|e| Error::json("config.json", e))?;
         crate::store::write_replace(&paths.bundle().join("config.json"), &data, false)?;
+        if !volumes.is_empty() {
+            seed_volumes(store, &rec, &volumes)?;
+        }
         // The record last: a directory without one is not a container.
         record::save(store, &rec)
     })();
     if let Err(e) = made {
+        umount_rootfs(store, &name);
         let _ = remove_tree(&paths.dir);
         return Err(e);
     }
     Ok(rec)
+}
+
+/// The image's `Volumes` that no -v/--mount/--tmpfs covers: each becomes a
+/// directory of the container (containers/NAME/volumes/N) bind-mounted
+/// there, as docker's anonymous volumes (named ones come with issue 17).
+/// Returns (container path, host dir) pairs.
+fn anonymous_volumes(
+    cfg: &Value,
+    config: &mut Value,
+    paths: &Paths,
+) -> Vec<(String, std::path::PathBuf)> {
+    let taken: Vec<String> = config["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["destination"].as_str())
+        .map(|d| d.trim_end_matches('/').to_string())
+        .collect();
+    let mut out = Vec::new();
+    let Some(vols) = cfg["config"]["Volumes"].as_object() else {
+        return out;
+    };
+    for (i, dest) in vols.keys().enumerate() {
+        let d = dest.trim_end_matches('/');
+        if !d.starts_with('/') || taken.iter().any(|t| t == d) {
+            continue;
+        }
+        let host = paths.dir.join("volumes").join(i.to_string());
+        if let Some(a) = config["mounts"].as_array_mut() {
+            a.push(json!({"destination": d, "type": "bind", "source": host, "options": ["rbind", "rprivate"]}));
+        }
+        out.push((d.to_string(), host));
+    }
+    out
+}
+
+/// Make the volume directories, each seeded (as docker does) with what
+/// the image has at its path: the path is opened inside the mounted
+/// rootfs with RESOLVE_IN_ROOT (an image symlink there cannot point the
+/// copy at a host directory) and copied with `cp -a` from that fd.
+fn seed_volumes(
+    store: &Store,
+    rec: &ContainerRecord,
+    volumes: &[(String, std::path::PathBuf)],
+) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let rootfs = Paths::new(store, &rec.name).rootfs();
+    mount_rootfs(store, rec)?;
+    let res = (|| {
+        let root = std::fs::File::open(&rootfs).at(&rootfs)?;
+        for (dest, host) in volumes {
+            std::fs::create_dir_all(host).at(host)?;
+            let c = crate::sys::cstr(dest.as_bytes()).at(host)?;
+            let Ok(fd) = hull::sys::open_in_root(
+                root.as_raw_fd(),
+                &c,
+                libc::O_RDONLY | libc::O_DIRECTORY,
+                0,
+            ) else {
+                continue; // nothing there in the image (or not a directory)
+            };
+            let fd = crate::sys::own_fd(fd);
+            let src = format!("/proc/{}/fd/{}/.", crate::sys::getpid(), fd.as_raw_fd());
+            let out = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(&src)
+                .arg(host)
+                .output()
+                .at("cp")?;
+            if !out.status.success() {
+                return Err(Error::Image(format!(
+                    "container {}: seeding volume {dest}: {}",
+                    rec.name,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        Ok(())
+    })();
+    umount_rootfs(store, &rec.name);
+    res
 }
 
 /// CVE-2019-5736: a container that could reach its init's exe (hull's

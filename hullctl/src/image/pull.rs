@@ -7,9 +7,9 @@
 //! Resumable: a layer downloads into tmp/partial-<hex>, locked while in
 //! use; an interrupted pull leaves it there and the next pull continues
 //! with a range request from its end (and starts over if the registry
-//! answers with the whole blob). The downloads run on a tokio runtime that
-//! is gone before anything else happens: hull creates containers only in a
-//! single-threaded process, and `pull` never creates one.
+//! answers with the whole blob). The downloads run on a tokio runtime whose
+//! threads are gone before `pull` returns: hull creates containers only in
+//! a single-threaded process, and `run` may pull first.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -77,8 +77,20 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
 
-fn reg_err(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Image(format!("{what}: {e}"))
+/// A registry error with its causes (reqwest's top-level message alone
+/// hides e.g. the TLS reason).
+fn reg_err(what: &str, e: impl std::error::Error) -> Error {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = c.source();
+    }
+    Error::Image(format!("{what}: {msg}"))
 }
 
 /// Pull `name` into the store and tag it; returns the image id.
@@ -98,7 +110,11 @@ pub fn pull(store: &Store, name: &str, progress: bool) -> Result<(Digest, String
         indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
     };
     let manifest = rt.block_on(fetch(store, &r, name, &bars));
-    rt.shutdown_background();
+    // Wait for the runtime's threads: a caller may go on to create a
+    // container (`run` of an image it had to pull), which hull does only
+    // in a single-threaded process.
+    rt.shutdown_timeout(std::time::Duration::from_secs(10));
+    wait_single_threaded();
     let manifest = manifest?;
     let rec = register(store, &manifest, name)?;
     store.tag(&local, &rec.id)?;
@@ -205,6 +221,25 @@ async fn fetch(
         return Ok(bytes.to_vec());
     }
     Err(Error::Image(format!("{what}: indexes nested too deep")))
+}
+
+/// Poll until this process is down to one thread again (the runtime's
+/// threads exit asynchronously after shutdown), for at most two seconds.
+fn wait_single_threaded() {
+    for _ in 0..200 {
+        let threads = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Threads:"))
+                    .and_then(|n| n.trim().parse::<u32>().ok())
+            })
+            .unwrap_or(1);
+        if threads <= 1 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 fn verify_manifest(bytes: &[u8], digest: &str, want: Option<&str>, what: &str) -> Result<()> {
