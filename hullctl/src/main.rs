@@ -169,6 +169,24 @@ enum Cmd {
     Unpause {
         names: Vec<String>,
     },
+    /// List the container's changed files: A added, C changed, D deleted.
+    Diff {
+        name: String,
+    },
+    /// Make an image of a container's changes (pausing it while running).
+    Commit {
+        /// A commit message (the history entry's comment).
+        #[arg(short, long, default_value = "")]
+        message: String,
+        name: String,
+        reference: String,
+    },
+    /// Write a container's filesystem as a tar archive.
+    Export {
+        #[arg(short, long)]
+        output: PathBuf,
+        name: String,
+    },
     /// The `--init` PID 1 (run inside containers).
     #[command(hide = true)]
     Init {
@@ -487,6 +505,29 @@ fn run(cli: Cli) -> Result<i32> {
             no_stream: _,
             format,
         } => stats(store, &name, format.as_deref()),
+        Cmd::Diff { name } => {
+            let rec = record::find(store, &name)?;
+            for c in container::layer::diff(store, &rec)? {
+                println!("{} {}", c.kind, c.path);
+            }
+            Ok(0)
+        }
+        Cmd::Commit {
+            message,
+            name,
+            reference,
+        } => {
+            let rec = record::find(store, &name)?;
+            println!(
+                "{}",
+                container::layer::commit(store, &rec, &reference, &message)?
+            );
+            Ok(0)
+        }
+        Cmd::Export { output, name } => {
+            let rec = record::find(store, &name)?;
+            container::layer::export(store, &rec, &output).map(|()| 0)
+        }
         Cmd::Pause { names } => each(store, &names, |rec| container::pause(store, rec, true)),
         Cmd::Unpause { names } => each(store, &names, |rec| container::pause(store, rec, false)),
     }

@@ -12,6 +12,7 @@
 //! starts the container as its child subreaper, tells the caller it runs,
 //! then waits for it and records the exit code (and removes it for `--rm`).
 
+pub mod layer;
 pub mod monitor;
 pub mod record;
 pub mod spec;
@@ -258,7 +259,7 @@ pub fn mount_rootfs(store: &Store, rec: &ContainerRecord) -> Result<()> {
     })
 }
 
-fn is_mountpoint(p: &Path) -> bool {
+pub(crate) fn is_mountpoint(p: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(p), p.parent().map(std::fs::metadata)) {
         (Ok(a), Some(Ok(b))) => a.dev() != b.dev(),
