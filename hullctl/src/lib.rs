@@ -8,6 +8,7 @@
 //! - [`container`]: containers made from images: bundle + overlayfs rootfs,
 //!   config.json derived from the image config, lifecycle on the hull library,
 //!   the per-container monitor for detached ones
+//! - [`volume`]: data volumes under the store (named, anonymous)
 //! - [`init`]: the tiny PID 1 (`--init`)
 //! - [`sys`]: the few syscalls std lacks (the only `unsafe` here)
 
@@ -18,5 +19,6 @@ pub mod image;
 pub mod init;
 pub mod store;
 pub mod sys;
+pub mod volume;
 
 pub use error::{Error, Result};
