@@ -157,6 +157,27 @@ pub fn ensure(spec: &Spec, other_ptrace: bool, state_root: &Path) -> Result<()> 
     )))
 }
 
+/// Re-exec this process (same argv and environment) from a sealed image
+/// unless it runs from one: a long-lived caller that clones containers'
+/// processes for every request (the shim) does this once at start instead
+/// of [`ensure`] per container. Returns Ok only when running sealed.
+pub fn seal_self(state_root: &Path) -> Result<()> {
+    let again = reexecuted();
+    std::env::remove_var(MARKER);
+    if running_sealed() {
+        return Ok(());
+    }
+    if again {
+        return Err(Error::Usage(
+            "re-executed from a sealed copy, but /proc/self/exe is still not sealed".into(),
+        ));
+    }
+    let err = reexec(state_root);
+    Err(Error::Usage(format!(
+        "cannot re-execute from a sealed copy of the binary: {err}"
+    )))
+}
+
 /// Re-exec from a sealed image; returns only on failure (its description).
 fn reexec(state_root: &Path) -> String {
     let exe = match overlay_image(state_root) {

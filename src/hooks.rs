@@ -85,16 +85,21 @@ fn run_one(
         ),
         None => None,
     };
-    if let Some(f) = &ns_file {
-        use std::os::fd::AsRawFd;
-        let fd = f.as_raw_fd();
-        // SAFETY: the closure only calls setns, which is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
+    let ns_fd = ns_file.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+    // The hook starts with no signal blocked: a caller waiting on a
+    // signalfd (`run` in the foreground, the shim) blocks SIGCHLD, SIGTERM
+    // and others, which an exec'd program would inherit (a shell hook's
+    // `wait` would never return, a TERM would not stop it).
+    // SAFETY: the closure only calls sigprocmask and setns, which are
+    // async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            sys::set_sigmask_empty();
+            if let Some(fd) = ns_fd {
                 sys::setns(fd, libc::CLONE_NEWNS).map_err(|e| e.io())?;
-                Ok(())
-            });
-        }
+            }
+            Ok(())
+        });
     }
     let mut child = cmd.spawn().map_err(|e| format!("cannot run: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {

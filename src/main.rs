@@ -519,6 +519,7 @@ fn create_options(p: &Parsed) -> Result<CreateOptions> {
         systemd_cgroup: p.has("systemd-cgroup"),
         rootless: hull::rootless::Mode::parse(p.value("rootless"))?.enabled(),
         autostart: false,
+        stdio: None,
     })
 }
 
@@ -662,6 +663,7 @@ fn dispatch(store: &StateStore, command: &str, p: &Parsed) -> Result<i32> {
                 pid_file: path(p, "pid-file"),
                 preserve_fds: p.num("preserve-fds").map_err(usage)?.unwrap_or(0),
                 ignore_paused: p.has("ignore-paused"),
+                stdio: None,
             };
             container::exec::exec(store, &o)
         }

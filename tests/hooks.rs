@@ -224,7 +224,8 @@ fn hook_args_and_env() {
     let dir = b.host_dir("hooklog");
     let out = dir.join("out");
     let script = "{ tr '\\0' ' ' < /proc/$$/cmdline; echo; \
-                  echo \"$0 $HOOKVAR ${HULL_LEAK:-not-leaked}\"; } > \"$1\"";
+                  echo \"$0 $HOOKVAR ${HULL_LEAK:-not-leaked}\"; \
+                  grep SigBlk /proc/self/status; } > \"$1\"";
     b.sh("echo container-ran").hook(
         "createRuntime",
         json!({
@@ -250,6 +251,13 @@ fn hook_args_and_env() {
         "hook argv wrong: {got:?}"
     );
     assert_eq!(lines.get(1), Some(&"zero from-env not-leaked"), "{got:?}");
+    // `run` in the foreground blocks the signals it forwards; the hook
+    // must not inherit that (a shell's `wait`, a TERM would not work).
+    assert_eq!(
+        lines.get(2),
+        Some(&"SigBlk:\t0000000000000000"),
+        "hook started with signals blocked: {got:?}"
+    );
     rt.assert_nothing_left(&id);
 }
 

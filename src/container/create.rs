@@ -45,6 +45,10 @@ pub struct CreateOptions {
     /// starts it anyway), and create returns once it has exec'd. Saves a
     /// round trip between the two processes on every `run`.
     pub autostart: bool,
+    /// The container process's stdin, stdout and stderr (default: the
+    /// caller's): a caller running several containers (the shim) cannot
+    /// lend them its own.
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// A freshly created container, and its pty master if the caller keeps it.
@@ -337,6 +341,7 @@ impl<'a> Setup<'a> {
             inp.preserve,
         )?;
         plan.ignored_signals = inp.ignored_signals;
+        plan.process.stdio = self.opts.stdio;
         let cleanup = &mut self.cleanup;
         cleanup.fds.extend(plan.ns.joins.iter().map(|j| j.fd));
         if let namespaces::UserNs::Join(fd) = plan.ns.user {

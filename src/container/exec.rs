@@ -44,6 +44,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// The process's stdin, stdout and stderr (default: the caller's).
+    pub stdio: Option<[std::os::fd::RawFd; 3]>,
 }
 
 /// Namespace types in the order they are joined (user first, mount last).
@@ -214,6 +216,35 @@ fn join_plan(pid: i32) -> Result<NsPlan> {
 /// Run a process in the container. Returns hull's exit code: 0 when
 /// detached, else the process's exit status (128 + signal if killed).
 pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
+    if o.detach && o.tty && o.console_socket.is_none() {
+        return Err(Error::Usage(
+            "exec --detach --tty needs --console-socket to receive the pty".into(),
+        ));
+    }
+    let sfd = if o.detach { None } else { Some(foreground()?) };
+    let (pid, pty) = exec_spawn(store, o)?;
+    let Some(sfd) = sfd else {
+        return Ok(0);
+    };
+    let mut relay = pty.map(Relay::new);
+    let _raw = relay.as_ref().and_then(|r| {
+        terminal::copy_winsize(0, std::os::fd::AsRawFd::as_raw_fd(&r.master));
+        RawMode::enter(0)
+    });
+    let forward = |sig| {
+        let _ = sys::kill(pid, sig);
+    };
+    let code = wait_for(pid, &forward, &sfd, relay.as_mut());
+    if let Some(r) = relay.as_mut() {
+        r.drain();
+    }
+    Ok(code)
+}
+
+/// Start a process in the container and return once it has exec'd: its
+/// pid, and its pty master if it has a terminal and no console socket.
+/// The caller reaps it (it is re-parented to the nearest child subreaper).
+pub fn exec_spawn(store: &StateStore, o: &ExecOptions) -> Result<(libc::pid_t, Option<OwnedFd>)> {
     let c = Container::load(store, &o.id)?;
     let id = o.id.as_str();
     match c.status() {
@@ -231,11 +262,6 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
             ))
         }
         _ => {}
-    }
-    if o.detach && o.tty && o.console_socket.is_none() {
-        return Err(Error::Usage(
-            "exec --detach --tty needs --console-socket to receive the pty".into(),
-        ));
     }
     if o.console_socket.is_some() && !o.tty && o.process.is_none() {
         return Err(Error::Usage("--console-socket needs --tty".into()));
@@ -287,7 +313,10 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
     let mut warn = |m: String| crate::logging::warn(&m);
     let process = ProcessPlan::build(&spec, &c.state.rootfs, &ns, &[], o.preserve_fds, &mut warn);
     let process = match process {
-        Ok(p) => p,
+        Ok(mut p) => {
+            p.stdio = o.stdio;
+            p
+        }
         Err(e) => {
             ns.close_fds();
             return Err(e);
@@ -307,7 +336,6 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
         cgroup_tasks: cgroup.tasks.iter().map(|t| t.1.as_raw_fd()).collect(),
         cgroup2: cgroup.cgroup2.as_ref().map(|d| d.1.as_raw_fd()),
     };
-    let sfd = if o.detach { None } else { Some(foreground()?) };
     let result = spawn(&c, &plan, &cgroup, o);
     drop(cgroup);
     plan.ns.close_fds();
@@ -315,22 +343,7 @@ pub fn exec(store: &StateStore, o: &ExecOptions) -> Result<i32> {
     if let Some(f) = &o.pid_file {
         state::write_pid_file(f, pid)?;
     }
-    let Some(sfd) = sfd else {
-        return Ok(0);
-    };
-    let mut relay = pty.map(Relay::new);
-    let _raw = relay.as_ref().and_then(|r| {
-        terminal::copy_winsize(0, std::os::fd::AsRawFd::as_raw_fd(&r.master));
-        RawMode::enter(0)
-    });
-    let forward = |sig| {
-        let _ = sys::kill(pid, sig);
-    };
-    let code = wait_for(pid, &forward, &sfd, relay.as_mut());
-    if let Some(r) = relay.as_mut() {
-        r.drain();
-    }
-    Ok(code)
+    Ok((pid, pty))
 }
 
 /// The container's cgroup files, opened before the fork for stage 1 to

@@ -102,6 +102,7 @@ fn stage1_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
     for &fd in &plan.parent_fds {
         sys::close(fd);
     }
+    set_stdio(&plan.process)?;
     // Die with the runtime if it dies before the container is handed over.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     // Not dumpable: nothing in the container may ptrace or open
@@ -168,12 +169,26 @@ fn direct_steps(plan: &mut InitPlan, sock: RawFd) -> ChildResult<()> {
     for &fd in &plan.parent_fds {
         sys::close(fd);
     }
+    set_stdio(&plan.process)?;
     // Die with the runtime until the container is handed over (cleared
     // before Ready); not dumpable, as in stage 1.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     sys::prctl(libc::PR_SET_DUMPABLE, 0).step(Step::Protocol)?;
     namespaces::enter_rest(&plan.ns, libc::CLONE_NEWPID)?;
     join_cgroups(plan, sock, plan.init_in_cgroup)
+}
+
+/// The caller's chosen stdio onto fds 0, 1, 2 (the copies above 2 are
+/// close-on-exec or closed with the rest).
+pub(crate) fn set_stdio(p: &crate::process::ProcessPlan) -> ChildResult<()> {
+    if let Some(fds) = p.stdio {
+        for (to, from) in fds.into_iter().enumerate() {
+            if from != to as RawFd {
+                sys::dup2(from, to as RawFd).step(Step::Protocol)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Wait for `Placed` and move this process into the container's cgroups:

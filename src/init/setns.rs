@@ -56,6 +56,7 @@ fn stage1_steps(plan: &SetnsPlan, sock: RawFd, in_cgroup2: bool) -> ChildResult<
     for &fd in &plan.parent_fds {
         sys::close(fd);
     }
+    super::set_stdio(&plan.process)?;
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     // Non-dumpable until exec: processes already in the container must not
     // ptrace us or open /proc/<pid>/exe (the hull binary) — CVE-2019-5736.

@@ -49,6 +49,8 @@ pub struct ProcessPlan {
     pub console_size: Option<(u16, u16)>,
     /// fds 3..3+preserve_fds stay open in the container.
     pub preserve_fds: u32,
+    /// Put on fds 0, 1, 2 before anything else (default: the runtime's).
+    pub stdio: Option<[std::os::fd::RawFd; 3]>,
     /// linux.seccomp, compiled.
     pub seccomp: Option<SeccompPlan>,
     /// ioprio_set value (process.ioPriority).
@@ -150,6 +152,7 @@ impl ProcessPlan {
                 )
             }),
             preserve_fds,
+            stdio: None,
             seccomp,
             io_priority,
             scheduler,

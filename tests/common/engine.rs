@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 /// Output of a command run with a timeout.
 pub struct Run {
     pub code: i32,
@@ -179,4 +181,86 @@ pub fn compare_steps(
         }
     }
     regressions
+}
+
+/// Write `bytes` as a blob; returns (digest, size).
+fn put_blob(blobs: &Path, src: &Path) -> (String, u64) {
+    let hex = super::sha256(src);
+    let size = fs::metadata(src).unwrap().len();
+    fs::copy(src, blobs.join(&hex)).unwrap();
+    (format!("sha256:{hex}"), size)
+}
+
+/// An OCI image layout tarball of the busybox rootfs, named `image`
+/// (for `ctr image import`).
+pub fn build_image(image: &str, dir: &Path) -> PathBuf {
+    let bundle = super::Bundle::new("ctr-image");
+    let layout = dir.join("layout");
+    let blobs = layout.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let layer = dir.join("layer.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(bundle.rootfs())
+        .arg("-cf")
+        .arg(&layer)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar of the rootfs");
+    let (layer_digest, layer_size) = put_blob(&blobs, &layer);
+    let config = json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["sh"],
+            "WorkingDir": "/"
+        },
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]}
+    });
+    let cfg_path = dir.join("config.json");
+    fs::write(&cfg_path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let (cfg_digest, cfg_size) = put_blob(&blobs, &cfg_path);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": cfg_digest, "size": cfg_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest, "size": layer_size}]
+    });
+    let man_path = dir.join("manifest.json");
+    fs::write(&man_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let (man_digest, man_size) = put_blob(&blobs, &man_path);
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": man_digest, "size": man_size,
+            "annotations": {"io.containerd.image.name": image,
+                            "org.opencontainers.image.ref.name": "latest"}
+        }]
+    });
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let tarball = dir.join("hullbox.oci.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tarball)
+        .args(["oci-layout", "index.json", "blobs"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar of the image layout");
+    tarball
 }

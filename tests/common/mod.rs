@@ -52,18 +52,25 @@ fn next_n() -> usize {
 // Environment checks
 // ---------------------------------------------------------------------------
 
+/// The `hull` binary cargo built for these tests (other workspace
+/// packages that share this module, such as the shim's, have none: then
+/// `hull` on PATH).
+fn built_hull() -> &'static Path {
+    Path::new(option_env!("CARGO_BIN_EXE_hull").unwrap_or("hull"))
+}
+
 /// The runtime binary under test.
 pub fn runtime_bin() -> PathBuf {
     match std::env::var_os("HULL_TEST_RUNTIME") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_hull")),
+        _ => built_hull().to_path_buf(),
     }
 }
 
 /// Whether the runtime under test is hull itself (and not e.g. runc).
 pub fn is_hull() -> bool {
     let bin = runtime_bin();
-    bin == Path::new(env!("CARGO_BIN_EXE_hull"))
+    bin == built_hull()
         || bin
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("hull"))

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# containerd-shim-hull-v2 against containerd's runc shim, one private
+# containerd (Debian's 1.6), interleaved per iteration:
+#
+#   runc-v2+runc   ctr run --runtime io.containerd.runc.v2              IMG ID true
+#   runc-v2+hull   ctr run --runtime io.containerd.runc.v2 --runc-binary hull ...
+#   hull-v2        ctr run --runtime io.containerd.hull.v2              IMG ID true
+#
+# and, as the part no shim can save, `ctr container create` + `ctr
+# container rm` of the same image (snapshot, metadata; no task); then the
+# memory of idle shims: 10 detached `sleep` containers per shim,
+# RSS and PSS of each shim process (/proc/PID/smaps_rollup; hull's shim is
+# one process per container, runc's too: no grouping outside pods).
+#
+#   bash bench/shim.sh            (as root; builds the release binaries)
+#
+# Environment: RUNS (10), IDLE (10), HULL, SHIM (binaries; default: the
+# release builds of this tree), RUNC (/usr/sbin/runc); DEMO=1: run one
+# container with the shim and stop (scripts/shim-demo.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-10}
+IDLE=${IDLE:-10}
+RUNC=${RUNC:-/usr/sbin/runc}
+triple=$(rustc -vV | sed -n 's/^host: //p')
+if [ -z "${HULL:-}" ] || [ -z "${SHIM:-}" ]; then
+  cargo build --release -q -p hull -p containerd-shim-hull
+fi
+HULL=${HULL:-$PWD/target/$triple/release/hull}
+SHIM=${SHIM:-$PWD/target/$triple/release/containerd-shim-hull-v2}
+for b in containerd ctr containerd-shim-runc-v2 "$RUNC" "$HULL" "$SHIM" busybox; do
+  command -v "$b" >/dev/null || { echo "bench/shim.sh: $b not found" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/hull-bench-shim.XXXXXX)
+NS=hullshimbench
+cpid=
+cleanup() {
+  if [ -n "$cpid" ]; then
+    for id in $(ctr_ task ls -q 2>/dev/null); do ctr_ task kill -s KILL "$id" >/dev/null 2>&1 || true; done
+    sleep 0.5
+    for id in $(ctr_ task ls -q 2>/dev/null); do ctr_ task rm -f "$id" >/dev/null 2>&1 || true; done
+    for id in $(ctr_ c ls -q 2>/dev/null); do ctr_ c rm "$id" >/dev/null 2>&1 || true; done
+    kill -TERM "$cpid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.2; done
+  fi
+  grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$work"
+  find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$NS" -exec rmdir {} + 2>/dev/null || true
+  rmdir "/run/containerd/hull/$NS" 2>/dev/null || true
+}
+trap cleanup EXIT
+ctr_() { ctr --address "$work/c.sock" --namespace "$NS" "$@"; }
+
+# containerd, with hull's shim first on its PATH.
+mkdir -p "$work/bin"
+ln -s "$SHIM" "$work/bin/containerd-shim-hull-v2"
+cat >"$work/config.toml" <<CONF
+version = 2
+root = "$work/root"
+state = "$work/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$work/c.sock"
+[ttrpc]
+  address = "$work/c.sock.ttrpc"
+CONF
+PATH="$work/bin:$PATH" containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
+cpid=$!
+for _ in $(seq 150); do ctr_ version >/dev/null 2>&1 && break; sleep 0.2; done
+
+# A busybox image (OCI layout) from the static busybox.
+img=$work/img
+mkdir -p "$img/rootfs/bin" "$img/layout/blobs/sha256" "$img/rootfs/"{proc,sys,dev,etc,tmp}
+cp "$(command -v busybox)" "$img/rootfs/bin/busybox"
+for c in sh true sleep; do ln -s busybox "$img/rootfs/bin/$c"; done
+blob() { local h; h=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" "$img/layout/blobs/sha256/$h"; echo "$h $(stat -c%s "$1")"; }
+tar -C "$img/rootfs" -cf "$img/layer.tar" .
+read -r L LS < <(blob "$img/layer.tar")
+printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$L" >"$img/config.json"
+read -r CF CS < <(blob "$img/config.json")
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' "$CF" "$CS" "$L" "$LS" >"$img/m.json"
+read -r M MS < <(blob "$img/m.json")
+IMG=docker.io/library/hullshimbench:latest
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s"}}]}' "$M" "$MS" "$IMG" >"$img/layout/index.json"
+echo '{"imageLayoutVersion":"1.0.0"}' >"$img/layout/oci-layout"
+tar -C "$img/layout" -cf "$img/image.tar" oci-layout index.json blobs
+ctr_ image import "$img/image.tar" >/dev/null
+
+if [ -n "${DEMO:-}" ]; then
+  echo "+ ctr run --rm --runtime io.containerd.hull.v2 $IMG demo sh -c ..."
+  ctr_ run --rm --runtime io.containerd.hull.v2 "$IMG" demo \
+    sh -c 'echo "hello from a container run by containerd-shim-hull-v2 (pid $$ inside)"; exit 3' || echo "(exit status $?)"
+  exit 0
+fi
+
+flags_of() {
+  case $1 in
+    runc-v2+runc) echo "--runtime io.containerd.runc.v2 --runc-binary $RUNC" ;;
+    runc-v2+hull) echo "--runtime io.containerd.runc.v2 --runc-binary $HULL" ;;
+    hull-v2) echo "--runtime io.containerd.hull.v2" ;;
+  esac
+}
+KINDS="runc-v2+runc runc-v2+hull hull-v2"
+median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'; }
+
+# 1. ctr run --rm IMG ID true, interleaved (one warm-up each first).
+declare -A times fails
+for k in $KINDS; do
+  # shellcheck disable=SC2046
+  ctr_ run --rm $(flags_of "$k") "$IMG" "warm-$RANDOM" true >/dev/null 2>&1 || true
+  times[$k]=""; fails[$k]=0
+done
+times[no-task]=""; fails[no-task]=0
+for i in $(seq "$RUNS"); do
+  for k in $KINDS no-task; do
+    t0=$(date +%s%N)
+    if [ "$k" = no-task ]; then
+      if ctr_ c create "$IMG" "b$i-nt" true >/dev/null 2>&1 && ctr_ c rm "b$i-nt" >/dev/null 2>&1; then
+        t1=$(date +%s%N)
+        times[$k]+="$(( (t1 - t0) / 1000 ))"$'\n'
+      else
+        fails[$k]=$(( ${fails[$k]} + 1 ))
+      fi
+      continue
+    fi
+    # shellcheck disable=SC2046
+    if ctr_ run --rm $(flags_of "$k") "$IMG" "b$i-${k//+/-}" true >/dev/null 2>&1; then
+      t1=$(date +%s%N)
+      times[$k]+="$(( (t1 - t0) / 1000 ))"$'\n'
+    else
+      fails[$k]=$(( ${fails[$k]} + 1 ))
+    fi
+  done
+done
+
+# 2. idle shims: IDLE detached containers per shim, RSS and PSS of each.
+mem() { # kind -> "rss_kb pss_kb" per shim, one line each
+  local k=$1 ids=() id pid
+  for i in $(seq "$IDLE"); do
+    id="idle$i-${k//+/-}"
+    # shellcheck disable=SC2046
+    ctr_ run -d $(flags_of "$k") "$IMG" "$id" sleep 100000 >/dev/null
+    ids+=("$id")
+  done
+  sleep 2
+  for id in "${ids[@]}"; do
+    pid=$(pgrep -f -- "-id $id -address" | head -1)
+    awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} END {print r, p}' "/proc/$pid/smaps_rollup"
+  done
+  for id in "${ids[@]}"; do ctr_ task kill -s KILL "$id" >/dev/null 2>&1 || true; done
+  sleep 0.5
+  for id in "${ids[@]}"; do ctr_ task rm -f "$id" >/dev/null 2>&1 || true; ctr_ c rm "$id" >/dev/null 2>&1 || true; done
+}
+runc_mem=$(mem runc-v2+runc)
+hull_mem=$(mem hull-v2)
+
+m() { printf '%s' "${times[$1]}" | median | awk '{printf "%.1f", $1/1000}'; }
+rss() { awk '{s+=$1} END {printf "%.2f", s/NR/1024}' <<<"$1"; }
+pss() { awk '{s+=$2} END {printf "%.2f", s/NR/1024}' <<<"$1"; }
+echo "ctr run --rm IMG ID true, $RUNS runs each, interleaved (containerd $(containerd --version | awk '{print $3}'))"
+row() { printf '| %-40s | %12s | %12s | %12s | %12s |\n' "$@"; }
+row metric runc-v2+runc runc-v2+hull hull-v2 "no task"
+printf '|%s|%s|%s|%s|%s|\n' ------------------------------------------ -------------: -------------: -------------: -------------:
+row "median ms" "$(m runc-v2+runc)" "$(m runc-v2+hull)" "$(m hull-v2)" "$(m no-task)"
+row "failed runs" "${fails[runc-v2+runc]}" "${fails[runc-v2+hull]}" "${fails[hull-v2]}" "${fails[no-task]}"
+row "idle shim RSS MB (mean of $IDLE)" "$(rss "$runc_mem")" - "$(rss "$hull_mem")" -
+row "idle shim PSS MB (mean, $IDLE running)" "$(pss "$runc_mem")" - "$(pss "$hull_mem")" -
+awk -v a="$(m hull-v2)" -v b="$(m runc-v2+hull)" -v f="$(m no-task)" -v r="$(rss "$hull_mem")" -v s="$(rss "$runc_mem")" 'BEGIN {
+  printf "hull-v2 / runc-v2+hull latency = %.2f (target <= 0.5); above the no-task floor: %.2f; hull-v2 / runc-v2 RSS = %.2f (target <= 0.25)\n", a/b, (a-f)/(b-f), r/s }'

@@ -1,0 +1,71 @@
+//! The rootfs mounts containerd passes in Create (a snapshot: overlay,
+//! bind, ...), mounted on the bundle's `rootfs` and unmounted on Delete.
+
+use std::ffi::CString;
+use std::path::Path;
+
+use containerd_shim_protos::types::mount::Mount;
+use hull::sys;
+
+fn cstr(s: &str, what: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|_| format!("{what}: NUL byte in {s:?}"))
+}
+
+/// Mount each of `mounts` on `target`, in order. On failure the ones made
+/// are unmounted again. Returns whether anything was mounted.
+pub fn mount_rootfs(mounts: &[Mount], target: &Path) -> Result<bool, String> {
+    if mounts.is_empty() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(target).map_err(|e| format!("{}: {e}", target.display()))?;
+    let t = cstr(&target.to_string_lossy(), "rootfs")?;
+    for (i, m) in mounts.iter().enumerate() {
+        if let Err(e) = mount_one(m, &t) {
+            if i > 0 {
+                unmount_rootfs(target);
+            }
+            return Err(format!(
+                "rootfs mount {i} ({} {} on {}): {e}",
+                m.type_,
+                m.source,
+                target.display()
+            ));
+        }
+    }
+    Ok(true)
+}
+
+fn mount_one(m: &Mount, target: &CString) -> Result<(), String> {
+    let o = hull::rootfs::options::parse(&m.options);
+    let mut flags = o.flags;
+    if o.bind || m.type_ == "bind" || m.type_ == "rbind" {
+        flags |= libc::MS_BIND;
+        if o.recursive || m.type_ == "rbind" {
+            flags |= libc::MS_REC;
+        }
+    }
+    let source = cstr(&m.source, "source")?;
+    let fstype = cstr(&m.type_, "type")?;
+    let data = cstr(&o.data.join(","), "options")?;
+    let data = (!o.data.is_empty()).then_some(data.as_c_str());
+    sys::mount(Some(&source), target, Some(&fstype), flags, data).map_err(|e| e.to_string())?;
+    // A read-only bind needs a remount to take effect.
+    if flags & libc::MS_BIND != 0 && flags & libc::MS_RDONLY != 0 {
+        sys::mount(None, target, None, flags | libc::MS_REMOUNT, None)
+            .map_err(|e| format!("remounting read-only: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Unmount everything stacked on `target` (lazily: a process still in it
+/// keeps its view, the host loses the mount).
+pub fn unmount_rootfs(target: &Path) {
+    let Ok(t) = CString::new(target.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    for _ in 0..16 {
+        if sys::umount2(&t, libc::MNT_DETACH).is_err() {
+            break;
+        }
+    }
+}
