@@ -9,6 +9,7 @@
 //!   config.json derived from the image config, lifecycle on the hull library,
 //!   the per-container monitor for detached ones
 //! - [`network`]: networks, IPAM leases, the bridge/veth/nftables plumbing
+//! - [`volume`]: data volumes under the store (named, anonymous)
 //! - [`init`]: the tiny PID 1 (`--init`)
 //! - [`sys`]: the few syscalls std lacks (the only `unsafe` here)
 
@@ -20,5 +21,6 @@ pub mod init;
 pub mod network;
 pub mod store;
 pub mod sys;
+pub mod volume;
 
 pub use error::{Error, Result};

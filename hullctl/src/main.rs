@@ -147,6 +147,9 @@ enum Cmd {
     Rm {
         #[arg(short, long)]
         force: bool,
+        /// Also remove the container's anonymous volumes.
+        #[arg(short, long)]
+        volumes: bool,
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -173,6 +176,29 @@ enum Cmd {
     },
     Unpause {
         names: Vec<String>,
+    },
+    /// List the container's changed files: A added, C changed, D deleted.
+    Diff {
+        name: String,
+    },
+    /// Make an image of a container's changes (pausing it while running).
+    Commit {
+        /// A commit message (the history entry's comment).
+        #[arg(short, long, default_value = "")]
+        message: String,
+        name: String,
+        reference: String,
+    },
+    /// Write a container's filesystem as a tar archive.
+    Export {
+        #[arg(short, long)]
+        output: PathBuf,
+        name: String,
+    },
+    /// Manage data volumes.
+    Volume {
+        #[command(subcommand)]
+        cmd: VolumeCmd,
     },
     /// The `--init` PID 1 (run inside containers).
     #[command(hide = true)]
@@ -225,6 +251,34 @@ enum NetworkCmd {
 }
 
 #[derive(Subcommand)]
+enum VolumeCmd {
+    /// Create a named volume (an existing one is left as it is).
+    Create { name: String },
+    /// List volumes.
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show volumes as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes no container uses.
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (all unused ones with -a).
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum SystemCmd {
     /// Remove stopped containers, dangling images, unreferenced blobs and layers.
     Prune {
@@ -266,6 +320,9 @@ struct CreateArgs {
     volume: Vec<String>,
     #[arg(long)]
     mount: Vec<String>,
+    /// Mount the volumes of another container (NAME[:ro|rw]).
+    #[arg(long)]
+    volumes_from: Vec<String>,
     #[arg(long)]
     read_only: bool,
     #[arg(long)]
@@ -322,6 +379,7 @@ impl CreateArgs {
             workdir: self.workdir.clone(),
             user: self.user.clone(),
             volumes: self.volume.clone(),
+            volumes_from: self.volumes_from.clone(),
             mounts: self.mount.clone(),
             read_only: self.read_only,
             tmpfs: self.tmpfs.clone(),
@@ -618,8 +676,21 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Logs { follow, name } => logs(store, &name, follow),
         Cmd::Ps { all, listing } => ps(store, all, &listing),
-        Cmd::Rm { force, names } => each(store, &names, |rec| {
+        Cmd::Rm {
+            force,
+            volumes,
+            names,
+        } => each(store, &names, |rec| {
+            let anon = hullctl::volume::anonymous_of(store, &rec.name);
             container::remove(store, rec, force)?;
+            if volumes {
+                for v in anon {
+                    // Still shared through --volumes-from: kept, as docker does.
+                    if hullctl::volume::users(store, &v, None)?.is_empty() {
+                        hullctl::volume::remove(store, &v, false)?;
+                    }
+                }
+            }
             println!("{}", rec.name);
             Ok(())
         }),
@@ -643,9 +714,73 @@ fn run(cli: Cli) -> Result<i32> {
             no_stream: _,
             format,
         } => stats(store, &name, format.as_deref()),
+        Cmd::Diff { name } => {
+            let rec = record::find(store, &name)?;
+            for c in container::layer::diff(store, &rec)? {
+                println!("{} {}", c.kind, c.path);
+            }
+            Ok(0)
+        }
+        Cmd::Commit {
+            message,
+            name,
+            reference,
+        } => {
+            let rec = record::find(store, &name)?;
+            println!(
+                "{}",
+                container::layer::commit(store, &rec, &reference, &message)?
+            );
+            Ok(0)
+        }
+        Cmd::Export { output, name } => {
+            let rec = record::find(store, &name)?;
+            container::layer::export(store, &rec, &output).map(|()| 0)
+        }
+        Cmd::Volume { cmd } => volume(store, cmd),
         Cmd::Pause { names } => each(store, &names, |rec| container::pause(store, rec, true)),
         Cmd::Unpause { names } => each(store, &names, |rec| container::pause(store, rec, false)),
     }
+}
+
+fn volume(store: &Store, cmd: VolumeCmd) -> Result<i32> {
+    use hullctl::volume as vol;
+    match cmd {
+        VolumeCmd::Create { name } => {
+            println!("{}", vol::create(store, Some(&name))?.0.name);
+        }
+        VolumeCmd::Ls { quiet } => {
+            if !quiet {
+                println!("DRIVER    VOLUME NAME");
+            }
+            for v in vol::list(store)? {
+                if quiet {
+                    println!("{}", v.name);
+                } else {
+                    println!("{:<10}{}", "local", v.name);
+                }
+            }
+        }
+        VolumeCmd::Inspect { names } => {
+            let mut out = Vec::new();
+            for n in &names {
+                out.push(vol::inspect(store, &vol::get(store, n)?));
+            }
+            json_line(&Value::Array(out));
+        }
+        VolumeCmd::Rm { force, names } => {
+            for n in &names {
+                vol::remove(store, n, force)?;
+                println!("{n}");
+            }
+        }
+        VolumeCmd::Prune { all } => {
+            for n in vol::prune(store, all)? {
+                println!("Deleted: {n}");
+            }
+        }
+    }
+    Ok(0)
 }
 
 /// One line of docker-style stats: CPU % over half a second, memory

@@ -133,6 +133,26 @@ pub fn fsetxattr(fd: RawFd, name: &CStr, value: &[u8]) -> io::Result<()> {
         .map(drop)
 }
 
+/// An extended attribute of `path` (not following a final symlink); at
+/// most 256 bytes are read (enough for overlayfs' markers).
+pub fn lgetxattr(path: &CStr, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    // SAFETY: path and name are C strings; buf is valid for its length.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
 pub fn flock(fd: RawFd, op: libc::c_int) -> io::Result<()> {
     loop {
         // SAFETY: plain syscall.

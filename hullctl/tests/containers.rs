@@ -481,7 +481,7 @@ fn run_interactive_and_tty() {
     assert!(out.contains("/dev/pts/0\nxterm\n"), "{out:?}");
 }
 
-/// The image's Volumes become per-container directories seeded with the
+/// The image's Volumes become anonymous volumes seeded with the
 /// image's content there; a volume path that is an image symlink to an
 /// absolute path is resolved inside the rootfs, never on the host.
 #[test]
@@ -521,14 +521,15 @@ fn image_volumes_seeded_inside_the_rootfs() {
     // /evil holds the image's /etc (group, passwd), not the host's.
     assert_eq!(out, "from the image\ngroup passwd /empty\n");
     let dir = ctl.root().join("containers/v");
-    let vols: Vec<String> = fs::read_dir(dir.join("volumes"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+    let vols: Vec<String> = ctl
+        .ok(&["volume", "ls", "-q"])
+        .lines()
+        .map(String::from)
         .collect();
-    assert_eq!(vols.len(), 3);
-    let data = ["0", "1", "2"]
+    assert_eq!(vols.len(), 3, "{vols:?}");
+    let data = vols
         .iter()
-        .map(|i| dir.join("volumes").join(i))
+        .map(|v| ctl.root().join("volumes").join(v).join("_data"))
         .find(|p| p.join("seed").exists())
         .expect("the /data volume");
     assert_eq!(fs::read_to_string(data.join("new")).unwrap(), "new\n");

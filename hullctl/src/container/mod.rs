@@ -12,6 +12,7 @@
 //! starts the container as its child subreaper, tells the caller it runs,
 //! then waits for it and records the exit code (and removes it for `--rm`).
 
+pub mod layer;
 pub mod monitor;
 pub mod record;
 pub mod spec;
@@ -32,7 +33,7 @@ pub fn hull_store(store: &Store) -> hull::StateStore {
     hull::StateStore::new(store.run_dir())
 }
 
-fn random_hex(n: usize) -> Result<String> {
+pub(crate) fn random_hex(n: usize) -> Result<String> {
     let mut b = vec![0u8; n / 2];
     let p = Path::new("/dev/urandom");
     std::io::Read::read_exact(&mut std::fs::File::open(p).at(p)?, &mut b).at(p)?;
@@ -60,6 +61,8 @@ pub fn create(
         None => format!("hull_{}", &id[..12]),
     };
     let layers: Vec<_> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let (o, mut wanted) = split_volumes(store, o)?;
+    let o = &o;
     let config = spec::build(
         &spec::Inputs {
             store,
@@ -72,7 +75,7 @@ pub fn create(
     )?;
     let paths = Paths::new(store, &name);
     let mut config = config;
-    let volumes = anonymous_volumes(&cfg, &mut config, &paths);
+    image_volumes(&cfg, &config, &mut wanted);
     let mode = o.network.as_deref().unwrap_or("none");
     let mut net_opts = o.net.clone();
     net_opts.exposed = cfg["config"]["ExposedPorts"]
@@ -110,17 +113,19 @@ pub fn create(
             .to_string(),
         auto_remove,
     };
+    let mut made_volumes = Vec::new();
     let made = (|| {
         for d in [paths.rootfs(), paths.upper(), paths.work()] {
             std::fs::create_dir_all(&d).at(&d)?;
         }
+        let seed = attach_volumes(store, &rec.name, &wanted, &mut config, &mut made_volumes)?;
         let data = serde_json::to_vec_pretty(&config).map_err(|e| Error::json("config.json", e))?;
         crate::store::write_replace(&paths.bundle().join("config.json"), &data, false)?;
         if let Some(s) = &net {
             crate::network::attach::write_files(store, &name, s)?;
         }
-        if !volumes.is_empty() {
-            seed_volumes(store, &rec, &volumes)?;
+        if !seed.is_empty() {
+            seed_volumes(store, &rec, &seed)?;
         }
         // The record last: a directory without one is not a container.
         record::save(store, &rec)
@@ -128,43 +133,137 @@ pub fn create(
     if let Err(e) = made {
         umount_rootfs(store, &name);
         let _ = remove_tree(&paths.dir);
+        for v in &made_volumes {
+            let _ = crate::volume::remove(store, v, true);
+        }
         return Err(e);
     }
     Ok(rec)
 }
 
-/// The image's `Volumes` that no -v/--mount/--tmpfs covers: each becomes a
-/// directory of the container (containers/NAME/volumes/N) bind-mounted
-/// there, as docker's anonymous volumes (named ones come with issue 17).
-/// Returns (container path, host dir) pairs.
-fn anonymous_volumes(
-    cfg: &Value,
-    config: &mut Value,
-    paths: &Paths,
-) -> Vec<(String, std::path::PathBuf)> {
-    let taken: Vec<String> = config["mounts"]
+/// A volume a container wants: by name (None: a new anonymous one), or
+/// one shared from another container (`--volumes-from`).
+struct WantedVolume {
+    name: Option<String>,
+    dest: String,
+    ro: bool,
+}
+
+/// Take the volume forms of -v (`NAME:/path[:ro]`, `/path`) and
+/// --volumes-from out of the options; host binds stay for spec::build.
+fn split_volumes(store: &Store, o: &RunOptions) -> Result<(RunOptions, Vec<WantedVolume>)> {
+    let mut rest = o.clone();
+    rest.volumes.clear();
+    let mut wanted = Vec::new();
+    for v in &o.volumes {
+        let parts: Vec<&str> = v.split(':').collect();
+        match parts.as_slice() {
+            [d] if d.starts_with('/') => wanted.push(WantedVolume {
+                name: None,
+                dest: d.trim_end_matches('/').to_string(),
+                ro: false,
+            }),
+            [n, d, ..] if !n.starts_with('/') && !n.is_empty() => {
+                if !d.starts_with('/') {
+                    return Err(Error::Usage(format!(
+                        "-v {v:?}: the container path must be absolute"
+                    )));
+                }
+                wanted.push(WantedVolume {
+                    name: Some(n.to_string()),
+                    dest: d.trim_end_matches('/').to_string(),
+                    ro: parts
+                        .get(2)
+                        .is_some_and(|o| o.split(',').any(|o| o == "ro")),
+                })
+            }
+            _ => rest.volumes.push(v.clone()),
+        }
+    }
+    for from in &o.volumes_from {
+        let (cname, mode) = from.split_once(':').unwrap_or((from, ""));
+        let c = record::find(store, cname)?;
+        for (name, m) in crate::volume::mounts_of(store, &c.name) {
+            let was_ro = m["options"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|o| o == "ro"));
+            wanted.push(WantedVolume {
+                name: Some(name),
+                dest: m["destination"].as_str().unwrap_or_default().to_string(),
+                ro: if mode.is_empty() {
+                    was_ro
+                } else {
+                    mode == "ro"
+                },
+            });
+        }
+    }
+    Ok((rest, wanted))
+}
+
+/// The image's `Volumes` that no mount or wanted volume covers become
+/// anonymous volumes (as docker does).
+fn image_volumes(cfg: &Value, config: &Value, wanted: &mut Vec<WantedVolume>) {
+    let mut taken: Vec<String> = config["mounts"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|m| m["destination"].as_str())
         .map(|d| d.trim_end_matches('/').to_string())
         .collect();
-    let mut out = Vec::new();
-    let Some(vols) = cfg["config"]["Volumes"].as_object() else {
-        return out;
-    };
-    for (i, dest) in vols.keys().enumerate() {
+    taken.extend(wanted.iter().map(|w| w.dest.clone()));
+    for dest in cfg["config"]["Volumes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
         let d = dest.trim_end_matches('/');
-        if !d.starts_with('/') || taken.iter().any(|t| t == d) {
-            continue;
+        if d.starts_with('/') && !taken.iter().any(|t| t == d) {
+            taken.push(d.to_string());
+            wanted.push(WantedVolume {
+                name: None,
+                dest: d.to_string(),
+                ro: false,
+            });
         }
-        let host = paths.dir.join("volumes").join(i.to_string());
-        if let Some(a) = config["mounts"].as_array_mut() {
-            a.push(json!({"destination": d, "type": "bind", "source": host, "options": ["rbind", "rprivate"]}));
-        }
-        out.push((d.to_string(), host));
     }
-    out
+}
+
+/// Create (on first use) the wanted volumes and add their bind mounts to
+/// config.json. Volumes made now are pushed to `made` (the caller removes
+/// them on failure). Returns the (container path, data dir) pairs to seed
+/// from the image: docker copies the image's content into a volume only
+/// while the volume is empty.
+fn attach_volumes(
+    store: &Store,
+    container: &str,
+    wanted: &[WantedVolume],
+    config: &mut Value,
+    made: &mut Vec<String>,
+) -> Result<Vec<(String, std::path::PathBuf)>> {
+    let mut seed = Vec::new();
+    for w in wanted {
+        let (v, new) = crate::volume::create(store, w.name.as_deref()).map_err(|e| {
+            Error::Usage(format!("container {container}: volume for {}: {e}", w.dest))
+        })?;
+        if new {
+            made.push(v.name.clone());
+        }
+        let data = crate::volume::data_dir(store, &v.name);
+        let empty = std::fs::read_dir(&data).at(&data)?.next().is_none();
+        if empty {
+            seed.push((w.dest.clone(), data.clone()));
+        }
+        let mut opts = vec!["rbind", "rprivate"];
+        if w.ro {
+            opts.push("ro");
+        }
+        if let Some(a) = config["mounts"].as_array_mut() {
+            a.push(json!({"destination": w.dest, "type": "bind", "source": data, "options": opts}));
+        }
+    }
+    Ok(seed)
 }
 
 /// Make the volume directories, each seeded (as docker does) with what
@@ -268,7 +367,7 @@ pub fn mount_rootfs(store: &Store, rec: &ContainerRecord) -> Result<()> {
     })
 }
 
-fn is_mountpoint(p: &Path) -> bool {
+pub(crate) fn is_mountpoint(p: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(p), p.parent().map(std::fs::metadata)) {
         (Ok(a), Some(Ok(b))) => a.dev() != b.dev(),

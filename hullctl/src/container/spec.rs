@@ -16,6 +16,7 @@ pub struct RunOptions {
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub volumes: Vec<String>,
+    pub volumes_from: Vec<String>,
     pub mounts: Vec<String>,
     pub read_only: bool,
     pub tmpfs: Vec<String>,
