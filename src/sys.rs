@@ -130,23 +130,32 @@ pub fn clone_child(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> SysResult<li
 /// std's size probe and doubling reads (these files report size 0, and
 /// each read(2) of mountinfo or status makes the kernel format more).
 pub fn read_text(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path)?;
     // Plain read(2)s: File::read_to_end would also statx and lseek first.
-    let mut buf = vec![0u8; 16 << 10];
-    let mut len = 0;
+    // Into uninitialised capacity: zeroing 16 KB per file cost a hull run
+    // about 200,000 instructions (callgrind), more than the reads.
+    let mut buf: Vec<u8> = Vec::with_capacity(16 << 10);
     loop {
-        if len == buf.len() {
-            buf.resize(len * 2, 0);
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.len());
         }
-        match f.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: read(2) writes at most spare.len() bytes into the
+        // vector's unused capacity, which stays owned by `buf`.
+        let n = unsafe { libc::read(f.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        match n {
+            0 => break,
+            // SAFETY: the kernel initialised exactly n more bytes.
+            n if n > 0 => unsafe { buf.set_len(buf.len() + n as usize) },
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
         }
     }
-    buf.truncate(len);
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
