@@ -90,17 +90,7 @@ fn run_one(
     // signalfd (`run` in the foreground, the shim) blocks SIGCHLD, SIGTERM
     // and others, which an exec'd program would inherit (a shell hook's
     // `wait` would never return, a TERM would not stop it).
-    // SAFETY: the closure only calls sigprocmask and setns, which are
-    // async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            sys::set_sigmask_empty();
-            if let Some(fd) = ns_fd {
-                sys::setns(fd, libc::CLONE_NEWNS).map_err(|e| e.io())?;
-            }
-            Ok(())
-        });
-    }
+    sys::pre_exec_unblock_setns(&mut cmd, ns_fd);
     let mut child = cmd.spawn().map_err(|e| format!("cannot run: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine (EPIPE is ignored).

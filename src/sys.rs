@@ -6,7 +6,7 @@
 //! [`crate::init`] call them between `fork` and `execve`.
 
 use std::ffi::CStr;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// A raw `errno` value from a failed system call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +228,13 @@ pub fn cloexec_from(first: u32) -> SysResult<()> {
 pub fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> SysResult<RawFd> {
     // SAFETY: path is a valid NUL-terminated string.
     check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode) })
+}
+
+/// open(2), the fd owned by the caller.
+pub fn open_owned(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> SysResult<OwnedFd> {
+    let fd = open(path, flags, mode)?;
+    // SAFETY: open just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 pub fn openat(dir: RawFd, path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> SysResult<RawFd> {
@@ -942,8 +949,25 @@ pub fn set_sigmask_empty() {
     }
 }
 
+/// Have `cmd`'s child start with no signal blocked and, given `mnt_ns`,
+/// in that mount namespace, before it execs.
+pub fn pre_exec_unblock_setns(cmd: &mut std::process::Command, mnt_ns: Option<RawFd>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls
+    // sigprocmask and setns, which are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            set_sigmask_empty();
+            if let Some(fd) = mnt_ns {
+                setns(fd, libc::CLONE_NEWNS).map_err(|e| e.io())?;
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Block `sigs` and return a signalfd (non-blocking, close-on-exec) for them.
-pub fn signalfd_for(sigs: &[libc::c_int]) -> SysResult<RawFd> {
+pub fn signalfd_for(sigs: &[libc::c_int]) -> SysResult<OwnedFd> {
     // SAFETY: the set is initialised by sigemptyset before use; sigprocmask
     // and signalfd get valid pointers.
     unsafe {
@@ -957,11 +981,13 @@ pub fn signalfd_for(sigs: &[libc::c_int]) -> SysResult<RawFd> {
             &set,
             std::ptr::null_mut(),
         ))?;
-        check(libc::signalfd(
+        let fd = check(libc::signalfd(
             -1,
             &set,
             libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
-        ))
+        ))?;
+        // The fd signalfd just returned is this caller's alone.
+        Ok(OwnedFd::from_raw_fd(fd))
     }
 }
 
@@ -1059,7 +1085,7 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> SysResult<usize> {
 }
 
 /// A SOCK_SEQPACKET socketpair, both ends close-on-exec.
-pub fn seqpacket_pair() -> SysResult<(RawFd, RawFd)> {
+pub fn seqpacket_pair() -> SysResult<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid two-element out-array.
     check(unsafe {
@@ -1070,7 +1096,8 @@ pub fn seqpacket_pair() -> SysResult<(RawFd, RawFd)> {
             fds.as_mut_ptr(),
         )
     })?;
-    Ok((fds[0], fds[1]))
+    // SAFETY: socketpair just returned both fds; nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 pub fn pipe() -> SysResult<(RawFd, RawFd)> {
@@ -1145,13 +1172,17 @@ pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> SysResult<()> {
 }
 
 /// recvmsg into `data`; returns the length and the first fd received.
-pub fn recv_with_fd(sock: RawFd, data: &mut [u8]) -> SysResult<(usize, Option<RawFd>)> {
+pub fn recv_with_fd(sock: RawFd, data: &mut [u8]) -> SysResult<(usize, Option<OwnedFd>)> {
     let mut fds = [-1; MAX_FDS];
     let (n, count) = recv_with_fds(sock, data, &mut fds)?;
     for &extra in fds.iter().take(count).skip(1) {
         close(extra);
     }
-    Ok((n, (count > 0).then_some(fds[0])))
+    // SAFETY: the fd just arrived via SCM_RIGHTS: this process's alone.
+    Ok((
+        n,
+        (count > 0).then(|| unsafe { OwnedFd::from_raw_fd(fds[0]) }),
+    ))
 }
 
 /// recvmsg into `data`, the fds received into `fds` (close-on-exec);

@@ -23,7 +23,7 @@ pub fn main(args: &[String]) -> i32 {
     // Block the signals first (so none is lost) and read them from a
     // signalfd; the child starts with none blocked.
     let sfd = match hull::sys::signalfd_for(&forwarded()) {
-        Ok(fd) => crate::sys::own_fd(fd),
+        Ok(fd) => fd,
         Err(e) => {
             eprintln!("hullctl init: signalfd: {e}");
             return 1;

@@ -75,7 +75,7 @@ pub fn serve(flags: &Flags) -> Result<(), String> {
         flags.namespace.clone(),
         Publisher::new(ttrpc, flags.namespace.clone()),
     );
-    let r = run(&listener, sigfd, &mut service);
+    let r = run(&listener, sigfd.as_raw_fd(), &mut service);
     let _ = std::fs::remove_file(&path);
     r
 }

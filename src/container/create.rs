@@ -3,7 +3,7 @@
 //! everything (processes, cgroup, state directory).
 
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
@@ -392,6 +392,9 @@ impl<'a> Setup<'a> {
     fn spawn(&mut self) -> Result<libc::pid_t> {
         let (parent_sock, child_sock) =
             sys::seqpacket_pair().map_err(|e| Error::sys("creating the init socketpair", e))?;
+        // Raw from here: the cleanup closes the parent's end, the child
+        // takes its own across the fork.
+        let (parent_sock, child_sock) = (parent_sock.into_raw_fd(), child_sock.into_raw_fd());
         self.cleanup.fds.push(parent_sock);
         self.sock = parent_sock;
         let plan = self.plan()?;
@@ -447,10 +450,9 @@ impl<'a> Setup<'a> {
         // The v1 `tasks` files go along open: the child need not look them up.
         let mut tasks = Vec::new();
         for path in &self.plan()?.cgroup_tasks {
-            let fd = sys::open(path, libc::O_WRONLY, 0)
+            let fd = sys::open_owned(path, libc::O_WRONLY, 0)
                 .map_err(|e| Error::sys(format!("opening {}", path.to_string_lossy()), e))?;
-            // SAFETY: fd was just opened and is owned here.
-            tasks.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            tasks.push(fd);
         }
         let raw: Vec<RawFd> = tasks.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
         channel::send_fds(self.sock, Msg::new(Kind::Placed), &raw)
@@ -520,25 +522,24 @@ impl<'a> Setup<'a> {
                     send(sock, Msg::new(Kind::Continue))?;
                 }
                 Kind::PtyMaster => {
-                    let fd = fd.ok_or_else(|| Error::Init {
+                    let master = fd.ok_or_else(|| Error::Init {
                         id: id.clone(),
                         msg: "the pty master did not arrive".into(),
                     })?;
-                    // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
-                    let master = unsafe { OwnedFd::from_raw_fd(fd) };
                     if let Some(sock) = &self.opts.console_socket {
-                        crate::terminal::send_to_socket(sock, fd)?;
+                        crate::terminal::send_to_socket(
+                            sock,
+                            std::os::fd::AsRawFd::as_raw_fd(&master),
+                        )?;
                     } else {
                         self.pty = Some(master);
                     }
                 }
                 Kind::SeccompFd => {
-                    let fd = fd.ok_or_else(|| Error::Init {
+                    let listener = fd.ok_or_else(|| Error::Init {
                         id: id.clone(),
                         msg: "the seccomp listener fd did not arrive".into(),
                     })?;
-                    // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
-                    let listener = unsafe { OwnedFd::from_raw_fd(fd) };
                     send_seccomp_fd(self.plan()?, &st, &listener)?;
                 }
                 Kind::Ready => {

@@ -3,7 +3,7 @@
 //! container's confinement (the bundle's `process`, as runc does) unless the
 //! options override it.
 
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -454,10 +454,11 @@ fn spawn(
     o: &ExecOptions,
 ) -> Result<(libc::pid_t, Option<OwnedFd>)> {
     let id = c.id();
-    let (parent_sock, child_sock) =
+    let (parent, child_sock) =
         sys::seqpacket_pair().map_err(|e| Error::sys("creating the exec socketpair", e))?;
-    // SAFETY: both fds were just created and are owned here.
-    let parent = unsafe { OwnedFd::from_raw_fd(parent_sock) };
+    let parent_sock = parent.as_raw_fd();
+    // Raw: the child takes it across the fork.
+    let child_sock = child_sock.into_raw_fd();
     let (stage1, in_cgroup2) = match fork_stage1(id, cgroup) {
         Ok(r) => r,
         Err(e) => {
@@ -506,14 +507,12 @@ fn spawn(
                 }
             }
             Kind::PtyMaster => {
-                let Some(fd) = fd else {
+                let Some(master) = fd else {
                     return Err(fail(target, "the pty master did not arrive".into()));
                 };
-                // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
-                let master = unsafe { OwnedFd::from_raw_fd(fd) };
                 match &o.console_socket {
                     Some(sock) => {
-                        if let Err(e) = terminal::send_to_socket(sock, fd) {
+                        if let Err(e) = terminal::send_to_socket(sock, master.as_raw_fd()) {
                             return Err(fail(target, e.to_string()));
                         }
                     }
@@ -523,14 +522,12 @@ fn spawn(
             Kind::SeccompFd => {
                 // SCMP_ACT_NOTIFY: the exec'd process's listener goes to the
                 // agent too, with the container's state and this pid.
-                let Some(fd) = fd else {
+                let Some(listener) = fd else {
                     return Err(fail(
                         target,
                         "the seccomp listener fd did not arrive".into(),
                     ));
                 };
-                // SAFETY: the fd just arrived via SCM_RIGHTS and is ours alone.
-                let listener = unsafe { OwnedFd::from_raw_fd(fd) };
                 if let (Some(s), Some(pid)) = (&plan.process.seccomp, target) {
                     if let Some(path) = &s.listener_path {
                         let state =

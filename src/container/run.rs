@@ -1,7 +1,7 @@
 //! `run`: create + start, and in the foreground wait for the container,
 //! forwarding signals and relaying its pty; exit with its status.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::{create, Container, CreateOptions};
 use crate::error::{Error, Result};
@@ -99,9 +99,7 @@ pub fn foreground() -> Result<OwnedFd> {
     let mut sigs = FORWARDED.to_vec();
     sigs.push(libc::SIGCHLD);
     sigs.push(libc::SIGWINCH);
-    let sfd = sys::signalfd_for(&sigs).map_err(|e| Error::sys("creating a signalfd", e))?;
-    // SAFETY: sfd was just created and is owned here.
-    Ok(unsafe { OwnedFd::from_raw_fd(sfd) })
+    sys::signalfd_for(&sigs).map_err(|e| Error::sys("creating a signalfd", e))
 }
 
 /// Wait for `target` (our child) to exit, passing signals to `forward` and

@@ -1,6 +1,6 @@
 //! `start`: release the init blocked on the exec fifo, then poststart hooks.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 use super::Container;
 use crate::error::{Error, Result};
@@ -36,10 +36,8 @@ impl Container {
         }
         let fifo_path = self.store.dir(&id).join(state::EXEC_FIFO);
         let c = cstring(&fifo_path.to_string_lossy())?;
-        let fd = sys::open(&c, libc::O_RDONLY | libc::O_NONBLOCK, 0)
+        let fifo = sys::open_owned(&c, libc::O_RDONLY | libc::O_NONBLOCK, 0)
             .map_err(|e| Error::sys(format!("opening {}", fifo_path.display()), e))?;
-        // SAFETY: fd was just opened and is owned here.
-        let fifo = unsafe { OwnedFd::from_raw_fd(fd) };
         // The init writes one byte when released, and its end of the fifo
         // closes when it execs the container process (or dies).
         let mut released = false;

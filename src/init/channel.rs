@@ -3,7 +3,7 @@
 //! a message is never split or merged). Encoding is fixed-size and
 //! allocation-free, so the children can use it before exec.
 
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 
 use crate::sys::{self, Errno, SysResult};
 
@@ -115,7 +115,7 @@ pub fn send_fd(sock: RawFd, msg: Msg, fd: RawFd) -> SysResult<()> {
 /// Receive one message into `buf` (which must hold at least HEADER bytes);
 /// returns the header, the payload length and any fd that came with it.
 /// EOF (the peer is gone) is reported as EPIPE.
-pub fn recv(sock: RawFd, buf: &mut [u8]) -> SysResult<(Msg, usize, Option<RawFd>)> {
+pub fn recv(sock: RawFd, buf: &mut [u8]) -> SysResult<(Msg, usize, Option<OwnedFd>)> {
     let (n, fd) = sys::recv_with_fd(sock, buf)?;
     if n == 0 {
         return Err(Errno(libc::EPIPE));
@@ -150,10 +150,8 @@ pub fn expect_fds(sock: RawFd, kind: Kind, fds: &mut [RawFd; sys::MAX_FDS]) -> S
 
 pub fn expect(sock: RawFd, kind: Kind) -> SysResult<Msg> {
     let mut buf = [0u8; HEADER];
-    let (msg, _, fd) = recv(sock, &mut buf)?;
-    if let Some(fd) = fd {
-        sys::close(fd);
-    }
+    // An fd that came along is closed on drop.
+    let (msg, _, _fd) = recv(sock, &mut buf)?;
     if msg.kind != kind {
         return Err(Errno(libc::EPROTO));
     }
@@ -163,10 +161,12 @@ pub fn expect(sock: RawFd, kind: Kind) -> SysResult<Msg> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::IntoRawFd;
 
     #[test]
     fn round_trips_over_a_socketpair() {
         let (a, b) = sys::seqpacket_pair().unwrap();
+        let (a, b) = (a.into_raw_fd(), b.into_raw_fd());
         let msg = Msg {
             kind: Kind::Fail,
             a: 7,
@@ -187,6 +187,7 @@ mod tests {
     #[test]
     fn carries_several_fds_and_refuses_the_wrong_kind() {
         let (a, b) = sys::seqpacket_pair().unwrap();
+        let (a, b) = (a.into_raw_fd(), b.into_raw_fd());
         // Three pipe ends, sent at once; each arrives as a new fd that
         // still reaches the same pipe.
         let mut p = [0; 2];
