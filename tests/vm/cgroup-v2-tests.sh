@@ -317,13 +317,15 @@ for DRIVER in $DRIVERS; do
     fi
 
     # -- OOM: a container that outgrows memory.max is OOM-killed and `events` says so
+    # (`events` only reports OOM kills after it started watching; under TCG
+    # starting it took more than 2 s once, so the container waits 6 s.)
     O=${ID}oom
     b=$(bundle "$O" "$(cgpath "$O")" '{"memory": {"limit": 33554432, "swap": 33554432}}' \
-        '["sh","-c","sleep 2; tail /dev/zero"]')
+        '["sh","-c","sleep 6; tail /dev/zero"]')
     if rtf "$P/oom-event" run -d -b "$b" "$O"; then
-        timeout 25 "$RUNTIME" --root "$STATE_ROOT" "${GFLAGS[@]}" events "$O" > "$T/events" 2>&1 < /dev/null &
+        timeout 35 "$RUNTIME" --root "$STATE_ROOT" "${GFLAGS[@]}" events "$O" > "$T/events" 2>&1 < /dev/null &
         evp=$!
-        for i in $(seq 1 100); do
+        for i in $(seq 1 120); do
             grep -q '"oom"' "$T/events" 2>/dev/null && break
             kill -0 $evp 2>/dev/null || break
             sleep 0.2
