@@ -186,6 +186,9 @@ enum Cmd {
         /// A commit message (the history entry's comment).
         #[arg(short, long, default_value = "")]
         message: String,
+        /// Pause a running container during the commit (`--pause=false`: not).
+        #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set)]
+        pause: bool,
         name: String,
         reference: String,
     },
@@ -723,13 +726,14 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Commit {
             message,
+            pause,
             name,
             reference,
         } => {
             let rec = record::find(store, &name)?;
             println!(
                 "{}",
-                container::layer::commit(store, &rec, &reference, &message)?
+                container::layer::commit(store, &rec, &reference, &message, pause)?
             );
             Ok(0)
         }

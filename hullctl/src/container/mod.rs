@@ -16,6 +16,7 @@ pub mod layer;
 pub mod monitor;
 pub mod record;
 pub mod spec;
+pub mod storage;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -84,6 +85,7 @@ pub fn create(
         .unwrap_or_default();
     let net = crate::network::attach::prepare(store, &name, mode, &net_opts, &mut config)?;
     seal_if_needed(store, &config)?;
+    let (storage, note) = storage::choose(store);
     let _l = store.lock()?;
     match std::fs::create_dir(&paths.dir) {
         Ok(()) => {}
@@ -112,11 +114,25 @@ pub fn create(
             .unwrap_or("SIGTERM")
             .to_string(),
         auto_remove,
+        storage,
     };
+    if let Some(note) = note {
+        eprintln!("hullctl: container {name}: {note}");
+    }
     let mut made_volumes = Vec::new();
     let made = (|| {
         for d in [paths.rootfs(), paths.upper(), paths.work()] {
             std::fs::create_dir_all(&d).at(&d)?;
+        }
+        if storage == storage::Storage::Copy {
+            let layers: Vec<_> = img
+                .layers
+                .iter()
+                .map(|l| store.layer_diff(&l.diff_id))
+                .collect();
+            storage::copy_layers(&layers, &paths.rootfs()).map_err(|e| {
+                Error::Image(format!("container {name}: copying the image's layers: {e}"))
+            })?;
         }
         let seed = attach_volumes(store, &rec.name, &wanted, &mut config, &mut made_volumes)?;
         let data = serde_json::to_vec_pretty(&config).map_err(|e| Error::json("config.json", e))?;
@@ -330,11 +346,12 @@ fn bundle_config(store: &Store, name: &str) -> Result<Value> {
     serde_json::from_slice(&data).map_err(|e| Error::json(p.display().to_string(), e))
 }
 
-/// Mount the overlayfs rootfs unless it is mounted.
+/// Mount the overlayfs rootfs unless it is mounted (a copied rootfs is
+/// a plain directory: nothing to mount).
 pub fn mount_rootfs(store: &Store, rec: &ContainerRecord) -> Result<()> {
     let paths = Paths::new(store, &rec.name);
     let rootfs = paths.rootfs();
-    if is_mountpoint(&rootfs) {
+    if rec.storage == storage::Storage::Copy || is_mountpoint(&rootfs) {
         return Ok(());
     }
     let img = store.image(&rec.image)?;
@@ -344,6 +361,9 @@ pub fn mount_rootfs(store: &Store, rec: &ContainerRecord) -> Result<()> {
         .rev()
         .map(|l| store.layer_diff(&l.diff_id).display().to_string())
         .collect();
+    if rec.storage == storage::Storage::FuseOverlayfs {
+        return storage::mount_fuse(&rec.name, &lower, &paths.upper(), &paths.work(), &rootfs);
+    }
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
@@ -631,7 +651,7 @@ pub fn inspect(store: &Store, rec: &ContainerRecord) -> Value {
         "Config": {"Image": rec.image_ref, "Cmd": rec.command, "StopSignal": rec.stop_signal},
         "State": {"Status": st, "Running": running, "Pid": pid, "ExitCode": record::exit_code(store, &rec.name)},
         "HostConfig": {"AutoRemove": rec.auto_remove},
-        "GraphDriver": {"Name": "overlay", "Data": {
+        "GraphDriver": {"Name": rec.storage.name(), "Data": {
             "UpperDir": paths.upper(), "WorkDir": paths.work(), "MergedDir": paths.rootfs()
         }},
         "LogPath": paths.log(),
