@@ -429,3 +429,15 @@ pub fn geteuid_egid() -> (u32, u32) {
     // SAFETY: cannot fail.
     unsafe { (libc::geteuid(), libc::getegid()) }
 }
+
+/// fchownat on `name` in `dir` without following it, or on `dir` itself
+/// when `name` is empty.
+pub fn fchownat_empty_or_nofollow(dir: RawFd, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
+    let flags = if name.is_empty() {
+        libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW
+    } else {
+        libc::AT_SYMLINK_NOFOLLOW
+    };
+    // SAFETY: name is a valid C string.
+    check(unsafe { libc::fchownat(dir, name.as_ptr(), uid, gid, flags) }).map(drop)
+}

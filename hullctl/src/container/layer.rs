@@ -277,7 +277,9 @@ fn compare_tree(
             continue;
         }
         let image = image_path(lowers, &r);
-        let im = image.as_ref().and_then(|i| std::fs::symlink_metadata(i).ok());
+        let im = image
+            .as_ref()
+            .and_then(|i| std::fs::symlink_metadata(i).ok());
         let mut below = Vec::new();
         let kind = match im {
             None => {
@@ -470,8 +472,7 @@ fn append_changes<W: Write>(
                 _ => format!("{dir}/{WHITEOUT_PREFIX}{name}"),
             };
             let m = std::fs::symlink_metadata(rootfs).at(rootfs)?;
-            tb.append_data(&mut marker(&m), &wh, &[][..])
-                .at(rootfs)?;
+            tb.append_data(&mut marker(&m), &wh, &[][..]).at(rootfs)?;
             continue;
         }
         let p = rootfs.join(r);
@@ -579,7 +580,7 @@ pub fn commit(
             Source::Tree(&upper, Mode::Layer, &skip)
         };
         write_tar(src, &tar_path)
-        .map_err(|e| Error::Image(format!("container {}: commit: {e}", rec.name)))?;
+            .map_err(|e| Error::Image(format!("container {}: commit: {e}", rec.name)))?;
         let mut f = File::open(&tar_path).at(&tar_path)?;
         store.put_blob(&mut f, None, &what)
     })();

@@ -12,6 +12,7 @@
 //! starts the container as its child subreaper, tells the caller it runs,
 //! then waits for it and records the exit code (and removes it for `--rm`).
 
+pub mod cp;
 pub mod layer;
 pub mod monitor;
 pub mod record;

@@ -88,7 +88,10 @@ fn probe_overlay(store: &Store) -> std::result::Result<(), String> {
         return Ok(());
     }
     let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if !fs.lines().any(|l| l.split_whitespace().last() == Some("overlay")) {
+    if !fs
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("overlay"))
+    {
         return Err("the kernel has no overlay file system (/proc/filesystems)".into());
     }
     let t = store.tmp().join(tmp_name("overlay-probe"));
