@@ -80,8 +80,9 @@ pub fn choose(store: &Store) -> (Storage, Option<String>) {
 }
 
 /// Whether kernel overlayfs works on this store (a trial mount in its
-/// tmp/, on the file system that holds the containers). A success is
-/// remembered in the store; a failure is probed again next time.
+/// containers/ directory, on the file system that holds the upper dirs).
+/// A success is remembered in the store; a failure is probed again next
+/// time.
 fn probe_overlay(store: &Store) -> std::result::Result<(), String> {
     let ok_mark = store.root().join("overlay-ok");
     if ok_mark.exists() {
@@ -94,7 +95,9 @@ fn probe_overlay(store: &Store) -> std::result::Result<(), String> {
     {
         return Err("the kernel has no overlay file system (/proc/filesystems)".into());
     }
-    let t = store.tmp().join(tmp_name("overlay-probe"));
+    let t = store
+        .containers_dir()
+        .join(format!(".{}", tmp_name("overlay-probe")));
     let r = (|| {
         for d in ["l", "u", "w", "m"] {
             std::fs::create_dir_all(t.join(d)).map_err(|e| format!("{}: {e}", t.display()))?;
