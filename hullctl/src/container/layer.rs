@@ -447,7 +447,15 @@ fn append_one<W: Write>(
             .custom_flags(libc::O_NOFOLLOW)
             .open(p)
             .at(p)?;
-        tb.append_data(&mut h, r, f).at(p)?;
+        // Exactly the size the header says, even if the file changes
+        // meanwhile (a commit without --pause): cut or padded with zeros,
+        // never a misaligned archive.
+        let size = h.size().at(p)?;
+        let body = std::io::Read::take(
+            std::io::Read::chain(std::io::Read::take(f, size), std::io::repeat(0)),
+            size,
+        );
+        tb.append_data(&mut h, r, body).at(p)?;
     } else {
         // devices, fifos, sockets: the header says it all
         h.set_size(0);
