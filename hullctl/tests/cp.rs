@@ -122,6 +122,21 @@ fn cp_running_and_stopped_both_ways() {
         "cat /tmp/in.txt /tmp/hd/x/y/z; stat -c %u:%g /tmp/in.txt",
     ]);
     assert_eq!(seen, "from the host\nzz\n0:0\n");
+    // The whole root, as docker's cp: the rootfs and volumes, not the
+    // container's /proc, /sys or /dev mounts.
+    let all = host.join("all");
+    ctl.ok(&["cp", "up:/", all.to_str().unwrap()]);
+    assert_eq!(fs::read_to_string(all.join("d/sub/f")).unwrap(), "deep\n");
+    assert_eq!(
+        fs::read_to_string(all.join("tmp/in.txt")).unwrap(),
+        "from the host\n"
+    );
+    for pseudo in ["proc", "sys", "dev"] {
+        let n = fs::read_dir(all.join(pseudo))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(n, 0, "/{pseudo} copied");
+    }
 
     ctl.ok(&["create", "--name", "down", "cp:1", "true"]);
     both_ways(&ctl, "down", &host.join("down"));

@@ -1,9 +1,10 @@
 //! `cp`: files and directories between a container (running or not) and
 //! the host, as `docker cp`. Paths in the container are resolved with
-//! openat2 RESOLVE_IN_ROOT against its root (the init's /proc/PID/root
-//! while it runs, so its volumes are seen; else its mounted rootfs, with
-//! its bind mounts and volumes found by their destination), so neither
-//! `..` nor a symlink, absolute or relative, leads out of it. Below the
+//! openat2 RESOLVE_IN_ROOT against its root: its rootfs (mounted for the
+//! copy if it is not running), or, under the destination of one of its
+//! bind mounts or volumes, that mount's source; so neither `..` nor a
+//! symlink, absolute or relative, leads out of it. As docker's cp, this
+//! does not see the container's /proc, /sys, /dev or tmpfs mounts. Below the
 //! resolved directories every entry is opened fd-relative with
 //! O_NOFOLLOW: a copy never follows a symlink of the tree it copies.
 //!
@@ -18,7 +19,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use super::record::{self, ContainerRecord, Paths};
-use super::{hull_store, is_mountpoint, mount_rootfs, status};
+use super::{is_mountpoint, mount_rootfs};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -53,8 +54,9 @@ pub struct CpOptions {
 struct Side {
     label: String,
     root: OwnedFd,
-    /// (destination, source dir) of bind mounts not mounted now.
-    binds: Vec<(String, OwnedFd)>,
+    /// (destination, source dir, the file's name for a file bind) of the
+    /// container's bind mounts (not mounted in this mount namespace).
+    binds: Vec<(String, OwnedFd, Option<String>)>,
     /// The rootfs this side mounted (unmounted on drop).
     mounted: Option<PathBuf>,
 }
@@ -122,26 +124,10 @@ impl Side {
 
     fn container(store: &Store, rec: &ContainerRecord) -> Result<Side> {
         let label = format!("container {}", rec.name);
-        let running = matches!(
-            status(store, &rec.name),
-            Some(hull::Status::Running) | Some(hull::Status::Paused)
-        );
-        if running {
-            let pid = hull::Container::load(&hull_store(store), &rec.name)
-                .map_err(|e| Error::hull(&rec.name, e))?
-                .state
-                .pid;
-            let p = PathBuf::from(format!("/proc/{pid}/root"));
-            let root = open_dir_path(&p).map_err(|e| io_err(&label, "/", e))?;
-            return Ok(Side {
-                label,
-                root,
-                binds: Vec::new(),
-                mounted: None,
-            });
-        }
-        // Stopped: the rootfs (mounted for the copy), and the bind
-        // mounts the runtime would make, longest destination first.
+        // The rootfs (mounted for the copy if the container is not
+        // running), and its bind mounts and volumes by destination,
+        // longest first: what docker's cp sees (not /proc, /sys, /dev or
+        // tmpfs mounts inside the container).
         let rootfs = Paths::new(store, &rec.name).rootfs();
         let was = rec.storage == super::storage::Storage::Copy || is_mountpoint(&rootfs);
         mount_rootfs(store, rec)?;
@@ -176,21 +162,34 @@ impl Side {
             if !bind {
                 continue;
             }
-            if let Ok(fd) = open_dir_path(Path::new(src)) {
-                side.binds.push((clean(dest), fd));
+            // A file bind (/etc/hosts...) is reached by its exact path.
+            let src = Path::new(src);
+            if let Ok(fd) = open_dir_path(src) {
+                side.binds.push((clean(dest), fd, None));
+            } else if let (Some(dir), Some(name)) = (src.parent(), src.file_name()) {
+                if let Ok(fd) = open_dir_path(dir) {
+                    let name = name.to_string_lossy().to_string();
+                    side.binds.push((clean(dest), fd, Some(name)));
+                }
             }
         }
-        side.binds.sort_by_key(|(d, _)| std::cmp::Reverse(d.len()));
+        side.binds
+            .sort_by_key(|(d, _, _)| std::cmp::Reverse(d.len()));
         Ok(side)
     }
 
     /// The root `path` (clean, absolute) is under, and its rest there.
     fn place(&self, path: &str) -> (RawFd, String) {
-        for (dest, fd) in &self.binds {
-            if let Some(rest) = path.strip_prefix(dest.as_str()) {
-                if rest.is_empty() || rest.starts_with('/') {
-                    return (fd.as_raw_fd(), format!("/{}", rest.trim_start_matches('/')));
+        for (dest, fd, file) in &self.binds {
+            let Some(rest) = path.strip_prefix(dest.as_str()) else {
+                continue;
+            };
+            match file {
+                Some(name) if rest.is_empty() => return (fd.as_raw_fd(), format!("/{name}")),
+                None if rest.is_empty() || rest.starts_with('/') => {
+                    return (fd.as_raw_fd(), format!("/{}", rest.trim_start_matches('/')))
                 }
+                _ => {}
             }
         }
         (self.root.as_raw_fd(), path.to_string())
