@@ -349,3 +349,37 @@ fn store_on_overlayfs_falls_back_by_itself() {
     ctl.ok(&["rm", "p"]);
     assert_gone(&ctl, "p");
 }
+
+/// An overlay probe left mounted by a process that died is cleared by
+/// `system prune` (unmounted, removed); a live process's is kept.
+#[test]
+fn prune_clears_a_dead_overlay_probe() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("fbprune");
+    let dead = ctl.root().join("containers/.overlay-probe-999999999-0-1");
+    let live = ctl.root().join(format!(
+        "containers/.overlay-probe-{}-0-1",
+        std::process::id()
+    ));
+    for d in ["l", "u", "w", "m"] {
+        fs::create_dir_all(dead.join(d)).unwrap();
+        fs::create_dir_all(live.join(d)).unwrap();
+    }
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(dead.join("m"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = ctl.ok(&["system", "prune"]);
+    assert!(
+        out.contains("overlay probe .overlay-probe-999999999"),
+        "{out}"
+    );
+    assert!(!dead.exists());
+    assert!(live.exists(), "a live process's probe removed");
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&dead.display().to_string()));
+}
