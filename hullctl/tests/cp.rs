@@ -196,6 +196,12 @@ fn cp_never_leaves_the_container_root() {
     let out2 = host.join("passwd2");
     ctl.ok(&["cp", "-L", "c:/abspw", out2.to_str().unwrap()]);
     assert!(fs::read_to_string(&out2).unwrap().starts_with(PASSWD_START));
+    // A trailing "/" follows the directory symlink, inside the root.
+    let etc = host.join("etc");
+    ctl.ok(&["cp", "c:/abs/", etc.to_str().unwrap()]);
+    assert!(fs::read_to_string(etc.join("passwd"))
+        .unwrap()
+        .starts_with(PASSWD_START));
     // Without -L the symlink itself is copied.
     let out3 = host.join("link");
     ctl.ok(&["cp", "c:/abspw", out3.to_str().unwrap()]);

@@ -303,6 +303,8 @@ fn copy(
 ) -> Result<()> {
     // "dir/." copies the directory's content; "/" too.
     let contents = spath.ends_with("/.") || clean(spath) == "/";
+    // A trailing "/" (or "/.") asks for the directory a symlink names.
+    let follow = follow || spath.ends_with('/') || spath.ends_with("/.");
     let (sdir, sname, sclean) = s.locate(spath, follow)?;
     let st =
         crate::sys::lstatat(sdir.as_raw_fd(), &sname).map_err(|e| io_err(&s.label, &sclean, e))?;
