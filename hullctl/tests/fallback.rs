@@ -259,6 +259,19 @@ fn check_fallback(ctl: &Ctl, mode: &str, want_msg: &str, driver: &str) {
     for n in ["bg", "fb", "ref"] {
         assert_gone(ctl, n);
     }
+    // (run --rm's detached cleaner may still be at work: waited for.)
+    let mut tmp = Vec::new();
+    for _ in 0..100 {
+        tmp = fs::read_dir(ctl.root().join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        if tmp.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(tmp.is_empty(), "tmp/ debris: {tmp:?}");
 }
 
 #[test]

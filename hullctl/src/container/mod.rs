@@ -87,6 +87,12 @@ pub fn create(
     let net = crate::network::attach::prepare(store, &name, mode, &net_opts, &mut config)?;
     seal_if_needed(store, &config)?;
     let (storage, note) = storage::choose(store);
+    // The copy fallback's rootfs is made before the store lock is taken
+    // (it may take a while), in tmp/, and renamed into place.
+    let copied = match storage {
+        storage::Storage::Copy => Some(copy_rootfs(store, &img, &name)?),
+        _ => None,
+    };
     let _l = store.lock()?;
     match std::fs::create_dir(&paths.dir) {
         Ok(()) => {}
@@ -125,15 +131,10 @@ pub fn create(
         for d in [paths.rootfs(), paths.upper(), paths.work()] {
             std::fs::create_dir_all(&d).at(&d)?;
         }
-        if storage == storage::Storage::Copy {
-            let layers: Vec<_> = img
-                .layers
-                .iter()
-                .map(|l| store.layer_diff(&l.diff_id))
-                .collect();
-            storage::copy_layers(&layers, &paths.rootfs()).map_err(|e| {
-                Error::Image(format!("container {name}: copying the image's layers: {e}"))
-            })?;
+        if let Some(t) = &copied {
+            let rootfs = paths.rootfs();
+            std::fs::remove_dir(&rootfs).at(&rootfs)?;
+            std::fs::rename(t.0.join("rootfs"), &rootfs).at(&rootfs)?;
         }
         let seed = attach_volumes(store, &rec.name, &wanted, &mut config, &mut made_volumes)?;
         let data = serde_json::to_vec_pretty(&config).map_err(|e| Error::json("config.json", e))?;
@@ -156,6 +157,32 @@ pub fn create(
         return Err(e);
     }
     Ok(rec)
+}
+
+/// A directory in tmp/, removed when dropped (unless moved away).
+struct TmpTree(std::path::PathBuf);
+
+impl Drop for TmpTree {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = remove_tree(&self.0);
+        }
+    }
+}
+
+/// The copy fallback: the image's layers copied into tmp/…/rootfs.
+fn copy_rootfs(store: &Store, img: &crate::store::ImageRecord, name: &str) -> Result<TmpTree> {
+    let t = TmpTree(store.tmp().join(crate::store::tmp_name("rootfscopy")));
+    let rootfs = t.0.join("rootfs");
+    std::fs::create_dir_all(&rootfs).at(&rootfs)?;
+    let layers: Vec<_> = img
+        .layers
+        .iter()
+        .map(|l| store.layer_diff(&l.diff_id))
+        .collect();
+    storage::copy_layers(&layers, &rootfs)
+        .map_err(|e| Error::Image(format!("container {name}: copying the image's layers: {e}")))?;
+    Ok(t)
 }
 
 /// A volume a container wants: by name (None: a new anonymous one), or
