@@ -186,8 +186,23 @@ enum Cmd {
         /// A commit message (the history entry's comment).
         #[arg(short, long, default_value = "")]
         message: String,
+        /// Pause a running container during the commit (`--pause=false`: not).
+        #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set)]
+        pause: bool,
         name: String,
         reference: String,
+    },
+    /// Copy files between a container and the host: `cp NAME:PATH HOSTPATH`
+    /// or `cp HOSTPATH NAME:PATH` (running or stopped containers).
+    Cp {
+        /// Keep the owners (uid/gid) of what is copied.
+        #[arg(short, long)]
+        archive: bool,
+        /// Follow the source's final symlink.
+        #[arg(short = 'L', long)]
+        follow_link: bool,
+        src: String,
+        dst: String,
     },
     /// Write a container's filesystem as a tar archive.
     Export {
@@ -723,15 +738,29 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Commit {
             message,
+            pause,
             name,
             reference,
         } => {
             let rec = record::find(store, &name)?;
             println!(
                 "{}",
-                container::layer::commit(store, &rec, &reference, &message)?
+                container::layer::commit(store, &rec, &reference, &message, pause)?
             );
             Ok(0)
+        }
+        Cmd::Cp {
+            archive,
+            follow_link,
+            src,
+            dst,
+        } => {
+            use container::cp;
+            let o = cp::CpOptions {
+                archive,
+                follow: follow_link,
+            };
+            cp::cp(store, &cp::parse(&src), &cp::parse(&dst), o).map(|()| 0)
         }
         Cmd::Export { output, name } => {
             let rec = record::find(store, &name)?;

@@ -278,3 +278,166 @@ pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
         });
     }
 }
+
+/// openat2 with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: `path` is
+/// resolved as if `root` were `/` (neither `..` nor an absolute symlink
+/// leaves it); symlinks are followed inside it, unless O_NOFOLLOW asks
+/// for a final one to be opened itself (with O_PATH).
+pub fn open_in_root(
+    root: RawFd,
+    path: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is a plain C struct of integers; all-zero is valid.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+        how.mode = mode as u64;
+    }
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: how is initialised and its size is passed; path is a C string.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root,
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd; we own it.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// fstatat without following a final symlink (`name` empty: `dir` itself).
+pub fn lstatat(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: stat is a plain C struct; all-zero is valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let flags = if name.is_empty() {
+        libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH
+    } else {
+        libc::AT_SYMLINK_NOFOLLOW
+    };
+    // SAFETY: name is a C string; st is a valid out-pointer.
+    check(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, flags) })?;
+    Ok(st)
+}
+
+/// readlinkat: the target of the symlink `name` in `dir`.
+pub fn readlinkat(dir: RawFd, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: name is a C string; buf is valid for its length.
+    let n = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+pub fn fchown(fd: RawFd, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: plain syscall on an open fd.
+    check(unsafe { libc::fchown(fd, uid, gid) }).map(drop)
+}
+
+pub fn fchmod(fd: RawFd, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: plain syscall on an open fd.
+    check(unsafe { libc::fchmod(fd, mode) }).map(drop)
+}
+
+/// Set atime and mtime of `name` in `dir` (a final symlink itself).
+pub fn utimensat_nofollow(
+    dir: RawFd,
+    name: &CStr,
+    atime: libc::timespec,
+    mtime: libc::timespec,
+) -> io::Result<()> {
+    let times = [atime, mtime];
+    let flags = if name.is_empty() {
+        libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH
+    } else {
+        libc::AT_SYMLINK_NOFOLLOW
+    };
+    // SAFETY: name is a C string; times points at two timespecs.
+    check(unsafe { libc::utimensat(dir, name.as_ptr(), times.as_ptr(), flags) }).map(drop)
+}
+
+/// The names of `path`'s extended attributes (a final symlink itself).
+pub fn llistxattr(path: &CStr) -> io::Result<Vec<CString>> {
+    // SAFETY: path is a C string; a null buffer asks for the size.
+    let n = unsafe { libc::llistxattr(path.as_ptr(), std::ptr::null_mut(), 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut buf = vec![0u8; n as usize];
+    // SAFETY: buf is valid for its length.
+    let n = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| CString::new(s).ok())
+        .collect())
+}
+
+/// A whole extended attribute value (a final symlink itself).
+pub fn lgetxattr_all(path: &CStr, name: &CStr) -> io::Result<Vec<u8>> {
+    // SAFETY: C strings; a null buffer asks for the size.
+    let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut buf = vec![0u8; n as usize];
+    // SAFETY: buf is valid for its length.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+pub fn lsetxattr(path: &CStr, name: &CStr, value: &[u8]) -> io::Result<()> {
+    // SAFETY: C strings; value is a valid buffer of its length.
+    check(unsafe {
+        libc::lsetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+pub fn geteuid_egid() -> (u32, u32) {
+    // SAFETY: cannot fail.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
+/// fchownat on `name` in `dir` without following it, or on `dir` itself
+/// when `name` is empty.
+pub fn fchownat_empty_or_nofollow(dir: RawFd, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
+    let flags = if name.is_empty() {
+        libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW
+    } else {
+        libc::AT_SYMLINK_NOFOLLOW
+    };
+    // SAFETY: name is a valid C string.
+    check(unsafe { libc::fchownat(dir, name.as_ptr(), uid, gid, flags) }).map(drop)
+}

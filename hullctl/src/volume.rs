@@ -121,7 +121,11 @@ pub fn list(store: &Store) -> Result<Vec<VolumeRecord>> {
     };
     for e in rd {
         let e = e.at(&d)?;
-        out.push(get(store, &e.file_name().to_string_lossy())?);
+        // A corrupted volume is reported and left alone (never pruned).
+        match get(store, &e.file_name().to_string_lossy()) {
+            Ok(v) => out.push(v),
+            Err(e) => eprintln!("hullctl: {e} (skipped)"),
+        }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)

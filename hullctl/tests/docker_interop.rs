@@ -219,3 +219,127 @@ fn hullctl_save_loads_into_podman() {
         .stderr(Stdio::null())
         .status();
 }
+
+/// Add, change, touch, chmod, delete a file and a whole directory,
+/// replace a directory with an opaque one, nested adds, a new symlink.
+const DIFF_STEPS: &str = "echo new > /tmp/new; echo changed >> /etc/passwd; rm /etc/group; \
+     rm -rf /opq; mkdir /opq; echo z > /opq/z; mkdir -p /n1/n2/n3; echo q > /n1/n2/n3/q; \
+     echo f > /d/e/f; mkdir /d/e/g; touch -d @1 /keep/t; chmod 700 /keep/m; rm -rf /gone; \
+     ln -s /etc/passwd /tmp/link";
+
+fn sorted(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = s.lines().map(String::from).collect();
+    v.sort_by(|a, b| a.get(2..).cmp(&b.get(2..)));
+    v
+}
+
+/// `diff` prints what docker's does for the same steps in the same image
+/// (on kernel overlayfs and on both fallbacks); an image committed by
+/// hullctl, saved and loaded into docker, runs there as in hullctl.
+#[test]
+fn diff_and_commit_match_docker() {
+    if skip() {
+        return;
+    }
+    if !Path::new(DOCKERD).exists() {
+        eprintln!("SKIP: {DOCKERD} missing (apt install docker.io)");
+        return;
+    }
+    let ctl = Ctl::new("dockerdiff");
+    let rootfs = ctl.dir.path().join("rootfs.tar");
+    fs::write(
+        &rootfs,
+        TarBuf::new()
+            .busybox()
+            .dir("opq")
+            .file("opq/a", b"a\n", 0o644)
+            .file("opq/b", b"b\n", 0o644)
+            .dir("d")
+            .dir("d/e")
+            .dir("keep")
+            .file("keep/t", b"t\n", 0o644)
+            .file("keep/m", b"m\n", 0o644)
+            .dir("gone")
+            .dir("gone/sub")
+            .file("gone/sub/x", b"x\n", 0o644)
+            .finish(),
+    )
+    .unwrap();
+    let dd = Dockerd::start();
+    dd.ok(&["import", rootfs.to_str().unwrap(), "diffbase:1"]);
+    ctl.ok(&["import", rootfs.to_str().unwrap(), "diffbase:1"]);
+    dd.ok(&[
+        "run",
+        "--name",
+        "dc",
+        "--network",
+        "none",
+        "diffbase:1",
+        "sh",
+        "-c",
+        DIFF_STEPS,
+    ]);
+    let docker = sorted(&dd.ok(&["diff", "dc"]));
+    eprintln!("docker diff: {docker:?}");
+    assert!(docker.contains(&"D /opq/a".to_string()), "{docker:?}");
+    for (mode, name) in [("0", "h0"), ("1", "h1"), ("all", "h2")] {
+        let o = ctl
+            .cmd(&["run", "--name", name, "diffbase:1", "sh", "-c", DIFF_STEPS])
+            .env("HULLCTL_NO_OVERLAY", mode)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let ours = sorted(&ctl.ok(&["diff", name]));
+        assert_eq!(ours, docker, "HULLCTL_NO_OVERLAY={mode}");
+    }
+
+    // hullctl commit → save → docker load: the same filesystem there.
+    let mut l = Layout::new();
+    let d = two_layer_image(&mut l, json!({"Cmd": ["sh"]}));
+    l.tag(d, "hullctl/base:1");
+    let t = ctl.dir.path().join("in.tar");
+    l.tarball(&t);
+    ctl.ok(&["load", "-i", t.to_str().unwrap()]);
+    ctl.ok(&[
+        "run",
+        "--name",
+        "cm",
+        "hullctl/base:1",
+        "sh",
+        "-c",
+        "echo new > /tmp/new; echo changed > /etc/added; rm /etc/group; rm -rf /opq; \
+         mkdir /opq; echo z > /opq/z; mkdir /newdir; echo x > /newdir/x; chmod 600 /newdir/x",
+    ]);
+    ctl.ok(&["commit", "cm", "hullctl/committed:1"]);
+    let saved = ctl.dir.path().join("committed.tar");
+    ctl.ok(&["save", "-o", saved.to_str().unwrap(), "hullctl/committed:1"]);
+    let out = dd.ok(&["load", "-i", saved.to_str().unwrap()]);
+    assert!(out.contains("hullctl/committed:1"), "{out}");
+    let look = "cat /tmp/new /etc/added /newdir/x; ls -A /opq; \
+                test -e /etc/group || echo nogroup; test -e /etc/deleteme || echo nodeleteme; \
+                stat -c %a /newdir/x";
+    let want = "new\nchanged\nx\nz\nnogroup\nnodeleteme\n600\n";
+    let in_docker = dd.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "hullctl/committed:1",
+        "sh",
+        "-c",
+        look,
+    ]);
+    assert_eq!(in_docker, want);
+    assert_eq!(
+        ctl.ok(&["run", "--rm", "hullctl/committed:1", "sh", "-c", look]),
+        want
+    );
+    // docker sees the same layers (the committed one on top).
+    let layers = dd.ok(&[
+        "inspect",
+        "-f",
+        "{{len .RootFS.Layers}}",
+        "hullctl/committed:1",
+    ]);
+    assert_eq!(layers.trim(), "3");
+}

@@ -183,42 +183,72 @@ fn commit_holds_only_the_changes_and_runs_with_them() {
     assert!(hist.contains("hullctl commit c1"), "{hist}");
 }
 
+/// The counters /tmp/a and /tmp/z of the busy container, as a committed
+/// layer holds them (None: empty, just truncated by the shell's `>`).
+/// The loop writes a, then z, so at any one moment a is z or z + 1, or
+/// one of them is being rewritten; a layer read while the loop runs finds
+/// z ahead of a (z is read later).
+fn counters(ctl: &Ctl, image: &str) -> (Option<u64>, Option<u64>) {
+    let layer = last_layer(ctl, image);
+    let n = |k: &str| {
+        let s = String::from_utf8_lossy(&layer[k].4).to_string();
+        if s.is_empty() {
+            return None;
+        }
+        let v = s.strip_suffix('\n').and_then(|s| s.parse::<u64>().ok());
+        assert!(v.is_some(), "{k} torn: {s:?}");
+        v
+    };
+    (n("tmp/a"), n("tmp/z"))
+}
+
+/// /tmp/m (8 MB, written once) lies between a and z in the layer, so a
+/// commit that did not pause would read z a while after a.
+const BUSY: &str = "dd if=/dev/zero of=/tmp/m bs=1M count=8 2>/dev/null; \
+     i=0; while :; do i=$((i+1)); echo $i > /tmp/a; echo $i > /tmp/z; done";
+
 #[test]
 fn commit_of_a_running_container_pauses_it() {
     if skip() {
         return;
     }
     let ctl = with_image("commitrun", "lay:1");
-    // The container writes all the time; the layer must hold whole files.
-    ctl.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "busy",
-        "lay:1",
-        "sh",
-        "-c",
-        "i=0; while :; do i=$((i+1)); echo $i > /tmp/n.tmp; mv /tmp/n.tmp /tmp/n; done",
-    ]);
+    // The container writes all the time; the layer must be one moment's.
+    ctl.ok(&["run", "-d", "--name", "busy", "lay:1", "sh", "-c", BUSY]);
     let mut waited = 0;
-    while !ctl.ok(&["diff", "busy"]).contains("/tmp/n\n") {
+    while !ctl.ok(&["diff", "busy"]).contains("/tmp/z\n") {
         std::thread::sleep(std::time::Duration::from_millis(50));
         waited += 1;
-        assert!(waited < 400, "the container never wrote /tmp/n");
+        assert!(waited < 400, "the container never wrote /tmp/z");
     }
-    ctl.ok(&["commit", "busy", "lay:busy"]);
-    let ps = ctl.ok(&["ps"]);
-    assert!(
-        ps.contains("busy") && !ps.contains("Paused"),
-        "not resumed: {ps}"
-    );
-    let layer = last_layer(&ctl, "lay:busy");
-    let n = &layer["tmp/n"].4;
-    let s = String::from_utf8_lossy(n);
-    assert!(
-        s.ends_with('\n') && s.trim().parse::<u64>().is_ok(),
-        "torn file: {s:?}"
-    );
+    for round in 0..5 {
+        let img = format!("lay:busy{round}");
+        ctl.ok(&["commit", "busy", &img]);
+        let ps = ctl.ok(&["ps"]);
+        assert!(
+            ps.contains("busy") && !ps.contains("Paused"),
+            "not resumed: {ps}"
+        );
+        match counters(&ctl, &img) {
+            (Some(a), Some(b)) => {
+                assert!(a == b || a == b + 1, "inconsistent layer: a={a} b={b}")
+            }
+            (None, None) => panic!("both counters empty"),
+            _ => {} // one being rewritten at the moment of the pause
+        }
+    }
+    // --pause=false: not paused (the container goes on counting); the
+    // commit still succeeds and runs.
+    ctl.ok(&["commit", "--pause=false", "busy", "lay:nopause"]);
+    let out = ctl.ok(&[
+        "run",
+        "--rm",
+        "lay:nopause",
+        "sh",
+        "-c",
+        "test -f /tmp/z && echo ok",
+    ]);
+    assert_eq!(out, "ok\n");
     ctl.ok(&["rm", "-f", "busy"]);
 }
 

@@ -180,3 +180,125 @@ fn volumes_raw(ctl: &Ctl) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// A tree's files and their contents (to show nothing changed).
+fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if p.is_dir() {
+                stack.push(p);
+                out.push((rel, Vec::new()));
+            } else {
+                out.push((rel, fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn corrupted_volume_data_or_record_changes_nothing() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("corrupt2");
+    ctl.ok(&["volume", "create", "filed"]);
+    ctl.ok(&["volume", "create", "trunc"]);
+    ctl.ok(&["volume", "create", "fine"]);
+    let vdir = ctl.root().join("volumes");
+    // _data replaced by a file; volume.json cut in half.
+    fs::remove_dir(vdir.join("filed/_data")).unwrap();
+    fs::write(vdir.join("filed/_data"), "not a dir\n").unwrap();
+    let meta = vdir.join("trunc/volume.json");
+    let full = fs::read(&meta).unwrap();
+    fs::write(&meta, &full[..full.len() / 2]).unwrap();
+    let before = snapshot(&vdir);
+
+    let e = ctl.fails(&["run", "--rm", "-v", "filed:/app", "vol:1", "true"]);
+    assert!(
+        e.contains("volume filed: corrupted") && e.contains("_data is missing or not a directory"),
+        "{e}"
+    );
+    let e = ctl.fails(&["run", "--rm", "-v", "trunc:/app", "vol:1", "true"]);
+    assert!(
+        e.contains("volume trunc: corrupted") && e.contains("volume.json"),
+        "{e}"
+    );
+    for v in ["filed", "trunc"] {
+        let e = ctl.fails(&["volume", "inspect", v]);
+        assert!(e.contains(&format!("volume {v}: corrupted")), "{e}");
+        let e = ctl.fails(&["volume", "rm", v]);
+        assert!(e.contains(&format!("volume {v}: corrupted")), "{e}");
+    }
+    // ls names them and lists the rest; prune leaves them alone.
+    let o = ctl.run(&["volume", "ls", "-q"]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "fine\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("volume filed: corrupted") && err.contains("volume trunc: corrupted"),
+        "{err}"
+    );
+    ctl.ok(&["volume", "prune", "-a"]);
+    assert!(ctl.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    let mut after = snapshot(&vdir);
+    after.retain(|(p, _)| !p.starts_with("fine"));
+    let mut want = before.clone();
+    want.retain(|(p, _)| !p.starts_with("fine"));
+    assert_eq!(after, want, "a failed command changed the volumes");
+}
+
+/// Regression: container creation holds the store lock while it makes
+/// volumes, and on failure removes the ones it made; neither may take
+/// the lock again (a second flock in the same process would wait
+/// forever).
+#[test]
+fn failed_create_removes_its_new_volume_without_deadlock() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("vollock");
+    ctl.ok(&["volume", "create", "broken"]);
+    let meta = ctl.root().join("volumes/broken/volume.json");
+    fs::write(&meta, b"{").unwrap();
+    let mut child = ctl
+        .cmd(&[
+            "run",
+            "--rm",
+            "-v",
+            "newvol:/a",
+            "-v",
+            "/anon",
+            "-v",
+            "broken:/b",
+            "vol:1",
+            "true",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("hullctl run hung (the store lock taken twice?)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("volume broken: corrupted"), "{err}");
+    // The volumes it made (newvol, the anonymous one) are gone again.
+    assert_eq!(volumes_raw(&ctl), ["broken"]);
+    assert!(ctl.ok(&["ps", "-a", "-q"]).trim().is_empty());
+}

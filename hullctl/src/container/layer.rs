@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::record::{ContainerRecord, Paths};
+use super::storage::Storage;
 use super::{mount_rootfs, status, umount_rootfs};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
@@ -29,15 +30,25 @@ fn is_whiteout(m: &std::fs::Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
 }
 
-/// An opaque directory: the lower layers' content below it is hidden.
+/// An opaque directory: the lower layers' content below it is hidden
+/// (kernel overlayfs' xattr, or fuse-overlayfs' when it could not set
+/// that one).
 fn is_opaque(p: &Path) -> bool {
     let Ok(c) = crate::sys::cstr(p.as_os_str().as_encoded_bytes()) else {
         return false;
     };
-    crate::sys::lgetxattr(&c, c"trusted.overlay.opaque")
-        .map(|v| v == b"y")
-        .unwrap_or(false)
+    [c"trusted.overlay.opaque", c"user.fuseoverlayfs.opaque"]
+        .iter()
+        .any(|x| crate::sys::lgetxattr(&c, x).is_ok_and(|v| v == b"y"))
 }
+
+/// fuse-overlayfs' file forms of its markers (used where it cannot make a
+/// 0/0 device or set the xattr).
+const OPAQUE_FILE: &str = ".wh..wh..opq";
+/// fuse-overlayfs also makes a whiteout named `.wh..opq` beside its
+/// opaque file (in OCI form that would be the opaque marker again).
+const FUSE_OPAQUE_WHITEOUT: &str = ".wh..opq";
+const WHITEOUT_PREFIX: &str = ".wh.";
 
 /// Entries of `dir`, sorted by name (stable output and layer digests).
 fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf, std::fs::Metadata)>> {
@@ -52,25 +63,32 @@ fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf, std::fs::Metadata)
     Ok(out)
 }
 
-/// Whether `rel` exists in the image's layers (top-down: a whiteout in a
-/// higher layer hides it).
-fn in_image(lowers: &[PathBuf], rel: &str) -> bool {
+/// Where `rel` is in the image's layers (top-down: a whiteout or an
+/// opaque directory in a higher layer hides it): the topmost layer's
+/// path of it.
+fn image_path(lowers: &[PathBuf], rel: &str) -> Option<PathBuf> {
+    let rel = rel.trim_start_matches('/');
     for l in lowers {
-        match std::fs::symlink_metadata(l.join(rel)) {
-            Ok(m) if is_whiteout(&m) => return false,
-            Ok(_) => return true,
+        let p = l.join(rel);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if is_whiteout(&m) => return None,
+            Ok(_) => return Some(p),
             Err(_) => {}
         }
         // An opaque directory above it in this layer hides the lower ones.
         let mut up = Path::new(rel).parent();
         while let Some(a) = up.filter(|a| !a.as_os_str().is_empty()) {
             if is_opaque(&l.join(a)) {
-                return false;
+                return None;
             }
             up = a.parent();
         }
     }
-    false
+    None
+}
+
+fn in_image(lowers: &[PathBuf], rel: &str) -> bool {
+    image_path(lowers, rel).is_some()
 }
 
 /// The image's layer directories, top layer first.
@@ -84,34 +102,140 @@ fn lowers(store: &Store, rec: &ContainerRecord) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// The mount points the runtime made for the container's mounts (/proc,
+/// /dev, /sys, volumes, /etc/hosts...) where the image has nothing:
+/// docker keeps those in an init layer below the container layer, so its
+/// diff and commit never show them; neither do hullctl's (while they are
+/// still what the runtime made: an empty directory or an empty file).
+fn runtime_mountpoints(store: &Store, rec: &ContainerRecord, lowers: &[PathBuf]) -> Vec<String> {
+    let p = Paths::new(store, &rec.name).bundle().join("config.json");
+    let cfg: serde_json::Value = std::fs::read(&p)
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default();
+    let mut out: Vec<String> = cfg["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["destination"].as_str())
+        .map(|d| format!("/{}", d.trim_matches('/')))
+        .filter(|d| d != "/" && !in_image(lowers, d))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether `p` (at `rel`) is a runtime-made mount point, untouched.
+fn is_runtime_mountpoint(skip: &[String], rel: &str, p: &Path, m: &std::fs::Metadata) -> bool {
+    if skip.binary_search_by(|s| s.as_str().cmp(rel)).is_err() {
+        return false;
+    }
+    if m.is_dir() {
+        // (fuse-overlayfs marks each directory it makes opaque)
+        std::fs::read_dir(p).is_ok_and(|d| {
+            d.flatten()
+                .all(|e| e.file_name() == OPAQUE_FILE || e.file_name() == FUSE_OPAQUE_WHITEOUT)
+        })
+    } else {
+        m.is_file() && m.len() == 0
+    }
+}
+
 /// `diff`: A (added), C (changed), D (deleted), depth first, as docker.
 pub fn diff(store: &Store, rec: &ContainerRecord) -> Result<Vec<Change>> {
     let lowers = lowers(store, rec)?;
+    let skip = runtime_mountpoints(store, rec, &lowers);
+    let paths = Paths::new(store, &rec.name);
     let mut out = Vec::new();
-    walk_changes(&Paths::new(store, &rec.name).upper(), "", &lowers, &mut out)?;
+    if rec.storage == Storage::Copy {
+        compare_tree(&paths.rootfs(), "", &lowers, &skip, &mut out)?;
+    } else {
+        walk_changes(&paths.upper(), "", &lowers, &skip, &mut out)?;
+    }
     Ok(out)
 }
 
-fn walk_changes(dir: &Path, rel: &str, lowers: &[PathBuf], out: &mut Vec<Change>) -> Result<()> {
+/// Whether a directory's own metadata differs from the image's.
+fn dir_meta_differs(m: &std::fs::Metadata, image: Option<&Path>) -> bool {
+    match image.and_then(|p| std::fs::symlink_metadata(p).ok()) {
+        Some(i) => i.mode() != m.mode() || i.uid() != m.uid() || i.gid() != m.gid(),
+        None => true,
+    }
+}
+
+/// The changes the overlay upper dir `dir` (at `rel`) holds; whether any.
+/// A directory that is only there because something below it changed is
+/// listed (C) only when something below it is.
+fn walk_changes(
+    dir: &Path,
+    rel: &str,
+    lowers: &[PathBuf],
+    skip: &[String],
+    out: &mut Vec<Change>,
+) -> Result<bool> {
+    let mut any = false;
     for (name, p, m) in sorted_entries(dir)? {
+        if name == OPAQUE_FILE || (name == FUSE_OPAQUE_WHITEOUT && is_whiteout(&m)) {
+            continue;
+        }
         let r = format!("{rel}/{name}");
         if is_whiteout(&m) {
             out.push(Change { kind: 'D', path: r });
+            any = true;
             continue;
         }
-        let existed = in_image(lowers, r.trim_start_matches('/'));
-        out.push(Change {
-            kind: if existed { 'C' } else { 'A' },
-            path: r.clone(),
-        });
-        if m.is_dir() {
-            if existed && is_opaque(&p) {
-                hidden_by_opaque(&p, &r, lowers, out)?;
+        if let Some(gone) = name.strip_prefix(WHITEOUT_PREFIX).filter(|_| m.is_file()) {
+            out.push(Change {
+                kind: 'D',
+                path: format!("{rel}/{gone}"),
+            });
+            any = true;
+            continue;
+        }
+        if is_runtime_mountpoint(skip, &r, &p, &m) {
+            continue;
+        }
+        let image = image_path(lowers, &r);
+        if !m.is_dir() {
+            let kind = if image.is_some() { 'C' } else { 'A' };
+            out.push(Change { kind, path: r });
+            any = true;
+            continue;
+        }
+        let opaque = is_opaque(&p) || p.join(OPAQUE_FILE).exists();
+        let mut below = Vec::new();
+        if image.is_some() && opaque {
+            hidden_by_opaque(&p, &r, lowers, &mut below)?;
+        }
+        let changed_below = walk_changes(&p, &r, lowers, skip, &mut below)? || !below.is_empty();
+        let kind = match &image {
+            None => 'A',
+            Some(_) if changed_below || opaque || dir_meta_differs(&m, image.as_deref()) => 'C',
+            Some(_) => continue,
+        };
+        out.push(Change { kind, path: r });
+        out.append(&mut below);
+        any = true;
+    }
+    Ok(any)
+}
+
+/// The names the image has in its directory `rel`.
+fn image_names(lowers: &[PathBuf], rel: &str) -> Result<std::collections::BTreeSet<String>> {
+    let mut names = std::collections::BTreeSet::new();
+    for l in lowers {
+        let d = l.join(rel.trim_start_matches('/'));
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd {
+                let n = e.at(&d)?.file_name().to_string_lossy().to_string();
+                if in_image(lowers, &format!("{rel}/{n}")) {
+                    names.insert(n);
+                }
             }
-            walk_changes(&p, &r, lowers, out)?;
         }
     }
-    Ok(())
+    Ok(names)
 }
 
 /// What an opaque directory hides: the image's entries below it that the
@@ -122,19 +246,103 @@ fn hidden_by_opaque(
     lowers: &[PathBuf],
     out: &mut Vec<Change>,
 ) -> Result<()> {
-    let mut names = std::collections::BTreeSet::new();
-    for l in lowers {
-        let d = l.join(rel.trim_start_matches('/'));
-        if let Ok(rd) = std::fs::read_dir(&d) {
-            for e in rd {
-                names.insert(e.at(&d)?.file_name().to_string_lossy().to_string());
-            }
+    for n in image_names(lowers, rel)? {
+        if std::fs::symlink_metadata(upper.join(&n)).is_err() {
+            out.push(Change {
+                kind: 'D',
+                path: format!("{rel}/{n}"),
+            });
         }
     }
-    for n in names {
-        let r = format!("{rel}/{n}");
-        if !upper.join(&n).exists() && in_image(lowers, r.trim_start_matches('/')) {
-            out.push(Change { kind: 'D', path: r });
+    Ok(())
+}
+
+/// The copy fallback's diff: the container's rootfs `dir` (at `rel`)
+/// compared with the image's layers, as docker's naive diff does (type,
+/// mode, owner, device; for non-directories also size, mtime and a
+/// symlink's target). Whether anything below changed.
+fn compare_tree(
+    dir: &Path,
+    rel: &str,
+    lowers: &[PathBuf],
+    skip: &[String],
+    out: &mut Vec<Change>,
+) -> Result<bool> {
+    let entries = sorted_entries(dir)?;
+    let mut any = false;
+    let mut changes = Vec::new();
+    for (name, p, m) in &entries {
+        let r = format!("{rel}/{name}");
+        if is_runtime_mountpoint(skip, &r, p, m) {
+            continue;
+        }
+        let image = image_path(lowers, &r);
+        let im = image
+            .as_ref()
+            .and_then(|i| std::fs::symlink_metadata(i).ok());
+        let mut below = Vec::new();
+        let kind = match im {
+            None => {
+                if m.is_dir() {
+                    all_added(p, &r, &mut below)?;
+                }
+                Some('A')
+            }
+            Some(im) if im.is_dir() && m.is_dir() => {
+                let changed_below = compare_tree(p, &r, lowers, skip, &mut below)?;
+                (changed_below || dir_meta_differs(m, image.as_deref())).then_some('C')
+            }
+            Some(im) => {
+                if m.is_dir() {
+                    all_added(p, &r, &mut below)?;
+                }
+                let differs = im.file_type() != m.file_type()
+                    || im.mode() != m.mode()
+                    || im.uid() != m.uid()
+                    || im.gid() != m.gid()
+                    || im.rdev() != m.rdev()
+                    || (!m.is_dir()
+                        && (im.size() != m.size()
+                            || im.mtime() != m.mtime()
+                            || im.mtime_nsec() != m.mtime_nsec()))
+                    || (m.file_type().is_symlink()
+                        && image.as_ref().map(std::fs::read_link).transpose().ok()
+                            != Some(Some(std::fs::read_link(p).at(p)?)));
+                differs.then_some('C')
+            }
+        };
+        if let Some(kind) = kind {
+            changes.push(Change { kind, path: r });
+            changes.append(&mut below);
+            any = true;
+        }
+    }
+    let present: std::collections::BTreeSet<&str> =
+        entries.iter().map(|(n, _, _)| n.as_str()).collect();
+    for n in image_names(lowers, rel)? {
+        if !present.contains(n.as_str()) {
+            changes.push(Change {
+                kind: 'D',
+                path: format!("{rel}/{n}"),
+            });
+            any = true;
+        }
+    }
+    changes.sort_by(|a, b| a.path.cmp(&b.path));
+    out.append(&mut changes);
+    Ok(any)
+}
+
+/// Everything below a new directory is new.
+fn all_added(dir: &Path, rel: &str, out: &mut Vec<Change>) -> Result<()> {
+    for (name, p, m) in sorted_entries(dir)? {
+        let r = format!("{rel}/{name}");
+        out.push(Change {
+            kind: 'A',
+            path: r.clone(),
+        });
+        if m.is_dir() {
+            all_added(&p, &r, out)?;
         }
     }
     Ok(())
@@ -169,12 +377,14 @@ enum Mode {
 }
 
 /// Append `dir`'s content under the archive path `rel` (no symlink is
-/// followed; each file is opened with O_NOFOLLOW).
+/// followed; each file is opened with O_NOFOLLOW). In a layer, the
+/// runtime's untouched mount points (`skip`) are left out.
 fn append_tree<W: Write>(
     tb: &mut tar::Builder<W>,
     dir: &Path,
     rel: &str,
     mode: Mode,
+    skip: &[String],
 ) -> Result<()> {
     for (name, p, m) in sorted_entries(dir)? {
         let r = if rel.is_empty() {
@@ -182,47 +392,112 @@ fn append_tree<W: Write>(
         } else {
             format!("{rel}/{name}")
         };
-        let ft = m.file_type();
-        if mode == Mode::Layer && is_whiteout(&m) {
-            let wh = if rel.is_empty() {
-                format!(".wh.{name}")
-            } else {
-                format!("{rel}/.wh.{name}")
-            };
-            tb.append_data(&mut marker(&m), &wh, &[][..]).at(&p)?;
-            continue;
+        if mode == Mode::Layer {
+            if name == FUSE_OPAQUE_WHITEOUT && is_whiteout(&m) {
+                continue;
+            }
+            if is_whiteout(&m) {
+                let wh = match rel {
+                    "" => format!("{WHITEOUT_PREFIX}{name}"),
+                    _ => format!("{rel}/{WHITEOUT_PREFIX}{name}"),
+                };
+                tb.append_data(&mut marker(&m), &wh, &[][..]).at(&p)?;
+                continue;
+            }
+            if name.starts_with(WHITEOUT_PREFIX) && m.is_file() {
+                // fuse-overlayfs' file markers are OCI's already.
+                tb.append_data(&mut marker(&m), &r, &[][..]).at(&p)?;
+                continue;
+            }
+            if is_runtime_mountpoint(skip, &format!("/{r}"), &p, &m) {
+                continue;
+            }
         }
-        let mut h = header(&m);
-        if ft.is_dir() {
-            h.set_size(0);
-            tb.append_data(&mut h, format!("{r}/"), &[][..]).at(&p)?;
-            if mode == Mode::Layer && is_opaque(&p) {
-                tb.append_data(&mut marker(&m), format!("{r}/.wh..wh..opq"), &[][..])
+        append_one(tb, &p, &m, &r)?;
+        if m.is_dir() {
+            if mode == Mode::Layer && is_opaque(&p) && !p.join(OPAQUE_FILE).exists() {
+                tb.append_data(&mut marker(&m), format!("{r}/{OPAQUE_FILE}"), &[][..])
                     .at(&p)?;
             }
-            append_tree(tb, &p, &r, mode)?;
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(&p).at(&p)?;
-            h.set_size(0);
-            tb.append_link(&mut h, &r, &target).at(&p)?;
-        } else if ft.is_file() {
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&p)
-                .at(&p)?;
-            tb.append_data(&mut h, &r, f).at(&p)?;
-        } else {
-            // devices, fifos, sockets: the header says it all
-            h.set_size(0);
-            tb.append_data(&mut h, &r, &[][..]).at(&p)?;
+            append_tree(tb, &p, &r, mode, skip)?;
         }
     }
     Ok(())
 }
 
-/// Write a tar of `dir` to `out` (via a temp file renamed into place).
-fn write_tar(dir: &Path, out: &Path, mode: Mode) -> Result<()> {
+/// Append the one entry `p` (a directory without its content) as `r`.
+fn append_one<W: Write>(
+    tb: &mut tar::Builder<W>,
+    p: &Path,
+    m: &std::fs::Metadata,
+    r: &str,
+) -> Result<()> {
+    let ft = m.file_type();
+    let mut h = header(m);
+    if ft.is_dir() {
+        h.set_size(0);
+        tb.append_data(&mut h, format!("{r}/"), &[][..]).at(p)?;
+    } else if ft.is_symlink() {
+        let target = std::fs::read_link(p).at(p)?;
+        h.set_size(0);
+        tb.append_link(&mut h, r, &target).at(p)?;
+    } else if ft.is_file() {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(p)
+            .at(p)?;
+        // Exactly the size the header says, even if the file changes
+        // meanwhile (a commit without --pause): cut or padded with zeros,
+        // never a misaligned archive.
+        let size = h.size().at(p)?;
+        let body = std::io::Read::take(
+            std::io::Read::chain(std::io::Read::take(f, size), std::io::repeat(0)),
+            size,
+        );
+        tb.append_data(&mut h, r, body).at(p)?;
+    } else {
+        // devices, fifos, sockets: the header says it all
+        h.set_size(0);
+        tb.append_data(&mut h, r, &[][..]).at(p)?;
+    }
+    Ok(())
+}
+
+/// The copy fallback's layer: the changes `diff` finds, taken from the
+/// container's rootfs; deletions as whiteouts.
+fn append_changes<W: Write>(
+    tb: &mut tar::Builder<W>,
+    rootfs: &Path,
+    changes: &[Change],
+) -> Result<()> {
+    for c in changes {
+        let r = c.path.trim_start_matches('/');
+        if c.kind == 'D' {
+            let (dir, name) = r.rsplit_once('/').unwrap_or(("", r));
+            let wh = match dir {
+                "" => format!("{WHITEOUT_PREFIX}{name}"),
+                _ => format!("{dir}/{WHITEOUT_PREFIX}{name}"),
+            };
+            let m = std::fs::symlink_metadata(rootfs).at(rootfs)?;
+            tb.append_data(&mut marker(&m), &wh, &[][..]).at(rootfs)?;
+            continue;
+        }
+        let p = rootfs.join(r);
+        let m = std::fs::symlink_metadata(&p).at(&p)?;
+        append_one(tb, &p, &m, r)?;
+    }
+    Ok(())
+}
+
+/// What [`write_tar`] archives.
+enum Source<'a> {
+    Tree(&'a Path, Mode, &'a [String]),
+    Changes(&'a Path, &'a [Change]),
+}
+
+/// Write a tar of `src` to `out` (via a temp file renamed into place).
+fn write_tar(src: Source, out: &Path) -> Result<()> {
     let tmp = out.with_file_name(format!(
         ".{}.{}",
         out.file_name()
@@ -233,7 +508,10 @@ fn write_tar(dir: &Path, out: &Path, mode: Mode) -> Result<()> {
     let r = (|| {
         let f = File::create(&tmp).at(&tmp)?;
         let mut tb = tar::Builder::new(std::io::BufWriter::new(f));
-        append_tree(&mut tb, dir, "", mode)?;
+        match src {
+            Source::Tree(dir, mode, skip) => append_tree(&mut tb, dir, "", mode, skip)?,
+            Source::Changes(rootfs, changes) => append_changes(&mut tb, rootfs, changes)?,
+        }
         let w = tb.into_inner().at(&tmp)?;
         let f = w
             .into_inner()
@@ -253,7 +531,7 @@ pub fn export(store: &Store, rec: &ContainerRecord, out: &Path) -> Result<()> {
     let rootfs = Paths::new(store, &rec.name).rootfs();
     let was_mounted = super::is_mountpoint(&rootfs);
     mount_rootfs(store, rec)?;
-    let r = write_tar(&rootfs, out, Mode::Plain);
+    let r = write_tar(Source::Tree(&rootfs, Mode::Plain, &[]), out);
     if !was_mounted {
         umount_rootfs(store, &rec.name);
     }
@@ -275,15 +553,18 @@ impl Drop for Paused<'_> {
 
 /// `commit`: the container layer becomes a new image, the parent image's
 /// layers plus this one, its config history extended; tagged `reference`.
+/// A running container is paused meanwhile unless `pause` is false (then
+/// files it writes during the commit may be caught half written).
 pub fn commit(
     store: &Store,
     rec: &ContainerRecord,
     reference: &str,
     message: &str,
+    pause: bool,
 ) -> Result<Digest> {
     image::check_ref(reference)?;
     let _paused = match status(store, &rec.name) {
-        Some(hull::Status::Running) => {
+        Some(hull::Status::Running) if pause => {
             super::pause(store, rec, true)?;
             Some(Paused { store, rec })
         }
@@ -294,12 +575,20 @@ pub fn commit(
     let what = format!("container {} layer", rec.name);
     let tar_path = store.tmp().join(tmp_name("commit"));
     let r = (|| {
-        write_tar(
-            &Paths::new(store, &rec.name).upper(),
-            &tar_path,
-            Mode::Layer,
-        )
-        .map_err(|e| Error::Image(format!("container {}: commit: {e}", rec.name)))?;
+        let paths = Paths::new(store, &rec.name);
+        let lowers = lowers(store, rec)?;
+        let (rootfs, upper) = (paths.rootfs(), paths.upper());
+        let changes;
+        let skip;
+        let src = if rec.storage == Storage::Copy {
+            changes = diff(store, rec)?;
+            Source::Changes(&rootfs, &changes)
+        } else {
+            skip = runtime_mountpoints(store, rec, &lowers);
+            Source::Tree(&upper, Mode::Layer, &skip)
+        };
+        write_tar(src, &tar_path)
+            .map_err(|e| Error::Image(format!("container {}: commit: {e}", rec.name)))?;
         let mut f = File::open(&tar_path).at(&tar_path)?;
         store.put_blob(&mut f, None, &what)
     })();

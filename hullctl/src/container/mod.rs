@@ -12,10 +12,12 @@
 //! starts the container as its child subreaper, tells the caller it runs,
 //! then waits for it and records the exit code (and removes it for `--rm`).
 
+pub mod cp;
 pub mod layer;
 pub mod monitor;
 pub mod record;
 pub mod spec;
+pub mod storage;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -84,6 +86,13 @@ pub fn create(
         .unwrap_or_default();
     let net = crate::network::attach::prepare(store, &name, mode, &net_opts, &mut config)?;
     seal_if_needed(store, &config)?;
+    let (storage, note) = storage::choose(store);
+    // The copy fallback's rootfs is made before the store lock is taken
+    // (it may take a while), in tmp/, and renamed into place.
+    let copied = match storage {
+        storage::Storage::Copy => Some(copy_rootfs(store, &img, &name)?),
+        _ => None,
+    };
     let _l = store.lock()?;
     match std::fs::create_dir(&paths.dir) {
         Ok(()) => {}
@@ -112,11 +121,20 @@ pub fn create(
             .unwrap_or("SIGTERM")
             .to_string(),
         auto_remove,
+        storage,
     };
+    if let Some(note) = note {
+        eprintln!("hullctl: container {name}: {note}");
+    }
     let mut made_volumes = Vec::new();
     let made = (|| {
         for d in [paths.rootfs(), paths.upper(), paths.work()] {
             std::fs::create_dir_all(&d).at(&d)?;
+        }
+        if let Some(t) = &copied {
+            let rootfs = paths.rootfs();
+            std::fs::remove_dir(&rootfs).at(&rootfs)?;
+            std::fs::rename(t.0.join("rootfs"), &rootfs).at(&rootfs)?;
         }
         let seed = attach_volumes(store, &rec.name, &wanted, &mut config, &mut made_volumes)?;
         let data = serde_json::to_vec_pretty(&config).map_err(|e| Error::json("config.json", e))?;
@@ -139,6 +157,32 @@ pub fn create(
         return Err(e);
     }
     Ok(rec)
+}
+
+/// A directory in tmp/, removed when dropped (unless moved away).
+struct TmpTree(std::path::PathBuf);
+
+impl Drop for TmpTree {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = remove_tree(&self.0);
+        }
+    }
+}
+
+/// The copy fallback: the image's layers copied into tmp/…/rootfs.
+fn copy_rootfs(store: &Store, img: &crate::store::ImageRecord, name: &str) -> Result<TmpTree> {
+    let t = TmpTree(store.tmp().join(crate::store::tmp_name("rootfscopy")));
+    let rootfs = t.0.join("rootfs");
+    std::fs::create_dir_all(&rootfs).at(&rootfs)?;
+    let layers: Vec<_> = img
+        .layers
+        .iter()
+        .map(|l| store.layer_diff(&l.diff_id))
+        .collect();
+    storage::copy_layers(&layers, &rootfs)
+        .map_err(|e| Error::Image(format!("container {name}: copying the image's layers: {e}")))?;
+    Ok(t)
 }
 
 /// A volume a container wants: by name (None: a new anonymous one), or
@@ -330,11 +374,12 @@ fn bundle_config(store: &Store, name: &str) -> Result<Value> {
     serde_json::from_slice(&data).map_err(|e| Error::json(p.display().to_string(), e))
 }
 
-/// Mount the overlayfs rootfs unless it is mounted.
+/// Mount the overlayfs rootfs unless it is mounted (a copied rootfs is
+/// a plain directory: nothing to mount).
 pub fn mount_rootfs(store: &Store, rec: &ContainerRecord) -> Result<()> {
     let paths = Paths::new(store, &rec.name);
     let rootfs = paths.rootfs();
-    if is_mountpoint(&rootfs) {
+    if rec.storage == storage::Storage::Copy || is_mountpoint(&rootfs) {
         return Ok(());
     }
     let img = store.image(&rec.image)?;
@@ -344,6 +389,9 @@ pub fn mount_rootfs(store: &Store, rec: &ContainerRecord) -> Result<()> {
         .rev()
         .map(|l| store.layer_diff(&l.diff_id).display().to_string())
         .collect();
+    if rec.storage == storage::Storage::FuseOverlayfs {
+        return storage::mount_fuse(&rec.name, &lower, &paths.upper(), &paths.work(), &rootfs);
+    }
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
@@ -631,7 +679,7 @@ pub fn inspect(store: &Store, rec: &ContainerRecord) -> Value {
         "Config": {"Image": rec.image_ref, "Cmd": rec.command, "StopSignal": rec.stop_signal},
         "State": {"Status": st, "Running": running, "Pid": pid, "ExitCode": record::exit_code(store, &rec.name)},
         "HostConfig": {"AutoRemove": rec.auto_remove},
-        "GraphDriver": {"Name": "overlay", "Data": {
+        "GraphDriver": {"Name": rec.storage.name(), "Data": {
             "UpperDir": paths.upper(), "WorkDir": paths.work(), "MergedDir": paths.rootfs()
         }},
         "LogPath": paths.log(),

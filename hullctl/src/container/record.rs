@@ -23,6 +23,9 @@ pub struct ContainerRecord {
     pub stop_signal: String,
     #[serde(rename = "autoRemove")]
     pub auto_remove: bool,
+    /// How the rootfs is made (older records: kernel overlayfs).
+    #[serde(default)]
+    pub storage: super::storage::Storage,
 }
 
 impl ContainerRecord {

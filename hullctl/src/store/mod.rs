@@ -414,6 +414,38 @@ impl Store {
             remove_tree(&e.path())?;
             removed.push(format!("tmp {name}"));
         }
+        removed.extend(self.clear_overlay_probes()?);
+        Ok(removed)
+    }
+
+    /// An overlay probe (containers/.overlay-probe-PID-...) its process
+    /// left behind when it died: unmounted and removed.
+    fn clear_overlay_probes(&self) -> Result<Vec<String>> {
+        let dir = self.containers_dir();
+        let mut removed = Vec::new();
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return Ok(removed);
+        };
+        for e in rd {
+            let e = e.at(&dir)?;
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(rest) = name.strip_prefix(".overlay-probe-") else {
+                continue;
+            };
+            let pid: Option<i32> = rest.split('-').next().and_then(|p| p.parse().ok());
+            if pid.is_some_and(|p| {
+                p == crate::sys::getpid() || Path::new(&format!("/proc/{p}")).exists()
+            }) {
+                continue;
+            }
+            let m = e.path().join("m");
+            if mounted_below(&m) {
+                let c = crate::sys::cstr(m.as_os_str().as_encoded_bytes()).at(&m)?;
+                let _ = crate::sys::umount(&c, libc::MNT_DETACH);
+            }
+            remove_tree(&e.path())?;
+            removed.push(format!("overlay probe {name}"));
+        }
         Ok(removed)
     }
 }
