@@ -108,6 +108,8 @@ fn monitor(
     );
     if rec.auto_remove {
         let _ = super::remove(store, rec, true);
+    } else {
+        let _ = crate::network::attach::stopped(store);
     }
     let _ = std::io::stdout().flush();
     0

@@ -1,0 +1,402 @@
+//! hullctl networking, continued: container names over DNS (aardvark-dns),
+//! the default network, IPv6 (dual stack), `network connect`/`disconnect`,
+//! and the /etc files (--hostname, --add-host, --dns). Real containers
+//! from busybox on the tests' own bridges; subnets in 10.235.0.0/16 and
+//! fd00:235::/32, which nothing else on the test hosts uses.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn slot() -> u32 {
+    std::process::id() % 50
+}
+
+/// A subnet unique to this test process and call (n < 5).
+fn subnet(n: u32) -> String {
+    format!("10.235.{}.0/24", slot() * 5 + n)
+}
+
+fn gateway(n: u32) -> String {
+    format!("10.235.{}.1", slot() * 5 + n)
+}
+
+fn subnet6(n: u32) -> String {
+    format!("fd00:235:{:x}:{n}::/64", std::process::id() % 0xffff)
+}
+
+fn gateway6(n: u32) -> String {
+    format!("fd00:235:{:x}:{n}::1", std::process::id() % 0xffff)
+}
+
+/// A store with busybox loaded as `bb`; its containers, networks and
+/// bridges removed on drop.
+struct Net {
+    ctl: Ctl,
+    networks: Vec<String>,
+    bridges: Vec<String>,
+}
+
+impl Net {
+    fn new(test: &str) -> Net {
+        let ctl = Ctl::new(test);
+        let mut l = Layout::new();
+        let d = two_layer_image(&mut l, serde_json::json!({"Cmd": ["sh"]}));
+        l.tag(d, "bb:1");
+        let t = ctl.dir.path().join("img.tar");
+        l.tarball(&t);
+        ctl.ok(&["load", "-i", t.to_str().unwrap()]);
+        Net {
+            ctl,
+            networks: Vec::new(),
+            bridges: Vec::new(),
+        }
+    }
+    /// A network on subnet(n) with a bridge name unique to this run.
+    fn network(&mut self, name: &str, n: u32, extra: &[&str]) {
+        let br = format!("hx{}y{n}", std::process::id() % 100000);
+        let s = subnet(n);
+        let o = format!("bridge={br}");
+        let mut a = vec!["network", "create", name, "--subnet", &s, "-o", &o];
+        a.extend(extra);
+        self.ctl.ok(&a);
+        self.networks.push(name.to_string());
+        self.bridges.push(br);
+    }
+    fn run(&self, name: &str, extra: &[&str]) {
+        let mut a = vec!["run", "-d", "--name", name];
+        a.extend(extra);
+        a.extend(["bb:1", "sleep", "1000"]);
+        self.ctl.ok(&a);
+    }
+    fn dns_dir(&self) -> PathBuf {
+        self.ctl.root().join("networks/aardvark")
+    }
+    /// The aardvark-dns config of `network` (empty: none).
+    fn dns_config(&self, network: &str) -> String {
+        std::fs::read_to_string(self.dns_dir().join(network)).unwrap_or_default()
+    }
+    fn id_of(&self, c: &str) -> String {
+        let v: Value = serde_json::from_str(&self.ctl.ok(&["inspect", c])).unwrap();
+        v[0]["Id"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        if let Ok(o) = self.ctl.cmd(&["ps", "-a", "-q"]).output() {
+            for id in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = self.ctl.cmd(&["rm", "-f", id]).output();
+            }
+        }
+        for n in &self.networks {
+            let _ = self.ctl.cmd(&["network", "rm", n]).output();
+        }
+        for b in &self.bridges {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", b])
+                .output();
+        }
+        if let Some(pid) = aardvark_pid(&self.dns_dir()) {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+}
+
+/// The aardvark-dns serving `dir`, if it runs.
+fn aardvark_pid(dir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(dir.join("aardvark.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let want = dir.to_str()?.as_bytes();
+    cmd.split(|b| *b == 0).any(|a| a == want).then_some(pid)
+}
+
+const AARDVARK: &str = "/usr/lib/podman/aardvark-dns";
+
+/// Whether the host has aardvark-dns (Debian's package); if not, the
+/// names tests say so and check the /etc/hosts fallback only.
+fn have_aardvark() -> bool {
+    let ok = Path::new(AARDVARK).exists();
+    if !ok {
+        eprintln!("SKIP DNS: {AARDVARK} missing (apt-get install aardvark-dns)");
+    }
+    ok
+}
+
+/// Whether the host's iptables FORWARD chain drops by policy (docker's
+/// setting) while br_netfilter hands bridged traffic to it.
+fn forwarding_blocked(v6: bool) -> bool {
+    let (sys, tool) = if v6 {
+        ("bridge-nf-call-ip6tables", "ip6tables")
+    } else {
+        ("bridge-nf-call-iptables", "iptables")
+    };
+    let nf = std::fs::read_to_string(format!("/proc/sys/net/bridge/{sys}"))
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false);
+    let fwd = std::process::Command::new(tool)
+        .args(["-S", "FORWARD"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("-P FORWARD DROP"))
+        .unwrap_or(false);
+    let blocked = nf && fwd;
+    if blocked {
+        eprintln!(
+            "SKIP container-to-container traffic: {tool} FORWARD policy is DROP (docker's) with br_netfilter"
+        );
+    }
+    blocked
+}
+
+/// `nslookup NAME` inside `c` (the server from its resolv.conf), retried
+/// for a while (the server reloads on each change): the addresses, or
+/// None when the name does not resolve.
+fn lookup(ctl: &Ctl, c: &str, name: &str) -> Option<Vec<String>> {
+    let start = Instant::now();
+    loop {
+        let o = ctl.run(&["exec", c, "nslookup", name]);
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        if o.status.success() {
+            // busybox: "Name: x" then "Address: ip" lines after the server's.
+            let addrs: Vec<String> = out
+                .split("Name:")
+                .skip(1)
+                .flat_map(|b| {
+                    b.lines()
+                        .filter_map(|l| l.trim().strip_prefix("Address:"))
+                        .map(|a| a.split_whitespace().next().unwrap_or("").to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            return Some(addrs);
+        }
+        if out.contains("NXDOMAIN") || start.elapsed() > Duration::from_secs(10) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn ip_of(ctl: &Ctl, c: &str, dev: &str, fam: &str) -> String {
+    let out = ctl.ok(&[
+        "exec", c, "ip", fam, "-o", "addr", "show", dev, "scope", "global",
+    ]);
+    let kw = if fam == "-6" { "inet6" } else { "inet" };
+    out.split_whitespace()
+        .skip_while(|w| *w != kw)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{c} {dev}: no address in {out}"))
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn names_resolve_over_dns_including_later_containers_and_go_with_them() {
+    if skip() {
+        return;
+    }
+    let mut n = Net::new("dns-names");
+    n.network("front", 0, &[]);
+    let ctl = &n.ctl;
+    n.run("a", &["--network", "front", "--network-alias", "alpha"]);
+    let resolv = ctl.ok(&["exec", "a", "cat", "/etc/resolv.conf"]);
+    if !have_aardvark() {
+        assert!(!resolv.contains(&gateway(0)), "{resolv}");
+        return;
+    }
+    assert!(
+        resolv.starts_with(&format!("nameserver {}\n", gateway(0))),
+        "resolv.conf points at the gateway: {resolv}"
+    );
+    let server = aardvark_pid(&n.dns_dir()).expect("aardvark-dns runs");
+    // B starts after A: A resolves it by name, alias and short id.
+    n.run("b", &["--network", "front", "--network-alias", "bravo"]);
+    let ip_b = ip_of(ctl, "b", "eth0", "-4");
+    assert_eq!(lookup(ctl, "a", "b"), Some(vec![ip_b.clone()]));
+    assert_eq!(lookup(ctl, "a", "bravo"), Some(vec![ip_b.clone()]));
+    let id_b = n.id_of("b");
+    assert_eq!(lookup(ctl, "a", &id_b[..12]), Some(vec![ip_b.clone()]));
+    assert_eq!(
+        lookup(ctl, "b", "alpha"),
+        Some(vec![ip_of(ctl, "a", "eth0", "-4")])
+    );
+    // Names come from DNS: A's /etc/hosts knows only A.
+    let hosts = ctl.ok(&["exec", "a", "cat", "/etc/hosts"]);
+    assert!(
+        !hosts.contains("bravo") && hosts.contains("alpha"),
+        "{hosts}"
+    );
+    if !forwarding_blocked(false) {
+        ctl.ok(&["exec", "a", "ping", "-c1", "-W2", "bravo"]);
+    }
+    assert!(n.dns_config("front").contains(&id_b));
+    // B stopped: its name is gone; started again: back.
+    ctl.ok(&["stop", "-t", "1", "b"]);
+    assert!(
+        !n.dns_config("front").contains(&id_b),
+        "{}",
+        n.dns_config("front")
+    );
+    assert_eq!(
+        lookup(ctl, "a", "bravo"),
+        None,
+        "a stopped container's name"
+    );
+    ctl.ok(&["start", "b"]);
+    assert_eq!(
+        lookup(ctl, "a", "bravo"),
+        Some(vec![ip_b.clone()]),
+        "back on start"
+    );
+    // Removed: the name is gone and no entry is left.
+    ctl.ok(&["rm", "-f", "b"]);
+    assert_eq!(lookup(ctl, "a", "b"), None);
+    assert_eq!(lookup(ctl, "a", "bravo"), None);
+    assert!(!n.dns_config("front").contains(&id_b));
+    assert_eq!(
+        aardvark_pid(&n.dns_dir()),
+        Some(server),
+        "one server all along"
+    );
+    // The last container gone: no config, no server.
+    ctl.ok(&["rm", "-f", "a"]);
+    assert_eq!(n.dns_config("front"), "");
+    assert!(aardvark_pid(&n.dns_dir()).is_none(), "aardvark-dns stopped");
+}
+
+#[test]
+fn default_network_containers_reach_each_other_by_ip_and_name() {
+    if skip() {
+        return;
+    }
+    let mut n = Net::new("dns-default");
+    // The store's default network, on a subnet and bridge of this test.
+    n.network("hull0", 1, &[]);
+    let ctl = &n.ctl;
+    n.run("d1", &["--network", "bridge"]);
+    n.run("d2", &["--network", "bridge"]);
+    let (ip1, ip2) = (
+        ip_of(ctl, "d1", "eth0", "-4"),
+        ip_of(ctl, "d2", "eth0", "-4"),
+    );
+    assert!(ip1.starts_with(&subnet(1)[..subnet(1).len() - 4]), "{ip1}");
+    if have_aardvark() {
+        assert_eq!(lookup(ctl, "d1", "d2"), Some(vec![ip2.clone()]));
+        assert_eq!(lookup(ctl, "d2", "d1"), Some(vec![ip1.clone()]));
+    }
+    ctl.ok(&["exec", "d1", "ping", "-c1", "-W2", &gateway(1)]);
+    if !forwarding_blocked(false) {
+        ctl.ok(&["exec", "d1", "ping", "-c1", "-W2", &ip2]);
+        ctl.ok(&["exec", "d1", "ping", "-c1", "-W2", "d2"]);
+        ctl.ok(&["exec", "d2", "ping", "-c1", "-W2", "d1"]);
+    }
+}
+
+/// Rules of hullctl's nftables table of `family` whose comment is `tag`.
+fn nft_rules(family: &str, tag: &str) -> usize {
+    let o = std::process::Command::new("nft")
+        .args(["-j", "list", "table", family, "hullctl"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["rule"]["comment"] == tag)
+        .count()
+}
+
+#[test]
+fn dual_stack_containers_ping_each_other_over_ipv6() {
+    if skip() {
+        return;
+    }
+    if std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+        .map(|s| s.trim() != "0")
+        .unwrap_or(true)
+    {
+        eprintln!("SKIP: IPv6 is disabled on this host (net.ipv6.conf.all.disable_ipv6)");
+        return;
+    }
+    let mut n = Net::new("net-v6");
+    let s6 = subnet6(2);
+    n.network("dual", 2, &["--ipv6", "--subnet", &s6]);
+    let ctl = &n.ctl;
+    let v: Value = serde_json::from_str(&ctl.ok(&["network", "inspect", "dual"])).unwrap();
+    assert_eq!(v[0]["EnableIPv6"], true);
+    assert_eq!(v[0]["IPAM"]["Config"][1]["Subnet"], s6);
+    assert_eq!(v[0]["IPAM"]["Config"][1]["Gateway"], gateway6(2));
+    n.run("v1", &["--network", "dual"]);
+    n.run("v2", &["--network", "dual"]);
+    let (a, b) = (
+        ip_of(ctl, "v1", "eth0", "-6"),
+        ip_of(ctl, "v2", "eth0", "-6"),
+    );
+    assert_ne!(a, b);
+    let prefix = s6.trim_end_matches("::/64");
+    assert!(a.starts_with(prefix) && b.starts_with(prefix), "{a} {b}");
+    // Usable at once (no duplicate address detection pending).
+    let addr = ctl.ok(&["exec", "v1", "ip", "-6", "addr", "show", "dev", "eth0"]);
+    assert!(!addr.contains("tentative"), "{addr}");
+    let route = ctl.ok(&["exec", "v1", "ip", "-6", "route"]);
+    assert!(
+        route.contains(&format!("default via {}", gateway6(2))),
+        "{route}"
+    );
+    ctl.ok(&["exec", "v1", "ping", "-6", "-c1", "-W2", &gateway6(2)]);
+    if !forwarding_blocked(true) {
+        ctl.ok(&["exec", "v1", "ping", "-6", "-c1", "-W2", &b]);
+        ctl.ok(&["exec", "v2", "ping", "-6", "-c1", "-W2", &a]);
+    }
+    if have_aardvark() {
+        let got = lookup(ctl, "v1", "v2").unwrap_or_default();
+        assert!(got.contains(&b), "AAAA of v2: {got:?}");
+        let resolv = ctl.ok(&["exec", "v1", "cat", "/etc/resolv.conf"]);
+        assert!(resolv.contains(&gateway6(2)), "{resolv}");
+    }
+    let v: Value = serde_json::from_str(&ctl.ok(&["network", "inspect", "dual"])).unwrap();
+    assert_eq!(
+        v[0]["Containers"]["v1"]["IPv6Address"],
+        format!("{a}/64"),
+        "{v}"
+    );
+    // IPv6 NAT: a masquerade rule per container, gone with it.
+    let tag = |c: &str| format!("{}/containers/{c}", ctl.root().display());
+    assert_eq!(nft_rules("ip6", &tag("v1")), 1);
+    ctl.ok(&["rm", "-f", "v1"]);
+    assert_eq!(nft_rules("ip6", &tag("v1")), 0, "v1's ip6 rules went");
+    assert_eq!(nft_rules("ip6", &tag("v2")), 1, "v2's stay");
+    // v1's address is free again and the next container may get it.
+    let v: Value = serde_json::from_str(&ctl.ok(&["network", "inspect", "dual"])).unwrap();
+    assert!(v[0]["Containers"]["v1"].is_null());
+    ctl.ok(&["rm", "-f", "v2"]);
+    assert_eq!(nft_rules("ip6", &tag("v2")), 0);
+    // Bad IPv6 input: a clear error, nothing made.
+    for (args, why) in [
+        (vec!["--subnet", "fd00:235::/64"], "add --ipv6"),
+        (
+            vec!["--ipv6", "--subnet", "fd00:zz::/64"],
+            "invalid IPv6 subnet",
+        ),
+        (vec!["--ipv6", "--subnet", &s6], "overlaps network dual"),
+    ] {
+        let mut a = vec!["network", "create", "bad6"];
+        a.extend(args.iter().copied());
+        let err = ctl.fails(&a);
+        assert!(err.contains(why), "{a:?}: {err}");
+    }
+    ctl.fails(&["network", "inspect", "bad6"]);
+}
