@@ -400,3 +400,234 @@ fn dual_stack_containers_ping_each_other_over_ipv6() {
     }
     ctl.fails(&["network", "inspect", "bad6"]);
 }
+
+/// The host end of a container's interface exists.
+fn host_veths_of(id: &str) -> Vec<String> {
+    std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(&format!("vh{}", &id[..8])))
+        .collect()
+}
+
+fn links(ctl: &Ctl, c: &str) -> Vec<String> {
+    let mut l: Vec<String> = ctl
+        .ok(&["exec", c, "ls", "/sys/class/net"])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    l.sort();
+    l
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    if skip() {
+        return;
+    }
+    let mut n = Net::new("net-connect");
+    n.network("n1", 3, &[]);
+    n.network("n2", 4, &[]);
+    let ctl = &n.ctl;
+    n.run("c1", &["--network", "n1"]);
+    n.run("c2", &["--network", "n2", "--network-alias", "two"]);
+    let id1 = n.id_of("c1");
+    ctl.ok(&["network", "connect", "n2", "c1", "--alias", "one-on-two"]);
+    assert_eq!(links(ctl, "c1"), ["eth0", "eth1", "lo"]);
+    let ip1 = ip_of(ctl, "c1", "eth1", "-4");
+    assert!(
+        ip1.starts_with(&gateway(4)[..gateway(4).len() - 1]),
+        "{ip1}"
+    );
+    assert_eq!(host_veths_of(&id1).len(), 2);
+    // The default route stays on the first network; n2 is reached on eth1.
+    let route = ctl.ok(&["exec", "c1", "ip", "route"]);
+    assert!(
+        route.contains(&format!("default via {}", gateway(3))),
+        "{route}"
+    );
+    ctl.ok(&["exec", "c1", "ping", "-c1", "-W2", &gateway(4)]);
+    let v: Value = serde_json::from_str(&ctl.ok(&["network", "inspect", "n2"])).unwrap();
+    assert_eq!(v[0]["Containers"]["c1"]["IPv4Address"], format!("{ip1}/24"));
+    if have_aardvark() {
+        // c2 finds c1 by name and alias at c1's n2 address; c1 finds c2.
+        assert_eq!(lookup(ctl, "c2", "one-on-two"), Some(vec![ip1.clone()]));
+        assert_eq!(lookup(ctl, "c2", "c1"), Some(vec![ip1.clone()]));
+        let ip2 = ip_of(ctl, "c2", "eth0", "-4");
+        assert_eq!(lookup(ctl, "c1", "two"), Some(vec![ip2.clone()]));
+        if !forwarding_blocked(false) {
+            ctl.ok(&["exec", "c1", "ping", "-c1", "-W2", "two"]);
+        }
+    }
+    // Refused, nothing changed: twice, a taken --ip, a stopped container,
+    // the first network.
+    let err = ctl.fails(&["network", "connect", "n2", "c1"]);
+    assert!(err.contains("already connected"), "{err}");
+    n.run("c3", &["--network", "n1"]);
+    let err = ctl.fails(&["network", "connect", "--ip", &ip1, "n2", "c3"]);
+    assert!(err.contains("already leased"), "{err}");
+    assert_eq!(links(ctl, "c3"), ["eth0", "lo"]);
+    let v: Value = serde_json::from_str(&ctl.ok(&["network", "inspect", "n2"])).unwrap();
+    assert!(v[0]["Containers"]["c3"].is_null(), "no lease left: {v}");
+    ctl.ok(&["stop", "-t", "1", "c3"]);
+    let err = ctl.fails(&["network", "connect", "n2", "c3"]);
+    assert!(err.contains("not running"), "{err}");
+    let err = ctl.fails(&["network", "disconnect", "n1", "c1"]);
+    assert!(err.contains("started on"), "{err}");
+    // Disconnect: interface, lease, DNS name and host veth go.
+    ctl.ok(&["network", "disconnect", "n2", "c1"]);
+    assert_eq!(links(ctl, "c1"), ["eth0", "lo"]);
+    assert_eq!(host_veths_of(&id1).len(), 1);
+    let v: Value = serde_json::from_str(&ctl.ok(&["network", "inspect", "n2"])).unwrap();
+    assert!(v[0]["Containers"]["c1"].is_null(), "{v}");
+    assert!(!n.dns_config("n2").contains(&id1));
+    if have_aardvark() {
+        assert_eq!(lookup(ctl, "c2", "one-on-two"), None);
+    }
+    let err = ctl.fails(&["network", "disconnect", "n2", "c1"]);
+    assert!(err.contains("not connected"), "{err}");
+    // Connected again, then removed: both leases and veths go.
+    ctl.ok(&["network", "connect", "n2", "c1"]);
+    ctl.ok(&["rm", "-f", "c1"]);
+    assert!(host_veths_of(&id1).is_empty());
+    for net in ["n1", "n2"] {
+        let v: Value = serde_json::from_str(&ctl.ok(&["network", "inspect", net])).unwrap();
+        assert!(v[0]["Containers"]["c1"].is_null(), "{net}: {v}");
+        assert!(!n.dns_config(net).contains(&id1), "{net}");
+    }
+}
+
+#[test]
+fn hostname_add_host_and_dns_are_written_into_the_container() {
+    if skip() {
+        return;
+    }
+    let mut n = Net::new("net-etc");
+    n.network("etc", 0, &[]);
+    let ctl = &n.ctl;
+    n.run(
+        "e1",
+        &[
+            "--network",
+            "etc",
+            "--hostname",
+            "web-1",
+            "--add-host",
+            "db:10.1.2.3",
+            "--add-host",
+            "v6db:fd00::5",
+            "--dns",
+            "10.9.9.9",
+            "--dns",
+            "10.9.9.8",
+        ],
+    );
+    assert_eq!(ctl.ok(&["exec", "e1", "cat", "/etc/hostname"]), "web-1\n");
+    assert_eq!(ctl.ok(&["exec", "e1", "hostname"]).trim(), "web-1");
+    let hosts = ctl.ok(&["exec", "e1", "cat", "/etc/hosts"]);
+    let ip = ip_of(ctl, "e1", "eth0", "-4");
+    for want in [
+        "127.0.0.1\tlocalhost".to_string(),
+        "10.1.2.3\tdb\n".to_string(),
+        "fd00::5\tv6db\n".to_string(),
+        format!("{ip}\te1 web-1"),
+    ] {
+        assert!(hosts.contains(&want), "{want:?} in {hosts}");
+    }
+    // getaddrinfo in the container reads them.
+    let o = ctl.ok(&["exec", "e1", "ping", "-c1", "-W1", "web-1"]);
+    assert!(o.contains(&ip), "{o}");
+    // --dns replaces the nameservers (the network's resolver is not used).
+    assert_eq!(
+        ctl.ok(&["exec", "e1", "cat", "/etc/resolv.conf"]),
+        "nameserver 10.9.9.9\nnameserver 10.9.9.8\n"
+    );
+    // Without --dns: the gateway when aardvark-dns serves names, and the
+    // host's search/options lines.
+    n.run("e2", &["--network", "etc"]);
+    let resolv = ctl.ok(&["exec", "e2", "cat", "/etc/resolv.conf"]);
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for l in host
+        .lines()
+        .filter(|l| l.starts_with("search") || l.starts_with("options"))
+    {
+        assert!(resolv.contains(l), "{l} in {resolv}");
+    }
+    if have_aardvark() {
+        assert!(
+            resolv.starts_with(&format!("nameserver {}\n", gateway(0))),
+            "{resolv}"
+        );
+        // e1's names are served with its --dns as its upstream.
+        let id = n.id_of("e1");
+        let cfg = n.dns_config("etc");
+        let line = cfg.lines().find(|l| l.starts_with(&id)).unwrap_or_default();
+        assert!(line.ends_with(" 10.9.9.9,10.9.9.8"), "{cfg}");
+    }
+    // Bad values: clear errors, no container.
+    for (flag, v, why) in [
+        ("--add-host", "nohost", "HOST:IP"),
+        ("--add-host", "x:999.1.1.1", "HOST:IP"),
+        ("--dns", "nope", "--dns"),
+        ("--network-alias", "a,b", "--network-alias"),
+        ("--hostname", "a b", "hostname"),
+    ] {
+        let err = ctl.fails(&[
+            "run",
+            "-d",
+            "--name",
+            "bad",
+            "--network",
+            "etc",
+            flag,
+            v,
+            "bb:1",
+            "true",
+        ]);
+        assert!(err.contains(why), "{flag} {v}: {err}");
+        ctl.fails(&["inspect", "bad"]);
+    }
+}
+
+#[test]
+fn dns_entries_of_crashed_containers_go_with_the_next_change() {
+    if skip() || !have_aardvark() {
+        return;
+    }
+    let mut n = Net::new("dns-crash");
+    n.network("crash", 1, &[]);
+    let ctl = &n.ctl;
+    n.run("k1", &["--network", "crash"]);
+    n.run("k2", &["--network", "crash"]);
+    let id2 = n.id_of("k2");
+    assert!(n.dns_config("crash").contains(&id2));
+    // k2 and its monitor die at once (SIGKILL): nobody tells DNS.
+    let v: Value = serde_json::from_str(&ctl.ok(&["inspect", "k2"])).unwrap();
+    let pid = v[0]["State"]["Pid"].as_i64().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: i64 = stat
+        .rsplit(") ")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    for p in [ppid, pid] {
+        std::process::Command::new("kill")
+            .args(["-9", &p.to_string()])
+            .status()
+            .unwrap();
+    }
+    let start = Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The next container's start rebuilds the config without k2.
+    n.run("k3", &["--network", "crash"]);
+    let cfg = n.dns_config("crash");
+    assert!(!cfg.contains(&id2), "{cfg}");
+    assert!(cfg.contains(&n.id_of("k3")), "{cfg}");
+    assert_eq!(lookup(ctl, "k1", "k2"), None);
+}

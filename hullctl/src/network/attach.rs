@@ -119,6 +119,10 @@ pub fn prepare(
     o: &NetOptions,
     config: &mut Value,
 ) -> Result<Option<Settings>> {
+    // The hostname lands in /etc/hosts and /etc/hostname.
+    if let Some(h) = config["hostname"].as_str() {
+        check_name(name, "--hostname", h)?;
+    }
     if let Some(other) = mode.strip_prefix("container:") {
         join_container(store, name, other, config)?;
         return Ok(None);
