@@ -180,8 +180,17 @@ fn lookup(ctl: &Ctl, c: &str, name: &str) -> Option<Vec<String>> {
                 .collect();
             return Some(addrs);
         }
-        if out.contains("NXDOMAIN") || start.elapsed() > Duration::from_secs(10) {
+        if out.contains("NXDOMAIN") {
             return None;
+        }
+        // No answer at all is a failure, never "the name is gone".
+        if start.elapsed() > Duration::from_secs(10) {
+            let state = ctl.run(&["inspect", c]);
+            panic!(
+                "{c}: nslookup {name}: no answer: {out}{}\n{}",
+                String::from_utf8_lossy(&o.stderr),
+                String::from_utf8_lossy(&state.stdout)
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -630,4 +639,36 @@ fn dns_entries_of_crashed_containers_go_with_the_next_change() {
     assert!(!cfg.contains(&id2), "{cfg}");
     assert!(cfg.contains(&n.id_of("k3")), "{cfg}");
     assert_eq!(lookup(ctl, "k1", "k2"), None);
+}
+
+#[test]
+fn concurrent_starts_all_get_dns_entries_and_leave_none() {
+    if skip() || !have_aardvark() {
+        return;
+    }
+    let mut n = Net::new("dns-conc");
+    n.network("many", 2, &[]);
+    let names: Vec<String> = (0..8).map(|i| format!("q{i}")).collect();
+    std::thread::scope(|s| {
+        for c in &names {
+            let n = &n;
+            s.spawn(move || n.run(c, &["--network", "many"]));
+        }
+    });
+    let cfg = n.dns_config("many");
+    for c in &names {
+        assert!(cfg.contains(&n.id_of(c)), "{c} in {cfg}");
+    }
+    assert_eq!(
+        lookup(&n.ctl, "q0", "q7"),
+        Some(vec![ip_of(&n.ctl, "q7", "eth0", "-4")])
+    );
+    std::thread::scope(|s| {
+        for c in &names {
+            let ctl = &n.ctl;
+            s.spawn(move || ctl.ok(&["rm", "-f", c]));
+        }
+    });
+    assert_eq!(n.dns_config("many"), "");
+    assert!(aardvark_pid(&n.dns_dir()).is_none());
 }

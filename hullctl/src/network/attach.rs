@@ -388,6 +388,7 @@ pub fn hook(store: &Store) -> Result<()> {
         .ok_or_else(|| Error::not_found("network settings of container", &name))?;
     let rec = crate::container::record::find(store, &name)?;
     let net = super::load(store, &s.network)?;
+    note_init(store, &name, pid)?;
     join(store, &rec, pid, &net, "eth0", s.ip, &s.ports)?;
     refresh_hosts(store, &net)?;
     if let Err(e) = dns::sync(store, Some(&name)) {
@@ -395,6 +396,49 @@ pub fn hook(store: &Store) -> Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+/// The start time of process `pid` (field 22 of /proc/PID/stat): with
+/// the pid, it names one process even across pid reuse.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(") ")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    if matches!(f.first(), Some(&"Z") | Some(&"X")) {
+        return None;
+    }
+    f.get(19)?.parse().ok()
+}
+
+fn init_path(store: &Store, name: &str) -> PathBuf {
+    dir(store, name).join("network.init")
+}
+
+/// Note the init the hook set up ("PID STARTTIME"), for [`noted_init_alive`].
+fn note_init(store: &Store, name: &str, pid: i32) -> Result<()> {
+    let st = start_time(pid).unwrap_or(0);
+    crate::store::write_replace(
+        &init_path(store, name),
+        format!("{pid} {st}").as_bytes(),
+        false,
+    )
+}
+
+/// Whether the init noted by the container's last setup still lives.
+pub fn noted_init_alive(store: &Store, name: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(init_path(store, name)) else {
+        return false;
+    };
+    let mut f = text
+        .split_whitespace()
+        .filter_map(|x| x.parse::<u64>().ok());
+    match (f.next(), f.next()) {
+        (Some(pid), Some(st)) => i32::try_from(pid)
+            .ok()
+            .and_then(start_time)
+            .is_some_and(|s| s == st),
+        _ => false,
+    }
 }
 
 /// The tag of a container's IPv6 rules for its interface `ifname`.

@@ -54,11 +54,16 @@ pub fn config_dir(store: &Store) -> PathBuf {
 }
 
 /// A container counts while its init lives (created, running, paused).
+/// hull records the state only after the create hooks, so a container
+/// another run's hook is setting up right now is known by the init the
+/// hook noted (attach::note_init), else two concurrent starts could each
+/// rebuild the config without the other.
 fn live(store: &Store, name: &str) -> bool {
-    matches!(
-        crate::container::status(store, name),
-        Some(hull::Status::Running | hull::Status::Paused | hull::Status::Created)
-    )
+    match crate::container::status(store, name) {
+        Some(hull::Status::Running | hull::Status::Paused | hull::Status::Created) => true,
+        Some(hull::Status::Stopped) => false,
+        _ => attach::noted_init_alive(store, name),
+    }
 }
 
 /// The DNS names of a container: name, short id, aliases (aardvark splits

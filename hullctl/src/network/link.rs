@@ -67,8 +67,17 @@ async fn ensure_bridge(h: &Handle, net: &Network) -> Result<u32> {
         return Ok(i);
     }
     let what = format!("network {}: bridge {}", net.name, net.bridge);
+    // A fixed MAC: a bridge without one takes its lowest port's, so it
+    // would change as containers leave, and the others' ARP entries for
+    // the gateway would point nowhere until they expire (tens of seconds
+    // of lost DNS queries and outbound traffic).
     h.link()
-        .add(LinkBridge::new(&net.bridge).up().build())
+        .add(
+            LinkBridge::new(&net.bridge)
+                .address(random_mac()?)
+                .up()
+                .build(),
+        )
         .execute()
         .await
         .map_err(nl_err(what.clone()))?;
@@ -87,6 +96,19 @@ async fn ensure_bridge(h: &Handle, net: &Network) -> Result<u32> {
         ipv6_sysctls(net)?;
     }
     Ok(i)
+}
+
+/// A random locally administered unicast MAC address.
+fn random_mac() -> Result<Vec<u8>> {
+    let mut b = vec![0u8; 6];
+    let p = "/dev/urandom";
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(p).map_err(|e| Error::io(p, e))?,
+        &mut b,
+    )
+    .map_err(|e| Error::io(p, e))?;
+    b[0] = (b[0] | 0x02) & !0x01;
+    Ok(b)
 }
 
 /// An address; IPv6 ones without duplicate address detection, which
