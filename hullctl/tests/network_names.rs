@@ -13,16 +13,17 @@ use common::*;
 use serde_json::Value;
 
 fn slot() -> u32 {
-    std::process::id() % 50
+    std::process::id() % 25
 }
 
-/// A subnet unique to this test process and call (n < 5).
+/// A subnet unique to this test process and call (n < 10: each test
+/// its own, as they run in parallel).
 fn subnet(n: u32) -> String {
-    format!("10.235.{}.0/24", slot() * 5 + n)
+    format!("10.235.{}.0/24", slot() * 10 + n)
 }
 
 fn gateway(n: u32) -> String {
-    format!("10.235.{}.1", slot() * 5 + n)
+    format!("10.235.{}.1", slot() * 10 + n)
 }
 
 fn subnet6(n: u32) -> String {
@@ -512,7 +513,7 @@ fn hostname_add_host_and_dns_are_written_into_the_container() {
         return;
     }
     let mut n = Net::new("net-etc");
-    n.network("etc", 0, &[]);
+    n.network("etc", 5, &[]);
     let ctl = &n.ctl;
     n.run(
         "e1",
@@ -564,7 +565,7 @@ fn hostname_add_host_and_dns_are_written_into_the_container() {
     }
     if have_aardvark() {
         assert!(
-            resolv.starts_with(&format!("nameserver {}\n", gateway(0))),
+            resolv.starts_with(&format!("nameserver {}\n", gateway(5))),
             "{resolv}"
         );
         // e1's names are served with its --dns as its upstream.
@@ -604,7 +605,7 @@ fn dns_entries_of_crashed_containers_go_with_the_next_change() {
         return;
     }
     let mut n = Net::new("dns-crash");
-    n.network("crash", 1, &[]);
+    n.network("crash", 6, &[]);
     let ctl = &n.ctl;
     n.run("k1", &["--network", "crash"]);
     n.run("k2", &["--network", "crash"]);
@@ -647,7 +648,7 @@ fn concurrent_starts_all_get_dns_entries_and_leave_none() {
         return;
     }
     let mut n = Net::new("dns-conc");
-    n.network("many", 2, &[]);
+    n.network("many", 7, &[]);
     let names: Vec<String> = (0..8).map(|i| format!("q{i}")).collect();
     std::thread::scope(|s| {
         for c in &names {
