@@ -284,6 +284,20 @@ fn names_resolve_over_dns_including_later_containers_and_go_with_them() {
     ctl.ok(&["rm", "-f", "a"]);
     assert_eq!(n.dns_config("front"), "");
     assert!(aardvark_pid(&n.dns_dir()).is_none(), "aardvark-dns stopped");
+    assert!(exits(server), "aardvark-dns {server} still runs");
+}
+
+/// Whether process `pid` ends (or is a zombie) within 5 s.
+fn exits(pid: u32) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(s) if s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z')) => return true,
+            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    false
 }
 
 #[test]
@@ -657,6 +671,7 @@ fn concurrent_starts_all_get_dns_entries_and_leave_none() {
         }
     });
     let cfg = n.dns_config("many");
+    let server = aardvark_pid(&n.dns_dir()).expect("aardvark-dns runs");
     for c in &names {
         assert!(cfg.contains(&n.id_of(c)), "{c} in {cfg}");
     }
@@ -672,4 +687,5 @@ fn concurrent_starts_all_get_dns_entries_and_leave_none() {
     });
     assert_eq!(n.dns_config("many"), "");
     assert!(aardvark_pid(&n.dns_dir()).is_none());
+    assert!(exits(server), "aardvark-dns {server} still runs");
 }

@@ -188,15 +188,15 @@ pub fn server_pid(dir: &Path) -> Option<i32> {
 /// aardvark forks itself into the background and returns once it wrote
 /// its pid file (before it binds: see [`wait_serving`]).
 fn start(exe: &Path, dir: &Path) -> Result<()> {
-    let out = Command::new(exe)
-        .arg("--config")
+    let mut cmd = Command::new(exe);
+    cmd.arg("--config")
         .arg(dir)
         .args(["-p", "53", "run"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| Error::io(exe, e))?;
+        .stderr(Stdio::piped());
+    crate::sys::unblock_signals_in_child(&mut cmd);
+    let out = cmd.output().map_err(|e| Error::io(exe, e))?;
     if !out.status.success() {
         return Err(Error::Image(format!(
             "{} --config {}: {}",
