@@ -153,12 +153,15 @@ pub fn sync(store: &Store, starting: Option<&str>) -> Result<()> {
         }
         (true, None) => {}
         (false, Some(pid)) => {
+            // aardvark drops a SIGHUP that arrives while it reloads, so
+            // wait (holding the lock) until it serves from new sockets.
+            let old: Vec<u64> = udp_bound().into_iter().map(|(_, i)| i).collect();
             crate::sys::kill(pid, libc::SIGHUP).at(format!("aardvark-dns pid {pid}"))?;
-            wait_serving(&serving)?;
+            wait_serving(&serving, &old)?;
         }
         (false, None) => {
             start(&exe, &dir)?;
-            wait_serving(&serving)?;
+            wait_serving(&serving, &[])?;
         }
     }
     Ok(())
@@ -209,8 +212,9 @@ fn start(exe: &Path, dir: &Path) -> Result<()> {
 }
 
 /// Wait (up to 5 s) until something listens on UDP port 53 of each
-/// network's gateway(s), so a container's first query is answered.
-fn wait_serving(nets: &[&Network]) -> Result<()> {
+/// network's gateway(s) on a socket not in `old`, so a container's first
+/// query is answered by the server with the new config.
+fn wait_serving(nets: &[&Network], old: &[u64]) -> Result<()> {
     let want: Vec<IpAddr> = nets
         .iter()
         .flat_map(|n| std::iter::once(IpAddr::V4(n.gateway)).chain(n.gateway6.map(IpAddr::V6)))
@@ -218,7 +222,10 @@ fn wait_serving(nets: &[&Network]) -> Result<()> {
     let start = Instant::now();
     loop {
         let bound = udp_bound();
-        let missing: Vec<&IpAddr> = want.iter().filter(|a| !bound.contains(a)).collect();
+        let missing: Vec<&IpAddr> = want
+            .iter()
+            .filter(|a| !bound.iter().any(|(b, i)| b == *a && !old.contains(i)))
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -231,17 +238,19 @@ fn wait_serving(nets: &[&Network]) -> Result<()> {
     }
 }
 
-/// Local addresses with UDP port 53 bound (from /proc/net/udp{,6}; the
-/// kernel prints each 32-bit word of the address in host byte order).
-fn udp_bound() -> Vec<IpAddr> {
+/// Local addresses with UDP port 53 bound and their sockets' inodes
+/// (from /proc/net/udp{,6}; the kernel prints each 32-bit word of the
+/// address in host byte order).
+fn udp_bound() -> Vec<(IpAddr, u64)> {
     let mut out = Vec::new();
     for f in ["/proc/net/udp", "/proc/net/udp6"] {
         let text = std::fs::read_to_string(f).unwrap_or_default();
         for l in text.lines().skip(1) {
-            let Some((addr, port)) = l.split_whitespace().nth(1).and_then(|a| a.split_once(':'))
-            else {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let Some((addr, port)) = f.get(1).and_then(|a| a.split_once(':')) else {
                 continue;
             };
+            let inode: u64 = f.get(9).and_then(|i| i.parse().ok()).unwrap_or(0);
             if port != "0035" {
                 continue;
             }
@@ -249,15 +258,12 @@ fn udp_bound() -> Vec<IpAddr> {
                 .filter_map(|i| u32::from_str_radix(&addr[i * 8..i * 8 + 8], 16).ok())
                 .collect();
             let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-            match bytes.len() {
-                4 => out.push(IpAddr::from(
-                    <[u8; 4]>::try_from(&bytes[..]).unwrap_or_default(),
-                )),
-                16 => out.push(IpAddr::from(
-                    <[u8; 16]>::try_from(&bytes[..]).unwrap_or_default(),
-                )),
-                _ => {}
-            }
+            let ip = match bytes.len() {
+                4 => IpAddr::from(<[u8; 4]>::try_from(&bytes[..]).unwrap_or_default()),
+                16 => IpAddr::from(<[u8; 16]>::try_from(&bytes[..]).unwrap_or_default()),
+                _ => continue,
+            };
+            out.push((ip, inode));
         }
     }
     out
