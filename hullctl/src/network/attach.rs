@@ -650,6 +650,9 @@ pub fn refresh_hosts(store: &Store, net: &Network) -> Result<()> {
             text.push_str(&entries);
         }
         let p = dir(store, c).join("hosts");
+        if std::fs::read_to_string(&p).is_ok_and(|old| old == text) {
+            continue; // unchanged (with DNS, the others' always are)
+        }
         // Truncate and write the same inode: the container bind-mounts it.
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .write(true)
