@@ -280,6 +280,26 @@ fn names_resolve_over_dns_including_later_containers_and_go_with_them() {
         Some(server),
         "one server all along"
     );
+    // A foreground `run --rm` resolves too, and leaves no entry; a
+    // foreground run kept after exit neither.
+    let out = ctl.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "bb:1",
+        "nslookup",
+        "alpha",
+    ]);
+    assert!(out.contains(&ip_of(ctl, "a", "eth0", "-4")), "{out}");
+    ctl.ok(&["run", "--name", "fg", "--network", "front", "bb:1", "true"]);
+    assert_eq!(
+        n.dns_config("front").lines().count(),
+        2,
+        "{}",
+        n.dns_config("front")
+    );
+    ctl.ok(&["rm", "fg"]);
     // The last container gone: no config, no server.
     ctl.ok(&["rm", "-f", "a"]);
     assert_eq!(n.dns_config("front"), "");

@@ -104,7 +104,7 @@ fn monitor(
     // Names out of DNS before the exit code is there: `stop` returns once
     // it is.
     if !rec.auto_remove {
-        let _ = crate::network::attach::stopped(store);
+        let _ = crate::network::attach::stopped(store, &rec.name);
     }
     let _ = crate::store::write_replace(
         &Paths::new(store, &rec.name).exit(),

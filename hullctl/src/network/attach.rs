@@ -610,7 +610,10 @@ fn save_settings(store: &Store, name: &str, s: &Settings) -> Result<()> {
 
 /// The container stopped: its names leave DNS (its lease stays until rm,
 /// so a restart gets the same address).
-pub fn stopped(store: &Store) -> Result<()> {
+pub fn stopped(store: &Store, name: &str) -> Result<()> {
+    if load_settings(store, name).is_none() {
+        return Ok(()); // on no network of ours: nothing to do
+    }
     dns::sync(store, None)
 }
 
