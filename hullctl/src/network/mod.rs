@@ -401,7 +401,10 @@ pub fn remove(store: &Store, name: &str) -> Result<()> {
             format!("in use by container(s) {}", users.join(", ")),
         ));
     }
-    remove_locked(store, name)
+    remove_locked(store, name)?;
+    drop(_l);
+    // The server stops serving the gone network's gateway.
+    dns::sync(store, None)
 }
 
 fn remove_locked(store: &Store, name: &str) -> Result<()> {
@@ -433,6 +436,10 @@ pub fn prune(store: &Store) -> Result<Vec<String>> {
             remove_locked(store, &n.name)?;
             out.push(n.name);
         }
+    }
+    drop(_l);
+    if !out.is_empty() {
+        dns::sync(store, None)?;
     }
     Ok(out)
 }
