@@ -378,6 +378,7 @@ fn dual_stack_containers_ping_each_other_over_ipv6() {
     let mut n = Net::new("net-v6");
     let s6 = subnet6(2);
     n.network("dual", 2, &["--ipv6", "--subnet", &s6]);
+    n.network("dual2", 8, &["--ipv6", "--subnet", &subnet6(8)]);
     let ctl = &n.ctl;
     let v: Value = serde_json::from_str(&ctl.ok(&["network", "inspect", "dual"])).unwrap();
     assert_eq!(v[0]["EnableIPv6"], true);
@@ -417,6 +418,13 @@ fn dual_stack_containers_ping_each_other_over_ipv6() {
         format!("{a}/64"),
         "{v}"
     );
+    // Another dual-stack network cannot reach this one over IPv6 (the
+    // host forwards IPv6 now; hullctl's ip6 forward rules isolate).
+    n.run("w1", &["--network", "dual2"]);
+    ctl.ok(&["exec", "w1", "ping", "-6", "-c1", "-W2", &gateway6(8)]);
+    let o = ctl.run(&["exec", "w1", "ping", "-6", "-c1", "-W1", &a]);
+    assert!(!o.status.success(), "dual2 reached dual over IPv6");
+    ctl.ok(&["rm", "-f", "w1"]);
     // IPv6 NAT: a masquerade rule per container, gone with it.
     let tag = |c: &str| format!("{}/containers/{c}", ctl.root().display());
     assert_eq!(nft_rules("ip6", &tag("v1")), 1);
