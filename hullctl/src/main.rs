@@ -228,11 +228,16 @@ enum NetworkCmd {
     /// Make a bridge network.
     Create {
         name: String,
-        /// IPv4 subnet (CIDR); a free 10.89.x.0/24 when not given.
+        /// Subnet (CIDR): IPv4 (a free 10.89.x.0/24 when not given), and an
+        /// IPv6 one with --ipv6 (a free fd89:0:0:x::/64 when not given).
         #[arg(long)]
-        subnet: Option<String>,
+        subnet: Vec<String>,
+        /// Gateway address (per subnet); the first host address by default.
         #[arg(long)]
-        gateway: Option<String>,
+        gateway: Vec<String>,
+        /// Dual stack: IPv6 addresses too.
+        #[arg(long)]
+        ipv6: bool,
         /// No outbound traffic (no masquerade).
         #[arg(long)]
         internal: bool,
@@ -257,6 +262,25 @@ enum NetworkCmd {
     },
     /// Remove every network no container uses (but the default one).
     Prune {
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Connect a running container to one more network (eth1, eth2, ...).
+    Connect {
+        network: String,
+        container: String,
+        /// Its IPv4 address there.
+        #[arg(long)]
+        ip: Option<String>,
+        /// More names it has there.
+        #[arg(long)]
+        alias: Vec<String>,
+    },
+    /// Disconnect a container from a network it was connected to.
+    Disconnect {
+        network: String,
+        container: String,
+        /// Accepted for docker compatibility.
         #[arg(short, long)]
         force: bool,
     },
@@ -477,6 +501,7 @@ fn network_cmd(store: &Store, cmd: NetworkCmd) -> Result<i32> {
             name,
             subnet,
             gateway,
+            ipv6,
             internal,
             opt,
         } => {
@@ -493,12 +518,28 @@ fn network_cmd(store: &Store, cmd: NetworkCmd) -> Result<i32> {
                     }
                 }
             }
+            // IPv4 and IPv6 values of --subnet/--gateway, told apart by form.
+            let split = |v: Vec<String>, what: &str| -> Result<(Option<String>, Option<String>)> {
+                let (six, four): (Vec<String>, Vec<String>) =
+                    v.into_iter().partition(|s| s.contains(':'));
+                if four.len() > 1 || six.len() > 1 {
+                    return Err(Error::Usage(format!(
+                        "network create {name}: at most one IPv4 and one IPv6 --{what}"
+                    )));
+                }
+                Ok((four.into_iter().next(), six.into_iter().next()))
+            };
+            let (subnet, subnet6) = split(subnet, "subnet")?;
+            let (gateway, gateway6) = split(gateway, "gateway")?;
             let req = network::CreateRequest {
                 name,
                 subnet,
                 gateway,
                 bridge,
                 internal,
+                ipv6,
+                subnet6,
+                gateway6,
             };
             println!("{}", network::create(store, &req)?.name);
         }
@@ -543,6 +584,17 @@ fn network_cmd(store: &Store, cmd: NetworkCmd) -> Result<i32> {
             }
         }
         NetworkCmd::Hook => network::attach::hook(store)?,
+        NetworkCmd::Connect {
+            network,
+            container,
+            ip,
+            alias,
+        } => network::attach::connect(store, &network, &container, ip.as_deref(), &alias)?,
+        NetworkCmd::Disconnect {
+            network,
+            container,
+            force: _,
+        } => network::attach::disconnect(store, &network, &container)?,
         NetworkCmd::Prune { force: _ } => {
             for n in network::prune(store)? {
                 println!("{n}");

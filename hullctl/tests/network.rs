@@ -246,17 +246,21 @@ fn two_containers_ping_each_other_by_ip_and_name() {
     // Each reaches the host on the gateway address.
     ctl.ok(&["exec", "pa", "ping", "-c1", "-W2", &gw]);
     ctl.ok(&["exec", "pb", "ping", "-c1", "-W2", &gw]);
-    // Names and aliases of both, in both: /etc/hosts is kept current.
+    // The container's own name and alias in its /etc/hosts; the others'
+    // come from DNS (tests/network_names.rs), or, on a host without
+    // aardvark-dns, from /etc/hosts kept current.
     let hosts = ctl.ok(&["exec", "pa", "cat", "/etc/hosts"]);
     assert!(
         hosts.contains(&format!("{a}\tpa ")) && hosts.contains("pa-alias"),
         "{hosts}"
     );
-    assert!(
-        hosts.contains(&format!("{b}\tpb ")) && hosts.contains("pb-alias"),
-        "{hosts}"
-    );
-    assert_eq!(hosts, ctl.ok(&["exec", "pb", "cat", "/etc/hosts"]));
+    if !std::path::Path::new("/usr/lib/podman/aardvark-dns").exists() {
+        assert!(
+            hosts.contains(&format!("{b}\tpb ")) && hosts.contains("pb-alias"),
+            "{hosts}"
+        );
+        assert_eq!(hosts, ctl.ok(&["exec", "pb", "cat", "/etc/hosts"]));
+    }
     if forwarding_blocked() {
         // docker's iptables FORWARD policy DROP also drops bridged
         // traffic (br_netfilter); opening it means editing docker's

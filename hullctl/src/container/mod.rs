@@ -487,6 +487,7 @@ pub fn run_attached(store: &Store, rec: &ContainerRecord) -> Result<i32> {
         remove_soon(store, rec)?;
     } else {
         crate::store::write_replace(&paths.exit(), code.to_string().as_bytes(), false)?;
+        crate::network::attach::stopped(store, &rec.name)?;
     }
     Ok(code)
 }

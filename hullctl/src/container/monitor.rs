@@ -101,6 +101,11 @@ fn monitor(
         let _ = c.kill(sig, false);
     };
     let code = hull::container::run::wait_for(c.state.pid, &forward, &sfd, None);
+    // Names out of DNS before the exit code is there: `stop` returns once
+    // it is.
+    if !rec.auto_remove {
+        let _ = crate::network::attach::stopped(store, &rec.name);
+    }
     let _ = crate::store::write_replace(
         &Paths::new(store, &rec.name).exit(),
         code.to_string().as_bytes(),

@@ -5,14 +5,14 @@
 //! route, then the /etc/hosts of every container on the network.
 
 use std::io::{Read, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::nft::{self, Publish};
-use super::{ipam, link, Network};
+use super::{dns, ipam, link, nft6, Network};
 use crate::error::{Error, IoContext, Result};
 use crate::store::Store;
 
@@ -41,6 +41,59 @@ pub struct Settings {
     pub hostname: String,
     #[serde(default)]
     pub ports: Vec<Publish>,
+    /// Networks joined by `network connect` while running (eth1, ...).
+    #[serde(default)]
+    pub connected: Vec<Connected>,
+}
+
+/// A network connected to a running container after its start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Connected {
+    pub network: String,
+    /// The container's interface for it (eth1, eth2, ...).
+    pub ifname: String,
+    pub ip: Option<Ipv4Addr>,
+    pub aliases: Vec<String>,
+}
+
+impl Settings {
+    /// The container's --network-alias names on `network`.
+    pub fn aliases_on(&self, network: &str) -> Vec<String> {
+        if network == self.network {
+            return self.aliases.clone();
+        }
+        self.connected
+            .iter()
+            .find(|c| c.network == network)
+            .map(|c| c.aliases.clone())
+            .unwrap_or_default()
+    }
+    /// Every network the container is on, with its interface there.
+    pub fn networks(&self) -> Vec<(String, String)> {
+        std::iter::once((self.network.clone(), "eth0".to_string()))
+            .chain(
+                self.connected
+                    .iter()
+                    .map(|c| (c.network.clone(), c.ifname.clone())),
+            )
+            .collect()
+    }
+}
+
+/// Names (aliases, hostnames) go into DNS config lines and /etc/hosts:
+/// letters, digits, '-', '_', '.'.
+fn check_name(container: &str, what: &str, n: &str) -> Result<()> {
+    let ok = !n.is_empty()
+        && n.len() <= 253
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "container {container}: {what} {n:?}: letters, digits, '-', '_', '.' only"
+        )))
+    }
 }
 
 fn dir(store: &Store, name: &str) -> PathBuf {
@@ -66,6 +119,10 @@ pub fn prepare(
     o: &NetOptions,
     config: &mut Value,
 ) -> Result<Option<Settings>> {
+    // The hostname lands in /etc/hosts and /etc/hostname.
+    if let Some(h) = config["hostname"].as_str() {
+        check_name(name, "--hostname", h)?;
+    }
     if let Some(other) = mode.strip_prefix("container:") {
         join_container(store, name, other, config)?;
         return Ok(None);
@@ -102,6 +159,9 @@ pub fn prepare(
         d.parse::<std::net::IpAddr>()
             .map_err(|e| bad(format!("--dns {d:?}: {e}")))?;
     }
+    for a in &o.aliases {
+        check_name(name, "--network-alias", a)?;
+    }
     let ports = publish(store, name, o)?;
     let hostname = config["hostname"].as_str().unwrap_or(name).to_string();
     let exe = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
@@ -124,6 +184,7 @@ pub fn prepare(
         dns: o.dns.clone(),
         hostname,
         ports,
+        connected: Vec::new(),
     }))
 }
 
@@ -261,21 +322,34 @@ pub fn write_files(store: &Store, name: &str, s: &Settings) -> Result<()> {
     let p = d.join("hostname");
     std::fs::write(&p, format!("{}\n", s.hostname)).at(&p)?;
     let p = d.join("resolv.conf");
-    std::fs::write(&p, resolv_conf(&s.dns)).at(&p)?;
+    let served = super::load(store, &s.network)
+        .ok()
+        .filter(|_| dns::available());
+    std::fs::write(&p, resolv_conf(&s.dns, served.as_ref())).at(&p)?;
     let p = d.join("hosts");
     std::fs::write(&p, "127.0.0.1\tlocalhost\n").at(&p)
 }
 
-/// The host's nameservers (loopback ones cannot be reached from the
-/// container), or --dns.
-fn resolv_conf(dns: &[String]) -> String {
+/// --dns if given; else the network's gateway when aardvark-dns serves
+/// names there (it forwards other names to the host's nameservers), else
+/// the host's nameservers (loopback ones cannot be reached from the
+/// container). The host's search and options lines are kept.
+fn resolv_conf(dns: &[String], served: Option<&Network>) -> String {
     let mut out = String::new();
     if dns.is_empty() {
+        if let Some(net) = served {
+            out.push_str(&format!("nameserver {}\n", net.gateway));
+            if let Some(g) = net.gateway6 {
+                out.push_str(&format!("nameserver {g}\n"));
+            }
+        }
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         for l in host.lines() {
             let mut f = l.split_whitespace();
             match (f.next(), f.next()) {
-                (Some("nameserver"), Some(a)) if !a.starts_with("127.") && a != "::1" => {
+                (Some("nameserver"), Some(a))
+                    if served.is_none() && !a.starts_with("127.") && a != "::1" =>
+                {
                     out.push_str(&format!("nameserver {a}\n"))
                 }
                 (Some("search" | "options"), _) => out.push_str(&format!("{l}\n")),
@@ -314,54 +388,274 @@ pub fn hook(store: &Store) -> Result<()> {
         .ok_or_else(|| Error::not_found("network settings of container", &name))?;
     let rec = crate::container::record::find(store, &name)?;
     let net = super::load(store, &s.network)?;
-    let ip = ipam::allocate(store, &net, &name, s.ip)?;
+    note_init(store, &name, pid)?;
+    join(store, &rec, pid, &net, "eth0", s.ip, &s.ports)?;
+    refresh_hosts(store, &net)?;
+    if let Err(e) = dns::sync(store, Some(&name)) {
+        let _ = teardown(store, &name, &rec.id);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The start time of process `pid` (field 22 of /proc/PID/stat): with
+/// the pid, it names one process even across pid reuse.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(") ")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    if matches!(f.first(), Some(&"Z") | Some(&"X")) {
+        return None;
+    }
+    f.get(19)?.parse().ok()
+}
+
+fn init_path(store: &Store, name: &str) -> PathBuf {
+    dir(store, name).join("network.init")
+}
+
+/// Note the init the hook set up ("PID STARTTIME"), for [`noted_init_alive`].
+fn note_init(store: &Store, name: &str, pid: i32) -> Result<()> {
+    let st = start_time(pid).unwrap_or(0);
+    crate::store::write_replace(
+        &init_path(store, name),
+        format!("{pid} {st}").as_bytes(),
+        false,
+    )
+}
+
+/// Whether the init noted by the container's last setup still lives.
+pub fn noted_init_alive(store: &Store, name: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(init_path(store, name)) else {
+        return false;
+    };
+    let mut f = text
+        .split_whitespace()
+        .filter_map(|x| x.parse::<u64>().ok());
+    match (f.next(), f.next()) {
+        (Some(pid), Some(st)) => i32::try_from(pid)
+            .ok()
+            .and_then(start_time)
+            .is_some_and(|s| s == st),
+        _ => false,
+    }
+}
+
+/// The tag of a container's IPv6 rules for its interface `ifname`.
+fn tag6(store: &Store, name: &str, ifname: &str) -> String {
+    let t = rule_tag(store, name);
+    if ifname == "eth0" {
+        t
+    } else {
+        format!("{t}#{ifname}")
+    }
+}
+
+/// Connect the running container (init `pid`) to `net` as `ifname`:
+/// leases, veth, addresses, nftables rules. A failure undoes all of it.
+fn join(
+    store: &Store,
+    rec: &crate::container::record::ContainerRecord,
+    pid: i32,
+    net: &Network,
+    ifname: &str,
+    want: Option<Ipv4Addr>,
+    ports: &[Publish],
+) -> Result<()> {
+    let name = &rec.name;
+    let leased = (|| -> Result<(Ipv4Addr, Option<Ipv6Addr>)> {
+        let ip = ipam::allocate(store, net, name, want)?;
+        let ip6 = match (net.subnet6, net.gateway6) {
+            (Some(s), Some(g)) => Some(ipam::allocate6(store, net, &s, g, name, None)?),
+            _ => None,
+        };
+        Ok((ip, ip6))
+    })();
+    let (ip, ip6) = match leased {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = ipam::release(store, &net.name, name);
+            return Err(e);
+        }
+    };
+    let tag = rule_tag(store, name);
     let attached = (|| {
         // One setup at a time: the bridge and the network's masquerade
         // rule are made by whoever comes first.
         let _l = super::lock(store)?;
         // Repair after a crash: rules of containers that are gone.
         nft::remove_stale(|t| !t.starts_with('/') || std::path::Path::new(t).is_dir())?;
-        link::attach(&net, &rec.id, pid, ip)?;
-        if !s.ports.is_empty() {
+        nft6::remove_where(|t| {
+            let dir = t.split('#').next().unwrap_or(t);
+            dir.starts_with('/') && !std::path::Path::new(dir).is_dir()
+        })?;
+        link::attach(net, &rec.id, pid, ip, ip6, ifname)?;
+        if !ports.is_empty() {
             nft::route_localnet(&net.bridge)?;
         }
-        nft::add(&net, &rule_tag(store, &name), ip, &s.ports)
+        nft::add(net, &tag, ip, ports)?;
+        if let Some(ip6) = ip6 {
+            nft6::add(net, &tag6(store, name, ifname), ip6)?;
+        }
+        Ok(())
     })();
     if let Err(e) = attached {
-        link::detach(&rec.id);
-        let _ = nft::remove(&rule_tag(store, &name));
-        let _ = ipam::release(store, &net.name, &name);
+        link::detach_on(&rec.id, ifname);
+        if ifname == "eth0" {
+            let _ = nft::remove(&tag);
+        }
+        let _ = nft6::remove(&tag6(store, name, ifname));
+        let _ = ipam::release(store, &net.name, name);
         return Err(e);
     }
-    refresh_hosts(store, &net)
+    Ok(())
 }
 
-/// Rewrite /etc/hosts of every container on `net` (in place): each sees
-/// every other by name and alias, including ones started later.
+/// The pid of a running container's init.
+fn running_pid(store: &Store, name: &str) -> Option<i32> {
+    hull::Container::load(&crate::container::hull_store(store), name)
+        .ok()
+        .filter(|c| matches!(c.status(), hull::Status::Running | hull::Status::Paused))
+        .map(|c| c.state.pid)
+}
+
+/// `network connect NET CONTAINER`: a running container joins one more
+/// network as eth1, eth2, ... (with its leases, rules and DNS names).
+pub fn connect(
+    store: &Store,
+    network: &str,
+    container: &str,
+    ip: Option<&str>,
+    aliases: &[String],
+) -> Result<()> {
+    let rec = crate::container::record::find(store, container)?;
+    let name = rec.name.clone();
+    let bad = |m: String| Error::Usage(format!("network connect {network} {name}: {m}"));
+    let mut s = load_settings(store, &name).ok_or_else(|| {
+        bad("the container has no network of hullctl's (--network none, host or container:)".into())
+    })?;
+    let pid =
+        running_pid(store, &name).ok_or_else(|| bad("the container is not running".into()))?;
+    let net = super::get_or_default(store, network)?;
+    if s.networks().iter().any(|(n, _)| *n == net.name) {
+        return Err(bad("already connected".into()));
+    }
+    for a in aliases {
+        check_name(&name, "--alias", a)?;
+    }
+    let want = match ip {
+        Some(t) => Some(
+            t.parse::<Ipv4Addr>()
+                .map_err(|e| bad(format!("--ip {t:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    let used: Vec<String> = s.networks().into_iter().map(|(_, i)| i).collect();
+    let ifname = (1..)
+        .map(|i| format!("eth{i}"))
+        .find(|i| !used.contains(i))
+        .unwrap_or_else(|| "eth1".into());
+    let before = s.clone();
+    s.connected.push(Connected {
+        network: net.name.clone(),
+        ifname: ifname.clone(),
+        ip: want,
+        aliases: aliases.to_vec(),
+    });
+    save_settings(store, &name, &s)?;
+    let joined = join(store, &rec, pid, &net, &ifname, want, &[])
+        .and_then(|()| refresh_hosts(store, &net))
+        .and_then(|()| dns::sync(store, None));
+    if let Err(e) = joined {
+        link::detach_on(&rec.id, &ifname);
+        let _ = nft6::remove(&tag6(store, &name, &ifname));
+        let _ = ipam::release(store, &net.name, &name);
+        let _ = save_settings(store, &name, &before);
+        let _ = dns::sync(store, None);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// `network disconnect NET CONTAINER`: undo a `network connect`.
+pub fn disconnect(store: &Store, network: &str, container: &str) -> Result<()> {
+    let rec = crate::container::record::find(store, container)?;
+    let name = rec.name.clone();
+    let bad = |m: String| Error::Usage(format!("network disconnect {network} {name}: {m}"));
+    let mut s = load_settings(store, &name)
+        .ok_or_else(|| bad("the container is on no network of hullctl's".into()))?;
+    if s.network == network {
+        return Err(bad(
+            "that is the network the container was started on (rm the container instead)".into(),
+        ));
+    }
+    let Some(pos) = s.connected.iter().position(|c| c.network == network) else {
+        return Err(bad("not connected".into()));
+    };
+    let c = s.connected.remove(pos);
+    link::detach_on(&rec.id, &c.ifname);
+    nft6::remove(&tag6(store, &name, &c.ifname))?;
+    ipam::release(store, &c.network, &name)?;
+    save_settings(store, &name, &s)?;
+    if let Ok(net) = super::load(store, &c.network) {
+        refresh_hosts(store, &net)?;
+    }
+    dns::sync(store, None)
+}
+
+fn save_settings(store: &Store, name: &str, s: &Settings) -> Result<()> {
+    let data = serde_json::to_vec_pretty(s).map_err(|e| Error::json("network.json", e))?;
+    crate::store::write_replace(&settings_path(store, name), &data, false)
+}
+
+/// The container stopped: its names leave DNS (its lease stays until rm,
+/// so a restart gets the same address).
+pub fn stopped(store: &Store, name: &str) -> Result<()> {
+    if load_settings(store, name).is_none() {
+        return Ok(()); // on no network of ours: nothing to do
+    }
+    dns::sync(store, None)
+}
+
+/// Rewrite /etc/hosts of every container on `net` (in place: it is
+/// bind-mounted). With aardvark-dns serving names, each lists itself
+/// only (as docker's do: names of others come from DNS, current at every
+/// query); without, each lists every container of the network.
 pub fn refresh_hosts(store: &Store, net: &Network) -> Result<()> {
     let leases = ipam::leases(store, &net.name)?;
-    let mut entries = String::new();
-    for (ip, c) in &leases {
+    let line = |ip: &Ipv4Addr, c: &String| {
         let mut names = vec![c.clone()];
         if let Some(s) = load_settings(store, c) {
             if s.hostname != *c {
                 names.push(s.hostname.clone());
             }
-            names.extend(s.aliases);
+            names.extend(s.aliases_on(&net.name));
         }
-        entries.push_str(&format!("{ip}\t{}\n", names.join(" ")));
-    }
-    for c in leases.values() {
+        format!("{ip}\t{}\n", names.join(" "))
+    };
+    let by_dns = dns::available();
+    let entries: String = leases.iter().map(|(ip, c)| line(ip, c)).collect();
+    for (ip, c) in &leases {
         let Some(s) = load_settings(store, c) else {
             continue;
         };
+        if s.network != net.name {
+            continue; // its hosts file is its first network's
+        }
         let mut text =
             String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
         for (h, a) in &s.add_hosts {
             text.push_str(&format!("{a}\t{h}\n"));
         }
-        text.push_str(&entries);
+        if by_dns {
+            text.push_str(&line(ip, c));
+        } else {
+            text.push_str(&entries);
+        }
         let p = dir(store, c).join("hosts");
+        if std::fs::read_to_string(&p).is_ok_and(|old| old == text) {
+            continue; // unchanged (with DNS, the others' always are)
+        }
         // Truncate and write the same inode: the container bind-mounts it.
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .write(true)
@@ -374,19 +668,31 @@ pub fn refresh_hosts(store: &Store, net: &Network) -> Result<()> {
     Ok(())
 }
 
-/// On removal: the lease, the host veth (if the namespace outlived us),
-/// and the other containers' /etc/hosts.
+/// On removal: the leases, the host veths (if the namespace outlived
+/// us), the rules, the DNS names and the other containers' /etc/hosts.
 pub fn teardown(store: &Store, name: &str, id: &str) -> Result<()> {
     let s = load_settings(store, name);
-    link::detach(id);
+    let nets = s.as_ref().map(Settings::networks).unwrap_or_default();
+    for (_, ifname) in &nets {
+        link::detach_on(id, ifname);
+    }
+    if s.is_none() {
+        link::detach(id);
+    }
     if s.is_some() {
-        nft::remove(&rule_tag(store, name))?;
+        let tag = rule_tag(store, name);
+        nft::remove(&tag)?;
+        let prefix = format!("{tag}#");
+        nft6::remove_where(|t| t == tag || t.starts_with(&prefix))?;
     }
     super::release_all(store, name)?;
-    if let Some(s) = s {
-        if let Ok(net) = super::load(store, &s.network) {
+    for (n, _) in &nets {
+        if let Ok(net) = super::load(store, n) {
             refresh_hosts(store, &net)?;
         }
+    }
+    if s.is_some() {
+        dns::sync(store, None)?;
     }
     Ok(())
 }

@@ -5,16 +5,18 @@
 //! for a change.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::{lock, Network};
 use crate::error::{Error, Result};
 use crate::store::{write_atomic, Store};
 
 pub type Leases = BTreeMap<Ipv4Addr, String>;
+/// The IPv6 leases of a dual-stack network (networks/<name>.leases6).
+pub type Leases6 = BTreeMap<Ipv6Addr, String>;
 
 pub fn leases_path(store: &Store, network: &str) -> PathBuf {
     super::dir(store).join(format!("{network}.leases"))
@@ -106,7 +108,7 @@ pub fn allocate(
     Ok(ip)
 }
 
-/// Give back `container`'s lease on `network` (if any).
+/// Give back `container`'s leases on `network` (if any).
 pub fn release(store: &Store, network: &str, container: &str) -> Result<()> {
     let _l = lock(store)?;
     let mut l = leases(store, network)?;
@@ -115,7 +117,101 @@ pub fn release(store: &Store, network: &str, container: &str) -> Result<()> {
     if l.len() != n {
         save(store, network, &l)?;
     }
+    let mut l6 = leases6(store, network)?;
+    let n = l6.len();
+    l6.retain(|_, c| c != container);
+    if l6.len() != n {
+        save6(store, network, &l6)?;
+    }
     Ok(())
+}
+
+pub fn leases6_path(store: &Store, network: &str) -> PathBuf {
+    super::dir(store).join(format!("{network}.leases6"))
+}
+
+pub fn leases6(store: &Store, network: &str) -> Result<Leases6> {
+    let p = leases6_path(store, network);
+    match std::fs::read(&p) {
+        Ok(d) => serde_json::from_slice(&d).map_err(|e| Error::json(p.display().to_string(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Leases6::new()),
+        Err(e) => Err(Error::io(&p, e)),
+    }
+}
+
+fn save6(store: &Store, network: &str, l: &Leases6) -> Result<()> {
+    let data = serde_json::to_vec_pretty(l).map_err(|e| Error::json(network, e))?;
+    write_atomic(&leases6_path(store, network), &data)
+}
+
+/// A host address of an IPv6 subnet (not its subnet-router anycast
+/// address, the all-zero host part).
+pub fn usable6(net: &Ipv6Net, ip: Ipv6Addr) -> bool {
+    net.contains(&ip) && ip != net.network()
+}
+
+pub fn first_host6(net: &Ipv6Net) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(net.network()) + 1)
+}
+
+/// The IPv6 twin of [`allocate`] on a dual-stack network: `want`, else
+/// the lowest free address; stale leases reclaimed the same way.
+pub fn allocate6(
+    store: &Store,
+    net: &Network,
+    subnet: &Ipv6Net,
+    gateway: Ipv6Addr,
+    container: &str,
+    want: Option<Ipv6Addr>,
+) -> Result<Ipv6Addr> {
+    let _l = lock(store)?;
+    let all = leases6(store, &net.name)?;
+    let mut l: Leases6 = all
+        .iter()
+        .filter(|(_, c)| container_exists(store, c))
+        .map(|(ip, c)| (*ip, c.clone()))
+        .collect();
+    if let Some((ip, _)) = l.iter().find(|(_, c)| *c == container) {
+        let ip = *ip;
+        if l.len() != all.len() {
+            save6(store, &net.name, &l)?;
+        }
+        return Ok(ip);
+    }
+    let err = |msg: String| {
+        Error::Usage(format!(
+            "network {}: container {container}: {msg}",
+            net.name
+        ))
+    };
+    let ip = match want {
+        Some(ip) => {
+            if !usable6(subnet, ip) || ip == gateway {
+                return Err(err(format!(
+                    "--ip6 {ip} is not a free host address of {subnet}"
+                )));
+            }
+            if let Some(c) = l.get(&ip) {
+                return Err(err(format!(
+                    "--ip6 {ip} is already leased to container {c}"
+                )));
+            }
+            ip
+        }
+        None => {
+            let base = u128::from(subnet.network());
+            let size = 1u128
+                .checked_shl(128 - u32::from(subnet.prefix_len()))
+                .unwrap_or(u128::MAX);
+            (1..size.min(1 << 20))
+                .map(|i| Ipv6Addr::from(base + i))
+                .find(|ip| *ip != gateway && !l.contains_key(ip))
+                .ok_or_else(|| err(format!("no free address left in {subnet}")))?
+        }
+    };
+    l.insert(ip, container.to_string());
+    save6(store, &net.name, &l)?;
+    Ok(ip)
 }
 
 #[cfg(test)]

@@ -12,17 +12,19 @@
 //! made when a container first joins it (issue 18, step 2).
 
 pub mod attach;
+pub mod dns;
 pub mod ipam;
 pub mod link;
 pub mod nft;
+pub mod nft6;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
@@ -41,6 +43,11 @@ pub struct Network {
     /// No masquerade, no route out: containers reach only each other.
     pub internal: bool,
     pub created: String,
+    /// Dual stack (`--ipv6`): the IPv6 subnet and gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// What `network create` was asked for.
@@ -51,6 +58,10 @@ pub struct CreateRequest {
     pub gateway: Option<String>,
     pub bridge: Option<String>,
     pub internal: bool,
+    /// `--ipv6`: dual stack, on `subnet6` (a free fd89:…::/64 if None).
+    pub ipv6: bool,
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
 }
 
 /// The networks lock, held while alive.
@@ -254,6 +265,7 @@ fn create_locked(store: &Store, req: &CreateRequest) -> Result<Network> {
         }
         None => ipam::first_host(&subnet),
     };
+    let (subnet6, gateway6) = ipv6_config(req, &existing)?;
     let net = Network {
         name: name.clone(),
         subnet,
@@ -261,9 +273,78 @@ fn create_locked(store: &Store, req: &CreateRequest) -> Result<Network> {
         bridge,
         internal: req.internal,
         created: hull::timefmt::now(true),
+        subnet6,
+        gateway6,
     };
     save(store, &net)?;
     Ok(net)
+}
+
+/// The IPv6 half of `network create --ipv6 [--subnet CIDR6] [--gateway IP6]`.
+fn ipv6_config(
+    req: &CreateRequest,
+    existing: &[Network],
+) -> Result<(Option<Ipv6Net>, Option<Ipv6Addr>)> {
+    let name = &req.name;
+    if !req.ipv6 {
+        if let Some(s) = req.subnet6.as_ref().or(req.gateway6.as_ref()) {
+            return Err(usage(name, format!("{s} is IPv6: add --ipv6")));
+        }
+        return Ok((None, None));
+    }
+    let taken: Vec<Ipv6Net> = existing.iter().filter_map(|n| n.subnet6).collect();
+    let overlaps6 = |a: &Ipv6Net, b: &Ipv6Net| a.contains(&b.network()) || b.contains(&a.network());
+    let subnet = match &req.subnet6 {
+        Some(s) => {
+            let net: Ipv6Net = s
+                .parse()
+                .map_err(|e| usage(name, format!("invalid IPv6 subnet {s:?}: {e}")))?;
+            if net.prefix_len() > 120 {
+                return Err(usage(
+                    name,
+                    format!("IPv6 subnet {s} is too small (at most /120)"),
+                ));
+            }
+            let net = net.trunc();
+            let a = net.addr();
+            if a.is_loopback() || a.is_multicast() || a.is_unspecified() {
+                return Err(usage(
+                    name,
+                    format!("IPv6 subnet {net} is a reserved range"),
+                ));
+            }
+            net
+        }
+        None => (0u16..=0xffff)
+            .filter_map(|i| format!("fd89:0:0:{i:x}::/64").parse::<Ipv6Net>().ok())
+            .find(|s| !taken.iter().any(|t| overlaps6(s, t)))
+            .ok_or_else(|| usage(name, "no free IPv6 subnet in fd89::/48"))?,
+    };
+    if let Some(o) = existing
+        .iter()
+        .find(|n| n.subnet6.is_some_and(|t| overlaps6(&t, &subnet)))
+    {
+        return Err(usage(
+            name,
+            format!("IPv6 subnet {subnet} overlaps network {}", o.name),
+        ));
+    }
+    let gateway = match &req.gateway6 {
+        Some(g) => {
+            let ip: Ipv6Addr = g
+                .parse()
+                .map_err(|e| usage(name, format!("invalid IPv6 gateway {g:?}: {e}")))?;
+            if !ipam::usable6(&subnet, ip) {
+                return Err(usage(
+                    name,
+                    format!("gateway {ip} is not a host address of {subnet}"),
+                ));
+            }
+            ip
+        }
+        None => ipam::first_host6(&subnet),
+    };
+    Ok((Some(subnet), Some(gateway)))
 }
 
 /// `hull0` for the default network, `hull-<name>` (cut to 15 bytes, made
@@ -320,17 +401,26 @@ pub fn remove(store: &Store, name: &str) -> Result<()> {
             format!("in use by container(s) {}", users.join(", ")),
         ));
     }
-    remove_locked(store, name)
+    remove_locked(store, name)?;
+    drop(_l);
+    // The server stops serving the gone network's gateway.
+    dns::sync(store, None)
 }
 
 fn remove_locked(store: &Store, name: &str) -> Result<()> {
     let net = load(store, name)?;
     link::delete_bridge(&net)?;
     nft::remove(&nft::net_tag(&net))?;
-    let lp = ipam::leases_path(store, name);
-    if let Err(e) = std::fs::remove_file(&lp) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            return Err(Error::io(&lp, e));
+    nft6::remove(&nft::net_tag(&net))?;
+    for lp in [
+        ipam::leases_path(store, name),
+        ipam::leases6_path(store, name),
+        dns::config_dir(store).join(name),
+    ] {
+        if let Err(e) = std::fs::remove_file(&lp) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(Error::io(&lp, e));
+            }
         }
     }
     let p = record_path(store, name);
@@ -347,27 +437,44 @@ pub fn prune(store: &Store) -> Result<Vec<String>> {
             out.push(n.name);
         }
     }
+    drop(_l);
+    if !out.is_empty() {
+        dns::sync(store, None)?;
+    }
     Ok(out)
 }
 
 /// `network inspect`, docker's shape.
 pub fn inspect(store: &Store, net: &Network) -> Result<serde_json::Value> {
     let leases = ipam::leases(store, &net.name)?;
+    let leases6 = ipam::leases6(store, &net.name)?;
     let containers: BTreeMap<String, serde_json::Value> = leases
         .iter()
         .map(|(ip, c)| {
+            let v6 = match (leases6.iter().find(|(_, o)| *o == c), net.subnet6) {
+                (Some((a, _)), Some(s)) => format!("{a}/{}", s.prefix_len()),
+                _ => String::new(),
+            };
             (
                 c.clone(),
-                serde_json::json!({"Name": c, "IPv4Address": format!("{ip}/{}", net.subnet.prefix_len())}),
+                serde_json::json!({"Name": c, "IPv4Address": format!("{ip}/{}", net.subnet.prefix_len()),
+                    "IPv6Address": v6}),
             )
         })
         .collect();
+    let mut config = vec![
+        serde_json::json!({"Subnet": net.subnet.to_string(), "Gateway": net.gateway.to_string()}),
+    ];
+    if let (Some(s), Some(g)) = (net.subnet6, net.gateway6) {
+        config.push(serde_json::json!({"Subnet": s.to_string(), "Gateway": g.to_string()}));
+    }
     Ok(serde_json::json!({
         "Name": net.name,
         "Driver": "bridge",
         "Created": net.created,
         "Internal": net.internal,
-        "IPAM": {"Driver": "default", "Config": [{"Subnet": net.subnet.to_string(), "Gateway": net.gateway.to_string()}]},
+        "EnableIPv6": net.subnet6.is_some(),
+        "IPAM": {"Driver": "default", "Config": config},
         "Options": {"com.docker.network.bridge.name": net.bridge},
         "Containers": containers,
     }))

@@ -38,7 +38,7 @@ fn nft_path() -> &'static str {
         .unwrap_or("nft")
 }
 
-fn nft(cmds: Vec<Value>, what: &str) -> Result<String> {
+pub(super) fn nft(cmds: Vec<Value>, what: &str) -> Result<String> {
     let input = json!({"nftables": cmds}).to_string();
     let mut child = Command::new(nft_path())
         .args(["-j", "-f", "-"])
