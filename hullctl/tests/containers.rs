@@ -542,3 +542,92 @@ fn image_volumes_seeded_inside_the_rootfs() {
     ctl.ok(&["wait", "v"]);
     ctl.ok(&["rm", "v"]);
 }
+
+/// `logs` keeps the streams apart (docker's json-file records), `--tail`,
+/// `-t`, `-f` until the exit; `run -d -t` logs what the pty shows.
+#[test]
+fn logs_streams_tail_follow_and_detached_tty() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("logs", "logs:1", json!({"Cmd": ["sh"]}));
+    let script = "echo out1; echo err1 >&2; echo out2; printf partial";
+    ctl.ok(&["run", "-d", "--name", "two", "logs:1", "sh", "-c", script]);
+    assert_eq!(ctl.ok(&["wait", "two"]).trim(), "0");
+    let o = ctl.run(&["logs", "two"]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out1\nout2\npartial");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err1\n");
+    // (The order across the two pipes is as the monitor read them, as
+    // with docker; within a stream it is kept.)
+    let o = ctl.run(&["logs", "--tail", "1", "two"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "partial");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    let o = ctl.run(&["logs", "--tail", "0", "two"]);
+    assert!(o.stdout.is_empty() && o.stderr.is_empty());
+    let o = ctl.run(&["logs", "-t", "--tail", "1", "two"]);
+    let line = String::from_utf8_lossy(&o.stdout).to_string();
+    let (ts, rest) = line.split_once(' ').unwrap();
+    assert!(
+        ts.len() > 20 && ts.ends_with('Z') && ts.contains('T'),
+        "{line}"
+    );
+    assert_eq!(rest, "partial");
+    let e = ctl.fails(&["logs", "--tail", "x", "two"]);
+    assert!(e.contains("--tail"), "{e}");
+
+    // -f follows until the container exits.
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "logs:1",
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b >&2; sleep 1; echo c",
+    ]);
+    let start = Instant::now();
+    let o = ctl.run(&["logs", "-f", "slow"]);
+    assert!(
+        start.elapsed() >= Duration::from_millis(1500),
+        "-f returned early"
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "a\nc\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "b\n");
+
+    // run -d -t: the monitor holds the pty; everything is stdout (as docker).
+    ctl.ok(&[
+        "run",
+        "-dt",
+        "--name",
+        "tty",
+        "logs:1",
+        "sh",
+        "-c",
+        "tty; echo to-err >&2; exit 5",
+    ]);
+    assert_eq!(ctl.ok(&["wait", "tty"]).trim(), "5");
+    let o = ctl.run(&["logs", "tty"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "/dev/pts/0\r\nto-err\r\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    assert!(ctl.ok(&["ps", "-a"]).contains("Exited (5)"));
+    // A long-running -dt container answers exec and stops.
+    ctl.ok(&[
+        "run",
+        "-dt",
+        "--name",
+        "tty2",
+        "logs:1",
+        "sh",
+        "-c",
+        "echo up; sleep 100",
+    ]);
+    wait_for("tty2 log", || ctl.ok(&["logs", "tty2"]).contains("up"));
+    assert_eq!(ctl.ok(&["exec", "tty2", "echo", "hi"]), "hi\n");
+    ctl.ok(&["stop", "-t", "1", "tty2"]);
+    ctl.ok(&["rm", "two", "slow", "tty", "tty2"]);
+}

@@ -7,12 +7,15 @@
 //! store's run/ directory under the container's name.
 //!
 //! Detached containers are watched by a monitor: a process forked by
-//! `run -d`/`start` that starts a new session, points its stdout/stderr at
-//! the log file (which the container inherits: no copying), creates and
-//! starts the container as its child subreaper, tells the caller it runs,
-//! then waits for it and records the exit code (and removes it for `--rm`).
+//! `run -d`/`start` that starts a new session, creates and starts the
+//! container as its child subreaper with its stdout and stderr on two pipes
+//! (or a pty it keeps the master of, for `-t`), tells the caller it runs,
+//! then copies the output into a json-lines log (docker's json-file format:
+//! `logs` gives each stream back on its own fd) until the container exits,
+//! records the exit code (and removes it for `--rm`).
 
 pub mod layer;
+pub mod logfile;
 pub mod monitor;
 pub mod record;
 pub mod spec;
@@ -502,7 +505,8 @@ pub fn start_detached(store: &Store, rec: &ContainerRecord) -> Result<()> {
     clear_old_state(store, &rec.name)?;
     mount_rootfs(store, rec)?;
     let _ = std::fs::remove_file(Paths::new(store, &rec.name).exit());
-    monitor::spawn(store, rec, hull_opts(store, &rec.name))
+    let tty = bundle_config(store, &rec.name)?["process"]["terminal"] == json!(true);
+    monitor::spawn(store, rec, hull_opts(store, &rec.name), tty)
 }
 
 /// Signal the container's init (`sig` by name or number).
