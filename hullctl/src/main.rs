@@ -30,6 +30,23 @@ enum Cmd {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Keep credentials for a registry (docker's config.json:
+    /// $DOCKER_CONFIG, else ~/.docker); pull hands them to the registry's
+    /// token service or basic auth.
+    Login {
+        #[arg(short, long)]
+        username: String,
+        #[arg(short, long)]
+        password: Option<String>,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        server: String,
+    },
+    /// Forget a registry's credentials.
+    Logout {
+        server: String,
+    },
     /// Load images from a docker-save or OCI layout tarball.
     Load {
         #[arg(short, long)]
@@ -550,10 +567,48 @@ fn json_line(v: &Value) {
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    match cli.cmd {
+        Cmd::Login {
+            username,
+            password,
+            password_stdin,
+            server,
+        } => {
+            let password = match (password, password_stdin) {
+                (Some(p), false) => p,
+                (None, true) => {
+                    let mut p = String::new();
+                    std::io::stdin()
+                        .read_line(&mut p)
+                        .map_err(|e| Error::io("stdin", e))?;
+                    p.trim_end_matches(['\n', '\r']).to_string()
+                }
+                _ => {
+                    return Err(Error::Usage(
+                        "login: give exactly one of --password and --password-stdin".into(),
+                    ))
+                }
+            };
+            let path = image::pull::login(&server, &username, &password)?;
+            // Unlike docker, not checked against the registry here: the
+            // next pull does (a wrong password fails it, saying so).
+            println!("Credentials for {server} saved in {}", path.display());
+            return Ok(0);
+        }
+        Cmd::Logout { server } => {
+            if image::pull::logout(&server)? {
+                println!("Removing login credentials for {server}");
+            } else {
+                println!("Not logged in to {server}");
+            }
+            return Ok(0);
+        }
+        _ => {}
+    }
     let store = Store::open(&cli.root)?;
     let store = &store;
     match cli.cmd {
-        Cmd::Init { .. } => Ok(2),
+        Cmd::Init { .. } | Cmd::Login { .. } | Cmd::Logout { .. } => Ok(2),
         Cmd::Network { cmd } => network_cmd(store, cmd),
         Cmd::Pull { reference, quiet } => {
             let progress = !quiet && hullctl::sys::isatty(2);
