@@ -631,3 +631,110 @@ fn logs_streams_tail_follow_and_detached_tty() {
     ctl.ok(&["stop", "-t", "1", "tty2"]);
     ctl.ok(&["rm", "two", "slow", "tty", "tty2"]);
 }
+
+/// docker's default seccomp profile: `unshare` (needs no capability for a
+/// user namespace) is refused with EPERM even for root, as docker's
+/// default does without CAP_SYS_ADMIN; allowed with --cap-add SYS_ADMIN,
+/// --privileged, seccomp=unconfined. seccomp=FILE loads a profile (OCI
+/// or docker's format). exec runs under the same filter.
+#[test]
+fn default_seccomp_profile() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("seccomp", "sec:1", json!({"Cmd": ["sh"]}));
+    let unshare = ["sec:1", "unshare", "-U", "true"];
+    let run = |opts: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(opts);
+        a.extend_from_slice(&unshare);
+        ctl.run(&a)
+    };
+    let o = run(&[]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "unshare under the default profile"
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("Operation not permitted"), "{e}");
+    for opts in [
+        &["--security-opt", "seccomp=unconfined"][..],
+        &["--cap-add", "SYS_ADMIN"][..],
+        &["--privileged"][..],
+    ] {
+        let o = run(opts);
+        assert!(
+            o.status.success(),
+            "unshare with {opts:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // The filter is in the config (and off for --privileged).
+    ctl.ok(&["create", "--name", "f", "sec:1", "true"]);
+    let cfg: Value = serde_json::from_str(
+        &fs::read_to_string(ctl.root().join("containers/f/bundle/config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+    // exec: same filter.
+    ctl.ok(&["run", "-d", "--name", "d", "sec:1", "sleep", "100"]);
+    let o = ctl.run(&["exec", "d", "unshare", "-U", "true"]);
+    assert_eq!(o.status.code(), Some(1), "exec escapes the filter");
+    ctl.ok(&["rm", "-f", "d", "f"]);
+
+    // seccomp=FILE, OCI form: mkdir refused with EACCES.
+    let f = ctl.dir.path().join("oci.json");
+    fs::write(
+        &f,
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]})
+        .to_string(),
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", f.display());
+    let o = ctl.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "sec:1",
+        "mkdir",
+        "/x",
+    ]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("Permission denied"), "{e}");
+    // docker's format: a rule excluded for CAP_SYS_ADMIN holders.
+    fs::write(
+        &f,
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},
+                           {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}],
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                             "comment": "x", "excludes": {"caps": ["CAP_SYS_ADMIN"]}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let o = ctl.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "sec:1",
+        "mkdir",
+        "/x",
+    ]);
+    assert!(!o.status.success(), "docker-format rule not applied");
+    ctl.ok(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--security-opt",
+        &opt,
+        "sec:1",
+        "mkdir",
+        "/x",
+    ]);
+}
