@@ -433,7 +433,8 @@ fn top_stats_pause_unpause() {
     assert_eq!(v["MemLimit"], 64 << 20);
     assert_eq!(v["PIDs"], 1);
     ctl.ok(&["pause", "s"]);
-    assert!(ctl.ok(&["ps"]).contains("Up (Paused)"));
+    let ps = ctl.ok(&["ps"]);
+    assert!(ps.contains("Up ") && ps.contains(" (Paused)"), "{ps}");
     ctl.ok(&["unpause", "s"]);
     assert_eq!(ctl.ok(&["exec", "s", "echo", "ok"]), "ok\n");
     ctl.ok(&["rm", "-f", "s"]);

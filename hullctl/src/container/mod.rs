@@ -423,6 +423,7 @@ pub fn run_attached(store: &Store, rec: &ContainerRecord) -> Result<i32> {
     mount_rootfs(store, rec)?;
     let paths = Paths::new(store, &rec.name);
     let _ = std::fs::remove_file(paths.exit());
+    crate::store::write_replace(&paths.started(), b"", false)?;
     let code = hull::container::run::run(
         &hull_store(store),
         &hull_opts(store, &rec.name),
@@ -505,6 +506,7 @@ pub fn start_detached(store: &Store, rec: &ContainerRecord) -> Result<()> {
     clear_old_state(store, &rec.name)?;
     mount_rootfs(store, rec)?;
     let _ = std::fs::remove_file(Paths::new(store, &rec.name).exit());
+    crate::store::write_replace(&Paths::new(store, &rec.name).started(), b"", false)?;
     let tty = bundle_config(store, &rec.name)?["process"]["terminal"] == json!(true);
     monitor::spawn(store, rec, hull_opts(store, &rec.name), tty)
 }
@@ -607,16 +609,61 @@ pub fn pause(store: &Store, rec: &ContainerRecord, on: bool) -> Result<()> {
     if on { c.pause() } else { c.resume() }.map_err(|e| Error::hull(&rec.name, e))
 }
 
-/// docker's STATUS column.
+/// docker's STATUS column: "Up 3 seconds", "Up 2 minutes (Paused)",
+/// "Exited (0) 5 seconds ago", "Created".
 pub fn status_text(store: &Store, rec: &ContainerRecord) -> (String, bool) {
+    let paths = Paths::new(store, &rec.name);
+    let since = |p: std::path::PathBuf| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .map(human_duration)
+    };
+    let up = || match since(paths.started()) {
+        Some(d) => format!("Up {d}"),
+        None => "Up".to_string(),
+    };
     match status(store, &rec.name) {
-        Some(hull::Status::Running) => ("Up".into(), true),
-        Some(hull::Status::Paused) => ("Up (Paused)".into(), true),
+        Some(hull::Status::Running) => (up(), true),
+        Some(hull::Status::Paused) => (format!("{} (Paused)", up()), true),
         Some(hull::Status::Creating) | Some(hull::Status::Created) => ("Created".into(), false),
         Some(hull::Status::Stopped) | None => match record::exit_code(store, &rec.name) {
-            Some(c) => (format!("Exited ({c})"), false),
+            Some(c) => match since(paths.exit()) {
+                Some(d) => (format!("Exited ({c}) {d} ago"), false),
+                None => (format!("Exited ({c})"), false),
+            },
             None => ("Created".into(), false),
         },
+    }
+}
+
+/// A duration as docker says it (go-units' HumanDuration).
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (m, h) = (s / 60, s / 3600);
+    if d < Duration::from_secs(1) {
+        "Less than a second".into()
+    } else if s == 1 {
+        "1 second".into()
+    } else if s < 60 {
+        format!("{s} seconds")
+    } else if m == 1 {
+        "About a minute".into()
+    } else if m < 60 {
+        format!("{m} minutes")
+    } else if h == 1 {
+        "About an hour".into()
+    } else if h < 48 {
+        format!("{h} hours")
+    } else if h < 24 * 7 * 2 {
+        format!("{} days", h / 24)
+    } else if h < 24 * 30 * 2 {
+        format!("{} weeks", h / 24 / 7)
+    } else if h < 24 * 365 * 2 {
+        format!("{} months", h / 24 / 30)
+    } else {
+        format!("{} years", h / 24 / 365)
     }
 }
 
