@@ -1040,6 +1040,7 @@ fn logs(store: &Store, name: &str, follow: bool, tail: &str, timestamps: bool) -
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     let mut pending = Vec::new();
     let mut first = true;
+    let mut stopped_at = None;
     loop {
         if let Some(f) = f.as_mut() {
             f.read_to_end(&mut pending)
@@ -1069,12 +1070,21 @@ fn logs(store: &Store, name: &str, follow: bool, tail: &str, timestamps: bool) -
                 .map_err(|e| Error::io("output", e))?;
         }
         // Following ends once the container stopped and its monitor has
-        // written the last of the output (it records the exit code after).
-        let running = matches!(
-            container::status(store, &rec.name),
-            Some(hull::Status::Running) | Some(hull::Status::Paused)
-        );
-        if !follow || (!running && (paths.exit().exists() || !paths.dir.exists())) {
+        // written the last of the output (it records the exit code after,
+        // within seconds); at once for one that never ran.
+        let more = match container::status(store, &rec.name) {
+            Some(hull::Status::Running) | Some(hull::Status::Paused) => true,
+            Some(hull::Status::Stopped) => {
+                !paths.exit().exists()
+                    && paths.dir.exists()
+                    && stopped_at
+                        .get_or_insert_with(std::time::Instant::now)
+                        .elapsed()
+                        < Duration::from_secs(5)
+            }
+            _ => false,
+        };
+        if !follow || !more {
             return Ok(0);
         }
         if f.is_none() {

@@ -739,3 +739,17 @@ fn default_seccomp_profile() {
         "/x",
     ]);
 }
+
+/// `logs -f` of a container that never ran returns at once (as docker).
+#[test]
+fn logs_follow_of_a_created_container_returns() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("logs-created", "lc:1", json!({"Cmd": ["sh"]}));
+    ctl.ok(&["create", "--name", "c", "lc:1", "true"]);
+    let start = Instant::now();
+    assert_eq!(ctl.ok(&["logs", "-f", "c"]), "");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    ctl.ok(&["rm", "c"]);
+}

@@ -164,13 +164,16 @@ fn denied(e: Error, registry: &str, auth: &RegistryAuth) -> Error {
     let Error::Image(msg) = &e else {
         return e;
     };
+    // (Not a bare "401": a digest in a URL may contain it.)
     let refused = [
         "Not authorized",
-        "401",
-        "403",
+        "Unauthorized",
+        "unauthorized",
         "UNAUTHORIZED",
         "DENIED",
-        "unauthorized",
+        "Forbidden",
+        "status 401",
+        "status 403",
     ];
     if !refused.iter().any(|r| msg.contains(r)) {
         return e;
