@@ -2,7 +2,8 @@
 # hullctl against docker and podman, same run, same machine (as root):
 #   1. `run --rm IMAGE true` (the busybox rootfs as an image), RUNS runs
 #      each, interleaved: hullctl, docker (private dockerd), podman
-#      (private --root); all with --network none.
+#      (private --root); all with --network none. hullctl also with
+#      seccomp=unconfined (the cost of docker's default profile).
 #   2. pull + unpack of a ~100 MB image in 4 layers from a local registry
 #      (Debian's docker-registry on 127.0.0.1): hullctl pull (fresh store)
 #      vs skopeo copy + umoci unpack vs docker pull; PULLS rounds each.
@@ -70,6 +71,7 @@ echo "== run --rm bench:1 true, $RUNS runs each, interleaved (+2 warm-up)" >&2
 for i in $(seq $((RUNS + 2))); do
   sfx=$([ "$i" -le 2 ] && echo warm || echo t)
   timed "$work/run-hullctl.$sfx" "${H[@]}" run --rm bench:1 true
+  timed "$work/run-hullctl-unconfined.$sfx" "${H[@]}" run --rm --security-opt seccomp=unconfined bench:1 true
   [ ${#D[@]} -gt 0 ] && timed "$work/run-docker.$sfx" "${D[@]}" run --rm --network none bench:1 true
   [ ${#P[@]} -gt 0 ] && timed "$work/run-podman.$sfx" "${P[@]}" run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 bench:1 true
 done
@@ -129,6 +131,7 @@ m() { if [ -s "$1" ]; then median <"$1"; else echo n/a; fi; }
 printf '| %-46s | %10s | %10s | %10s |\n' "metric (median ms)" hullctl docker podman
 printf '|%s|%s|%s|%s|\n' "------------------------------------------------" "-----------:" "-----------:" "-----------:"
 printf '| %-46s | %10s | %10s | %10s |\n' "run --rm bench:1 true ($RUNS runs)" "$(m "$work/run-hullctl.t")" "$(m "$work/run-docker.t")" "$(m "$work/run-podman.t")"
+printf '| %-46s | %10s | %10s | %10s |\n' "  same, seccomp=unconfined" "$(m "$work/run-hullctl-unconfined.t")" "" ""
 printf '| %-46s | %10s | %10s | %10s |\n' "pull+unpack 100 MB/5 layers ($PULLS rounds)" "$(m "$work/pull-hullctl.t")" "$(m "$work/pull-docker.t")" "-"
 printf '| %-46s | %10s | %10s | %10s |\n' "  skopeo copy + umoci unpack" "$(m "$work/pull-skopeo-umoci.t")" "" ""
 if [ -s "$work/errors.log" ]; then echo "errors (first 5):" >&2; head -5 "$work/errors.log" >&2; fi

@@ -30,6 +30,23 @@ enum Cmd {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Keep credentials for a registry (docker's config.json:
+    /// $DOCKER_CONFIG, else ~/.docker); pull hands them to the registry's
+    /// token service or basic auth.
+    Login {
+        #[arg(short, long)]
+        username: String,
+        #[arg(short, long)]
+        password: Option<String>,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        server: String,
+    },
+    /// Forget a registry's credentials.
+    Logout {
+        server: String,
+    },
     /// Load images from a docker-save or OCI layout tarball.
     Load {
         #[arg(short, long)]
@@ -130,10 +147,18 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         cmd: Vec<String>,
     },
-    /// Print a container's output (detached containers).
+    /// Print a container's output (detached containers): its stdout to
+    /// stdout, its stderr to stderr.
     Logs {
+        /// Follow the log until the container exits.
         #[arg(short, long)]
         follow: bool,
+        /// Show only the last N lines (or "all").
+        #[arg(short = 'n', long, default_value = "all")]
+        tail: String,
+        /// Prefix each line with its RFC 3339 timestamp.
+        #[arg(short, long)]
+        timestamps: bool,
         name: String,
     },
     /// List containers.
@@ -609,10 +634,48 @@ fn json_line(v: &Value) {
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    match cli.cmd {
+        Cmd::Login {
+            username,
+            password,
+            password_stdin,
+            server,
+        } => {
+            let password = match (password, password_stdin) {
+                (Some(p), false) => p,
+                (None, true) => {
+                    let mut p = String::new();
+                    std::io::stdin()
+                        .read_line(&mut p)
+                        .map_err(|e| Error::io("stdin", e))?;
+                    p.trim_end_matches(['\n', '\r']).to_string()
+                }
+                _ => {
+                    return Err(Error::Usage(
+                        "login: give exactly one of --password and --password-stdin".into(),
+                    ))
+                }
+            };
+            let path = image::pull::login(&server, &username, &password)?;
+            // Unlike docker, not checked against the registry here: the
+            // next pull does (a wrong password fails it, saying so).
+            println!("Credentials for {server} saved in {}", path.display());
+            return Ok(0);
+        }
+        Cmd::Logout { server } => {
+            if image::pull::logout(&server)? {
+                println!("Removing login credentials for {server}");
+            } else {
+                println!("Not logged in to {server}");
+            }
+            return Ok(0);
+        }
+        _ => {}
+    }
     let store = Store::open(&cli.root)?;
     let store = &store;
     match cli.cmd {
-        Cmd::Init { .. } => Ok(2),
+        Cmd::Init { .. } | Cmd::Login { .. } | Cmd::Logout { .. } => Ok(2),
         Cmd::Network { cmd } => network_cmd(store, cmd),
         Cmd::Pull { reference, quiet } => {
             let progress = !quiet && hullctl::sys::isatty(2);
@@ -685,11 +748,6 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Run { rm, detach, create } => {
-            if detach && create.tty {
-                return Err(Error::Usage(
-                    "-d with -t is not supported yet (the log takes the output)".into(),
-                ));
-            }
             let rec = create.create(store, rm)?;
             if detach {
                 if let Err(e) = container::start_detached(store, &rec) {
@@ -741,7 +799,12 @@ fn run(cli: Cli) -> Result<i32> {
             hull::container::exec::exec(&container::hull_store(store), &o)
                 .map_err(|e| Error::hull(&rec.name, e))
         }
-        Cmd::Logs { follow, name } => logs(store, &name, follow),
+        Cmd::Logs {
+            follow,
+            tail,
+            timestamps,
+            name,
+        } => logs(store, &name, follow, &tail, timestamps),
         Cmd::Ps { all, listing } => ps(store, all, &listing),
         Cmd::Rm {
             force,
@@ -1037,32 +1100,76 @@ fn history(store: &Store, name: &str, format: Option<&str>) -> Result<i32> {
     Ok(0)
 }
 
-fn logs(store: &Store, name: &str, follow: bool) -> Result<i32> {
+fn logs(store: &Store, name: &str, follow: bool, tail: &str, timestamps: bool) -> Result<i32> {
+    use container::logfile;
     use std::io::{Read, Write};
+    let tail: Option<usize> = match tail {
+        "all" | "-1" => None,
+        n => Some(
+            n.parse()
+                .map_err(|_| Error::Usage(format!("--tail {n:?}: expected a number or \"all\"")))?,
+        ),
+    };
     let rec = record::find(store, name)?;
-    let path = record::Paths::new(store, &rec.name).log();
+    let paths = record::Paths::new(store, &rec.name);
+    let path = paths.log();
     let mut f = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::io(&path, e)),
     };
-    let mut out = std::io::stdout();
-    let mut buf = vec![0u8; 64 * 1024];
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    let mut pending = Vec::new();
+    let mut first = true;
+    let mut stopped_at = None;
     loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(&path, e))?;
-        if n > 0 {
-            out.write_all(&buf[..n])
-                .map_err(|e| Error::io("stdout", e))?;
-            continue;
+        if let Some(f) = f.as_mut() {
+            f.read_to_end(&mut pending)
+                .map_err(|e| Error::io(&path, e))?;
         }
-        let _ = out.flush();
-        if !follow
-            || !matches!(
-                container::status(store, &rec.name),
-                Some(hull::Status::Running) | Some(hull::Status::Paused)
-            )
-        {
+        let (mut recs, used) = logfile::parse(&pending);
+        pending.drain(..used);
+        if first {
+            if let Some(n) = tail {
+                let skip = recs.len().saturating_sub(n);
+                recs.drain(..skip);
+            }
+            first = false;
+        }
+        for r in &recs {
+            let w: &mut dyn Write = if r.stream == "stderr" {
+                &mut err
+            } else {
+                &mut out
+            };
+            let res = if timestamps {
+                w.write_all(format!("{} {}", r.time, r.log).as_bytes())
+            } else {
+                w.write_all(r.log.as_bytes())
+            };
+            res.and_then(|()| w.flush())
+                .map_err(|e| Error::io("output", e))?;
+        }
+        // Following ends once the container stopped and its monitor has
+        // written the last of the output (it records the exit code after,
+        // within seconds); at once for one that never ran.
+        let more = match container::status(store, &rec.name) {
+            Some(hull::Status::Running) | Some(hull::Status::Paused) => true,
+            Some(hull::Status::Stopped) => {
+                !paths.exit().exists()
+                    && paths.dir.exists()
+                    && stopped_at
+                        .get_or_insert_with(std::time::Instant::now)
+                        .elapsed()
+                        < Duration::from_secs(5)
+            }
+            _ => false,
+        };
+        if !follow || !more {
             return Ok(0);
+        }
+        if f.is_none() {
+            f = std::fs::File::open(&path).ok();
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -433,7 +433,8 @@ fn top_stats_pause_unpause() {
     assert_eq!(v["MemLimit"], 64 << 20);
     assert_eq!(v["PIDs"], 1);
     ctl.ok(&["pause", "s"]);
-    assert!(ctl.ok(&["ps"]).contains("Up (Paused)"));
+    let ps = ctl.ok(&["ps"]);
+    assert!(ps.contains("Up ") && ps.contains(" (Paused)"), "{ps}");
     ctl.ok(&["unpause", "s"]);
     assert_eq!(ctl.ok(&["exec", "s", "echo", "ok"]), "ok\n");
     ctl.ok(&["rm", "-f", "s"]);
@@ -541,4 +542,214 @@ fn image_volumes_seeded_inside_the_rootfs() {
     ctl.ok(&["start", "v"]);
     ctl.ok(&["wait", "v"]);
     ctl.ok(&["rm", "v"]);
+}
+
+/// `logs` keeps the streams apart (docker's json-file records), `--tail`,
+/// `-t`, `-f` until the exit; `run -d -t` logs what the pty shows.
+#[test]
+fn logs_streams_tail_follow_and_detached_tty() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("logs", "logs:1", json!({"Cmd": ["sh"]}));
+    let script = "echo out1; echo err1 >&2; echo out2; printf partial";
+    ctl.ok(&["run", "-d", "--name", "two", "logs:1", "sh", "-c", script]);
+    assert_eq!(ctl.ok(&["wait", "two"]).trim(), "0");
+    let o = ctl.run(&["logs", "two"]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out1\nout2\npartial");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err1\n");
+    // (The order across the two pipes is as the monitor read them, as
+    // with docker; within a stream it is kept.)
+    let o = ctl.run(&["logs", "--tail", "1", "two"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "partial");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    let o = ctl.run(&["logs", "--tail", "0", "two"]);
+    assert!(o.stdout.is_empty() && o.stderr.is_empty());
+    let o = ctl.run(&["logs", "-t", "--tail", "1", "two"]);
+    let line = String::from_utf8_lossy(&o.stdout).to_string();
+    let (ts, rest) = line.split_once(' ').unwrap();
+    assert!(
+        ts.len() > 20 && ts.ends_with('Z') && ts.contains('T'),
+        "{line}"
+    );
+    assert_eq!(rest, "partial");
+    let e = ctl.fails(&["logs", "--tail", "x", "two"]);
+    assert!(e.contains("--tail"), "{e}");
+
+    // -f follows until the container exits.
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "logs:1",
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b >&2; sleep 1; echo c",
+    ]);
+    let start = Instant::now();
+    let o = ctl.run(&["logs", "-f", "slow"]);
+    assert!(
+        start.elapsed() >= Duration::from_millis(1500),
+        "-f returned early"
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "a\nc\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "b\n");
+
+    // run -d -t: the monitor holds the pty; everything is stdout (as docker).
+    ctl.ok(&[
+        "run",
+        "-dt",
+        "--name",
+        "tty",
+        "logs:1",
+        "sh",
+        "-c",
+        "tty; echo to-err >&2; exit 5",
+    ]);
+    assert_eq!(ctl.ok(&["wait", "tty"]).trim(), "5");
+    let o = ctl.run(&["logs", "tty"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "/dev/pts/0\r\nto-err\r\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    assert!(ctl.ok(&["ps", "-a"]).contains("Exited (5)"));
+    // A long-running -dt container answers exec and stops.
+    ctl.ok(&[
+        "run",
+        "-dt",
+        "--name",
+        "tty2",
+        "logs:1",
+        "sh",
+        "-c",
+        "echo up; sleep 100",
+    ]);
+    wait_for("tty2 log", || ctl.ok(&["logs", "tty2"]).contains("up"));
+    assert_eq!(ctl.ok(&["exec", "tty2", "echo", "hi"]), "hi\n");
+    ctl.ok(&["stop", "-t", "1", "tty2"]);
+    ctl.ok(&["rm", "two", "slow", "tty", "tty2"]);
+}
+
+/// docker's default seccomp profile: `unshare` (needs no capability for a
+/// user namespace) is refused with EPERM even for root, as docker's
+/// default does without CAP_SYS_ADMIN; allowed with --cap-add SYS_ADMIN,
+/// --privileged, seccomp=unconfined. seccomp=FILE loads a profile (OCI
+/// or docker's format). exec runs under the same filter.
+#[test]
+fn default_seccomp_profile() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("seccomp", "sec:1", json!({"Cmd": ["sh"]}));
+    let unshare = ["sec:1", "unshare", "-U", "true"];
+    let run = |opts: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(opts);
+        a.extend_from_slice(&unshare);
+        ctl.run(&a)
+    };
+    let o = run(&[]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "unshare under the default profile"
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("Operation not permitted"), "{e}");
+    for opts in [
+        &["--security-opt", "seccomp=unconfined"][..],
+        &["--cap-add", "SYS_ADMIN"][..],
+        &["--privileged"][..],
+    ] {
+        let o = run(opts);
+        assert!(
+            o.status.success(),
+            "unshare with {opts:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // The filter is in the config (and off for --privileged).
+    ctl.ok(&["create", "--name", "f", "sec:1", "true"]);
+    let cfg: Value = serde_json::from_str(
+        &fs::read_to_string(ctl.root().join("containers/f/bundle/config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+    // exec: same filter.
+    ctl.ok(&["run", "-d", "--name", "d", "sec:1", "sleep", "100"]);
+    let o = ctl.run(&["exec", "d", "unshare", "-U", "true"]);
+    assert_eq!(o.status.code(), Some(1), "exec escapes the filter");
+    ctl.ok(&["rm", "-f", "d", "f"]);
+
+    // seccomp=FILE, OCI form: mkdir refused with EACCES.
+    let f = ctl.dir.path().join("oci.json");
+    fs::write(
+        &f,
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]})
+        .to_string(),
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", f.display());
+    let o = ctl.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "sec:1",
+        "mkdir",
+        "/x",
+    ]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("Permission denied"), "{e}");
+    // docker's format: a rule excluded for CAP_SYS_ADMIN holders.
+    fs::write(
+        &f,
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},
+                           {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}],
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                             "comment": "x", "excludes": {"caps": ["CAP_SYS_ADMIN"]}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let o = ctl.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "sec:1",
+        "mkdir",
+        "/x",
+    ]);
+    assert!(!o.status.success(), "docker-format rule not applied");
+    ctl.ok(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--security-opt",
+        &opt,
+        "sec:1",
+        "mkdir",
+        "/x",
+    ]);
+}
+
+/// `logs -f` of a container that never ran returns at once (as docker).
+#[test]
+fn logs_follow_of_a_created_container_returns() {
+    if skip() {
+        return;
+    }
+    let ctl = with_image("logs-created", "lc:1", json!({"Cmd": ["sh"]}));
+    ctl.ok(&["create", "--name", "c", "lc:1", "true"]);
+    let start = Instant::now();
+    assert_eq!(ctl.ok(&["logs", "-f", "c"]), "");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    ctl.ok(&["rm", "c"]);
 }

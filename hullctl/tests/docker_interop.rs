@@ -1,9 +1,11 @@
 //! Interop with docker and podman: an image saved by hullctl loads into a
 //! private dockerd (and podman) and runs there with the same content
 //! (whiteouts honoured); a `docker save` tarball loads into hullctl and
-//! runs. The dockerd is the test's own (data-root, exec-root, socket under
-//! a temp dir, no bridge, no iptables), stopped on drop. Skipped, saying
-//! so, where docker.io or podman is not installed.
+//! runs; containers side by side with docker's (logs per stream, the
+//! detached lifecycle, ps -a, rm, the default seccomp profile). The
+//! dockerd is the test's own (data-root, exec-root, socket under a temp
+//! dir, no bridge, no iptables), stopped on drop. Skipped, saying so,
+//! where docker.io or podman is not installed.
 
 mod common;
 
@@ -342,4 +344,192 @@ fn diff_and_commit_match_docker() {
         "hullctl/committed:1",
     ]);
     assert_eq!(layers.trim(), "3");
+}
+
+/// The same image, the same commands, hullctl and docker side by side:
+/// `logs` per stream (plain, --tail, with a terminal), `run -d`, `exec`
+/// (output, exit code), `stop` (the image's StopSignal delivered, then
+/// SIGKILL after -t), `wait`, `ps -a` status strings, `rm` (refused while
+/// running, -f), and the default seccomp profile (unshare refused with
+/// the same error; allowed with seccomp=unconfined).
+#[test]
+fn containers_behave_as_docker() {
+    if skip() {
+        return;
+    }
+    if !Path::new(DOCKERD).exists() {
+        eprintln!("SKIP: {DOCKERD} missing (apt install docker.io)");
+        return;
+    }
+    let ctl = Ctl::new("docker-diff");
+    let mut l = Layout::new();
+    let d = two_layer_image(&mut l, json!({"Cmd": ["sh"], "StopSignal": "SIGUSR1"}));
+    l.tag(d, "hullctl/diff:1");
+    let t = ctl.dir.path().join("in.tar");
+    l.tarball(&t);
+    ctl.ok(&["load", "-i", t.to_str().unwrap()]);
+    let saved = ctl.dir.path().join("saved.tar");
+    ctl.ok(&["save", "-o", saved.to_str().unwrap(), "hullctl/diff:1"]);
+    let dd = Dockerd::start();
+    dd.ok(&["load", "-i", saved.to_str().unwrap()]);
+    let img = "hullctl/diff:1";
+
+    // Both engines, same arguments (docker gets --network none).
+    let both = |args: &[&str]| -> [Output; 2] {
+        let h = ctl.run(args);
+        let mut a = args.to_vec();
+        if a[0] == "run" {
+            a.insert(1, "--network");
+            a.insert(2, "none");
+        }
+        [h, dd.docker(&a)]
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    let same = |what: &str, o: &[Output; 2]| {
+        assert_eq!(
+            (o[0].status.code(), text(&o[0].stdout), text(&o[0].stderr)),
+            (o[1].status.code(), text(&o[1].stdout), text(&o[1].stderr)),
+            "{what}: hullctl (left) and docker (right) differ"
+        );
+    };
+    let wait_log = |name: &str, want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let o = both(&["logs", name]);
+            if o.iter().all(|o| text(&o.stdout).contains(want)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no {want:?} in {name}'s logs");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    // logs: each stream on its own fd; --tail counts lines of both.
+    let script = "echo o1; echo e1 >&2; sleep 0.3; echo e2 >&2; sleep 0.3; echo o2";
+    both(&["run", "-d", "--name", "streams", img, "sh", "-c", script]);
+    same("wait", &both(&["wait", "streams"]));
+    same("logs", &both(&["logs", "streams"]));
+    same("logs --tail 2", &both(&["logs", "--tail", "2", "streams"]));
+    same("logs -f (exited)", &both(&["logs", "-f", "streams"]));
+    // -d -t: everything on stdout, through the pty (\r\n).
+    both(&[
+        "run",
+        "-dt",
+        "--name",
+        "tty",
+        img,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    same("wait (tty)", &both(&["wait", "tty"]));
+    same("logs (tty)", &both(&["logs", "tty"]));
+
+    // The lifecycle: StopSignal SIGUSR1 makes it exit 10; SIGTERM ignored.
+    let script = "trap 'echo got USR1; exit 10' USR1; trap '' TERM; echo started; while :; do sleep 0.1; done";
+    both(&["run", "-d", "--name", "web", img, "sh", "-c", script]);
+    wait_log("web", "started");
+    same("exec", &both(&["exec", "web", "cat", "/etc/added"]));
+    same(
+        "exec exit code",
+        &both(&["exec", "web", "sh", "-c", "echo x >&2; exit 3"]),
+    );
+    // (hullctl's ps --format takes json; docker's a template.)
+    let h = ctl.ok(&["ps", "--format", "json"]);
+    assert!(h.contains("\"Status\":\"Up "), "{h}");
+    let d = dd.ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(d.starts_with("Up "), "{d}");
+    let o = both(&["rm", "web"]);
+    assert!(
+        o.iter().all(|o| !o.status.success()),
+        "rm of a running container"
+    );
+    let start = Instant::now();
+    let h = ctl.run(&["stop", "web"]);
+    let h_took = start.elapsed();
+    let start = Instant::now();
+    let d = dd.docker(&["stop", "web"]);
+    let d_took = start.elapsed();
+    assert!(h.status.success() && d.status.success());
+    assert!(
+        h_took < Duration::from_secs(5) && d_took < Duration::from_secs(5),
+        "the StopSignal did not stop it: hullctl {h_took:?}, docker {d_took:?}"
+    );
+    same("logs after stop", &both(&["logs", "web"]));
+    same("wait after stop", &both(&["wait", "web"]));
+    let hs = ctl.ok(&["ps", "-a", "--format", "json"]);
+    let ds = dd.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    let d_web = ds
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap()
+        .to_string();
+    let h_web: serde_json::Value = hs
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["Names"] == "web")
+        .unwrap();
+    let h_web = format!("web {}", h_web["Status"].as_str().unwrap());
+    for s in [&h_web, &d_web] {
+        assert!(
+            s.starts_with("web Exited (10) ") && s.ends_with(" ago"),
+            "hullctl: {h_web:?}, docker: {d_web:?}"
+        );
+    }
+
+    // stop -t 1 of a container that ignores its StopSignal: SIGKILL, 137.
+    both(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        img,
+        "sh",
+        "-c",
+        "trap '' USR1 TERM; echo up; while :; do sleep 0.1; done",
+    ]);
+    wait_log("stubborn", "up");
+    for (who, o) in [
+        ("hullctl", ctl.cmd(&["stop", "-t", "1", "stubborn"])),
+        ("docker", {
+            let mut c = Command::new(DOCKER);
+            c.args(["-H", &dd.sock, "stop", "-t", "1", "stubborn"]);
+            c
+        }),
+    ] {
+        let mut o = o;
+        let start = Instant::now();
+        assert!(o.output().unwrap().status.success(), "{who} stop");
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+            "{who} stop -t 1 took {took:?}"
+        );
+    }
+    same("wait after SIGKILL", &both(&["wait", "stubborn"]));
+
+    // rm -f of a running one, rm of stopped ones; nothing left.
+    both(&["run", "-d", "--name", "busy", img, "sleep", "100"]);
+    same("rm -f", &both(&["rm", "-f", "busy"]));
+    same("rm", &both(&["rm", "streams", "tty", "web", "stubborn"]));
+    same("ps -a -q", &both(&["ps", "-a", "-q"]));
+
+    // Seccomp: docker's default profile, and unconfined.
+    same(
+        "unshare under the default profile",
+        &both(&["run", "--rm", img, "unshare", "-U", "true"]),
+    );
+    same(
+        "unshare unconfined",
+        &both(&[
+            "run",
+            "--rm",
+            "--security-opt",
+            "seccomp=unconfined",
+            img,
+            "unshare",
+            "-U",
+            "true",
+        ]),
+    );
 }

@@ -7,13 +7,16 @@
 //! store's run/ directory under the container's name.
 //!
 //! Detached containers are watched by a monitor: a process forked by
-//! `run -d`/`start` that starts a new session, points its stdout/stderr at
-//! the log file (which the container inherits: no copying), creates and
-//! starts the container as its child subreaper, tells the caller it runs,
-//! then waits for it and records the exit code (and removes it for `--rm`).
+//! `run -d`/`start` that starts a new session, creates and starts the
+//! container as its child subreaper with its stdout and stderr on two pipes
+//! (or a pty it keeps the master of, for `-t`), tells the caller it runs,
+//! then copies the output into a json-lines log (docker's json-file format:
+//! `logs` gives each stream back on its own fd) until the container exits,
+//! records the exit code (and removes it for `--rm`).
 
 pub mod cp;
 pub mod layer;
+pub mod logfile;
 pub mod monitor;
 pub mod record;
 pub mod spec;
@@ -468,6 +471,7 @@ pub fn run_attached(store: &Store, rec: &ContainerRecord) -> Result<i32> {
     mount_rootfs(store, rec)?;
     let paths = Paths::new(store, &rec.name);
     let _ = std::fs::remove_file(paths.exit());
+    crate::store::write_replace(&paths.started(), b"", false)?;
     let code = hull::container::run::run(
         &hull_store(store),
         &hull_opts(store, &rec.name),
@@ -551,7 +555,9 @@ pub fn start_detached(store: &Store, rec: &ContainerRecord) -> Result<()> {
     clear_old_state(store, &rec.name)?;
     mount_rootfs(store, rec)?;
     let _ = std::fs::remove_file(Paths::new(store, &rec.name).exit());
-    monitor::spawn(store, rec, hull_opts(store, &rec.name))
+    crate::store::write_replace(&Paths::new(store, &rec.name).started(), b"", false)?;
+    let tty = bundle_config(store, &rec.name)?["process"]["terminal"] == json!(true);
+    monitor::spawn(store, rec, hull_opts(store, &rec.name), tty)
 }
 
 /// Signal the container's init (`sig` by name or number).
@@ -652,16 +658,61 @@ pub fn pause(store: &Store, rec: &ContainerRecord, on: bool) -> Result<()> {
     if on { c.pause() } else { c.resume() }.map_err(|e| Error::hull(&rec.name, e))
 }
 
-/// docker's STATUS column.
+/// docker's STATUS column: "Up 3 seconds", "Up 2 minutes (Paused)",
+/// "Exited (0) 5 seconds ago", "Created".
 pub fn status_text(store: &Store, rec: &ContainerRecord) -> (String, bool) {
+    let paths = Paths::new(store, &rec.name);
+    let since = |p: std::path::PathBuf| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .map(human_duration)
+    };
+    let up = || match since(paths.started()) {
+        Some(d) => format!("Up {d}"),
+        None => "Up".to_string(),
+    };
     match status(store, &rec.name) {
-        Some(hull::Status::Running) => ("Up".into(), true),
-        Some(hull::Status::Paused) => ("Up (Paused)".into(), true),
+        Some(hull::Status::Running) => (up(), true),
+        Some(hull::Status::Paused) => (format!("{} (Paused)", up()), true),
         Some(hull::Status::Creating) | Some(hull::Status::Created) => ("Created".into(), false),
         Some(hull::Status::Stopped) | None => match record::exit_code(store, &rec.name) {
-            Some(c) => (format!("Exited ({c})"), false),
+            Some(c) => match since(paths.exit()) {
+                Some(d) => (format!("Exited ({c}) {d} ago"), false),
+                None => (format!("Exited ({c})"), false),
+            },
             None => ("Created".into(), false),
         },
+    }
+}
+
+/// A duration as docker says it (go-units' HumanDuration).
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (m, h) = (s / 60, s / 3600);
+    if d < Duration::from_secs(1) {
+        "Less than a second".into()
+    } else if s == 1 {
+        "1 second".into()
+    } else if s < 60 {
+        format!("{s} seconds")
+    } else if m == 1 {
+        "About a minute".into()
+    } else if m < 60 {
+        format!("{m} minutes")
+    } else if h == 1 {
+        "About an hour".into()
+    } else if h < 48 {
+        format!("{h} hours")
+    } else if h < 24 * 7 * 2 {
+        format!("{} days", h / 24)
+    } else if h < 24 * 30 * 2 {
+        format!("{} weeks", h / 24 / 7)
+    } else if h < 24 * 365 * 2 {
+        format!("{} months", h / 24 / 30)
+    } else {
+        format!("{} years", h / 24 / 365)
     }
 }
 

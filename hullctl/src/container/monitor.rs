@@ -1,9 +1,9 @@
 //! The per-container monitor of detached containers (like conmon): forked
 //! by `run -d`/`start`, it outlives the command, holds the container as its
-//! child (subreaper), and records its exit code. The container's stdout and
-//! stderr are the log file itself (inherited), so the monitor copies nothing.
+//! child (subreaper), copies its output (two pipes, or the pty master with
+//! `-t`) into the json-lines log, and records its exit code.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::record::{ContainerRecord, Paths};
@@ -13,7 +13,12 @@ use crate::sys;
 
 /// Fork the monitor (double fork: it is re-parented to init) and wait
 /// until it reports the container started, or why it did not.
-pub fn spawn(store: &Store, rec: &ContainerRecord, opts: hull::CreateOptions) -> Result<()> {
+pub fn spawn(
+    store: &Store,
+    rec: &ContainerRecord,
+    opts: hull::CreateOptions,
+    tty: bool,
+) -> Result<()> {
     let paths = Paths::new(store, &rec.name);
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -26,7 +31,7 @@ pub fn spawn(store: &Store, rec: &ContainerRecord, opts: hull::CreateOptions) ->
     if pid == 0 {
         drop(r);
         let code = match sys::fork_single_threaded() {
-            Ok(0) => monitor(store, rec, opts, w, log),
+            Ok(0) => monitor(store, rec, opts, w, log, tty),
             Ok(_) => 0,
             Err(e) => {
                 report(&w, &format!("forking the monitor: {e}"));
@@ -53,6 +58,13 @@ fn report(w: &OwnedFd, msg: &str) {
     let _ = hull::sys::write_all(w.as_raw_fd(), msg.as_bytes());
 }
 
+/// Where the container's output goes: two pipes (stdout, stderr) or,
+/// with a terminal, the pty master the monitor keeps.
+enum Output {
+    Pipes { out: OwnedFd, err: OwnedFd },
+    Pty(OwnedFd),
+}
+
 /// The monitor itself: returns its exit code.
 fn monitor(
     store: &Store,
@@ -60,19 +72,46 @@ fn monitor(
     opts: hull::CreateOptions,
     w: OwnedFd,
     log: std::fs::File,
+    tty: bool,
 ) -> i32 {
     let _ = sys::setsid();
-    if let Ok(null) = std::fs::File::open("/dev/null") {
-        let _ = sys::dup2(null.as_raw_fd(), 0);
+    // The monitor's own stdio: nothing (the container's goes to the log
+    // through the monitor).
+    let null = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        Ok(f) => f,
+        Err(e) => {
+            report(&w, &format!("opening /dev/null: {e}"));
+            return 1;
+        }
+    };
+    for fd in 0..3 {
+        let _ = sys::dup2(null.as_raw_fd(), fd);
     }
-    let _ = sys::dup2(log.as_raw_fd(), 1);
-    let _ = sys::dup2(log.as_raw_fd(), 2);
-    drop(log);
     let hs = super::hull_store(store);
-    let started = (|| -> hull::Result<(hull::Container, OwnedFd)> {
+    let started = (|| -> hull::Result<(hull::Container, OwnedFd, Output)> {
         let sfd = hull::container::run::foreground()?;
+        let pipes = if tty {
+            None
+        } else {
+            let (or, ow) = hull::sys::pipe().map_err(|e| hull::Error::sys("pipe", e))?;
+            let (er, ew) = hull::sys::pipe().map_err(|e| hull::Error::sys("pipe", e))?;
+            Some((
+                sys::own_fd(or),
+                sys::own_fd(ow),
+                sys::own_fd(er),
+                sys::own_fd(ew),
+            ))
+        };
         let opts = hull::CreateOptions {
             autostart: true,
+            keep_pty: tty,
+            stdio: pipes
+                .as_ref()
+                .map(|(_, ow, _, ew)| [null.as_raw_fd(), ow.as_raw_fd(), ew.as_raw_fd()]),
             ..opts
         };
         let created = hull::container::create::create(&hs, &opts)?;
@@ -86,9 +125,20 @@ fn monitor(
             let _ = c.delete(true);
             return Err(e);
         }
-        Ok((c, sfd))
+        // Only the container holds the write ends now: its exit is EOF.
+        let output = match (pipes, created.pty) {
+            (Some((or, _ow, er, _ew)), _) => Output::Pipes { out: or, err: er },
+            (None, Some(m)) => Output::Pty(m),
+            (None, None) => {
+                return Err(hull::Error::Usage(
+                    "the container's pty master did not arrive".into(),
+                ))
+            }
+        };
+        Ok((c, sfd, output))
     })();
-    let (c, sfd) = match started {
+    drop(null);
+    let (c, sfd, output) = match started {
         Ok(x) => x,
         Err(e) => {
             report(&w, &e.to_string());
@@ -100,7 +150,8 @@ fn monitor(
     let forward = |sig| {
         let _ = c.kill(sig, false);
     };
-    let code = hull::container::run::wait_for(c.state.pid, &forward, &sfd, None);
+    let mut logw = super::logfile::Writer::new(log);
+    let code = pump(c.state.pid, &forward, &sfd, &output, &mut logw);
     // Names out of DNS before the exit code is there: `stop` returns once
     // it is.
     if !rec.auto_remove {
@@ -114,6 +165,84 @@ fn monitor(
     if rec.auto_remove {
         let _ = super::remove(store, rec, true);
     }
-    let _ = std::io::stdout().flush();
     0
+}
+
+/// Copy the container's output into the log until its init exits (then
+/// drain what is left); forward signals; returns the init's exit code.
+fn pump(
+    init: libc::pid_t,
+    forward: &dyn Fn(libc::c_int),
+    sfd: &OwnedFd,
+    output: &Output,
+    log: &mut super::logfile::Writer,
+) -> i32 {
+    let fds: Vec<(i32, usize)> = match output {
+        Output::Pipes { out, err } => vec![(out.as_raw_fd(), 0), (err.as_raw_fd(), 1)],
+        Output::Pty(m) => vec![(m.as_raw_fd(), 0)],
+    };
+    let mut open = vec![true; fds.len()];
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut code = None;
+    loop {
+        while code.is_none() {
+            match hull::sys::waitpid(-1, libc::WNOHANG) {
+                Ok((0, _)) | Err(_) => break,
+                Ok((pid, status)) if pid == init => {
+                    code = Some(hull::container::run::exit_code(status))
+                }
+                Ok(_) => {}
+            }
+        }
+        if let Some(c) = code {
+            // The init is gone, so is its pid namespace: the output ends
+            // (EOF, or EIO on a pty) once the kernel has torn it down.
+            if !open.iter().any(|&o| o) {
+                for (_, s) in &fds {
+                    log.flush(*s);
+                }
+                return c;
+            }
+        }
+        let mut pfds: Vec<libc::pollfd> = vec![libc::pollfd {
+            fd: sfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        for (i, (fd, _)) in fds.iter().enumerate() {
+            pfds.push(libc::pollfd {
+                fd: if open[i] { *fd } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // After the exit, give stragglers a bounded time (a pipe a
+        // process outside the container holds would never end).
+        let timeout = if code.is_some() { 2000 } else { 1000 };
+        let n = hull::sys::poll(&mut pfds, timeout).unwrap_or(0);
+        if n == 0 && code.is_some() {
+            open.iter_mut().for_each(|o| *o = false);
+            continue;
+        }
+        for (i, (fd, stream)) in fds.iter().enumerate() {
+            if !open[i] || pfds[i + 1].revents == 0 {
+                continue;
+            }
+            match hull::sys::read(*fd, &mut buf) {
+                Ok(0) | Err(_) => {
+                    open[i] = false;
+                    log.flush(*stream);
+                }
+                Ok(k) => log.feed(*stream, &buf[..k]),
+            }
+        }
+        if pfds[0].revents != 0 {
+            while let Some(sig) = hull::sys::read_signalfd(sfd.as_raw_fd()) {
+                match sig {
+                    libc::SIGCHLD | libc::SIGWINCH => {}
+                    s => forward(s),
+                }
+            }
+        }
+    }
 }

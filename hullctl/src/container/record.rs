@@ -68,7 +68,12 @@ impl Paths {
     pub fn log(&self) -> PathBuf {
         self.dir.join("log")
     }
-    /// The exit code, written by whoever waited for the container.
+    /// Written when the container starts (its mtime is the start time).
+    pub fn started(&self) -> PathBuf {
+        self.dir.join("started")
+    }
+    /// The exit code, written by whoever waited for the container (its
+    /// mtime is the exit time).
     pub fn exit(&self) -> PathBuf {
         self.dir.join("exit")
     }

@@ -344,6 +344,21 @@ fn security(spec: &mut Value, o: &RunOptions) -> Result<()> {
         spec["linux"]["readonlyPaths"] = json!([]);
         spec["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
     }
+    // docker's default seccomp profile for the container's capabilities,
+    // unless --privileged (as docker) or a --security-opt below says else.
+    let caps: Vec<String> = spec["process"]["capabilities"]["bounding"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    if let Some(l) = spec["linux"].as_object_mut() {
+        l.remove("seccomp");
+    }
+    if !o.privileged {
+        spec["linux"]["seccomp"] = default_seccomp(&caps)?;
+    }
     for s in &o.security_opt {
         match s.split_once(['=', ':']) {
             Some(("seccomp", "unconfined")) => {
@@ -353,7 +368,7 @@ fn security(spec: &mut Value, o: &RunOptions) -> Result<()> {
                 let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
                 let v: Value = serde_json::from_str(&text)
                     .map_err(|e| Error::json(format!("--security-opt seccomp={file}"), e))?;
-                spec["linux"]["seccomp"] = v;
+                spec["linux"]["seccomp"] = from_docker_format(v, &caps);
             }
             None if s == "no-new-privileges" => spec["process"]["noNewPrivileges"] = json!(true),
             Some(("no-new-privileges", v)) => {
@@ -363,6 +378,119 @@ fn security(spec: &mut Value, o: &RunOptions) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// docker's default seccomp profile (seccomp/default.json, generated from
+/// docker by seccomp/generate.sh): the rules for docker's default
+/// capabilities, changed per capability the container has beyond them (or
+/// lacks of them) as docker's profile does.
+const DEFAULT_SECCOMP: &str = include_str!("../../seccomp/default.json");
+
+pub fn default_seccomp(caps: &[String]) -> Result<Value> {
+    let table: Value = serde_json::from_str(DEFAULT_SECCOMP)
+        .map_err(|e| Error::json("hullctl's built-in seccomp profile", e))?;
+    let mut profile = table["base"].clone();
+    let mut rules: Vec<Value> = profile["syscalls"].as_array().cloned().unwrap_or_default();
+    for (cap, change) in table["caps"].as_object().into_iter().flatten() {
+        let has = caps.iter().any(|c| c == cap);
+        if has == DEFAULT_CAPS.contains(&cap.as_str()) {
+            continue; // as in the base
+        }
+        let (add, remove) = if has {
+            ("add", "remove")
+        } else {
+            ("remove", "add")
+        };
+        for r in change[remove].as_array().into_iter().flatten() {
+            rules.retain(|x| x != r);
+        }
+        for r in change[add].as_array().into_iter().flatten() {
+            if !rules.contains(r) {
+                rules.push(r.clone());
+            }
+        }
+    }
+    profile["syscalls"] = json!(rules);
+    // The table was generated on x86_64; elsewhere, the native ABIs.
+    match std::env::consts::ARCH {
+        "x86_64" => {}
+        "aarch64" => profile["architectures"] = json!(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]),
+        _ => {
+            profile.as_object_mut().map(|p| p.remove("architectures"));
+        }
+    }
+    Ok(profile)
+}
+
+/// A seccomp=FILE profile in docker's format (moby's default.json: an
+/// `archMap`, rules with `includes`/`excludes` by capability and
+/// architecture) becomes the OCI form for this container; an OCI profile
+/// passes through.
+fn from_docker_format(mut v: Value, caps: &[String]) -> Value {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let scmp = match arch {
+        "amd64" => "SCMP_ARCH_X86_64",
+        "arm64" => "SCMP_ARCH_AARCH64",
+        _ => "",
+    };
+    if let Some(map) = v.get("archMap").and_then(Value::as_array).cloned() {
+        if let Some(m) = map.iter().find(|m| m["architecture"] == json!(scmp)) {
+            let mut arches = vec![m["architecture"].clone()];
+            arches.extend(
+                m["subArchitectures"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            v["architectures"] = json!(arches);
+        }
+    }
+    let applies = |cond: &Value, want: bool| -> bool {
+        let has_cap = cond["caps"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|c| caps.iter().any(|x| Some(x.as_str()) == c.as_str()))
+        });
+        let has_arch = cond["arches"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == arch));
+        let hit = has_cap || has_arch;
+        let empty = cond["caps"].as_array().is_none_or(Vec::is_empty)
+            && cond["arches"].as_array().is_none_or(Vec::is_empty);
+        if want {
+            // includes: every list given must match
+            let caps_ok = cond["caps"].as_array().is_none_or(|a| {
+                a.is_empty()
+                    || a.iter()
+                        .all(|c| caps.iter().any(|x| Some(x.as_str()) == c.as_str()))
+            });
+            let arch_ok = cond["arches"]
+                .as_array()
+                .is_none_or(|a| a.is_empty() || a.iter().any(|x| x == arch));
+            empty || (caps_ok && arch_ok)
+        } else {
+            empty || !hit
+        }
+    };
+    if let Some(rules) = v["syscalls"].as_array_mut() {
+        rules.retain(|r| applies(&r["includes"], true) && applies(&r["excludes"], false));
+        for r in rules.iter_mut() {
+            if let Some(o) = r.as_object_mut() {
+                for k in ["includes", "excludes", "comment"] {
+                    o.remove(k);
+                }
+            }
+        }
+    }
+    if let Some(o) = v.as_object_mut() {
+        for k in ["archMap", "defaultErrno"] {
+            o.remove(k);
+        }
+    }
+    v
 }
 
 fn resources(spec: &mut Value, o: &RunOptions) -> Result<()> {

@@ -51,13 +51,30 @@ fn is_local(registry: &str) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
-/// Basic credentials for `registry` from ~/.docker/config.json, if any.
+/// docker's client configuration, where `login` keeps credentials:
+/// $DOCKER_CONFIG/config.json, else ~/.docker/config.json.
+pub fn docker_config_path() -> std::path::PathBuf {
+    match std::env::var_os("DOCKER_CONFIG") {
+        Some(d) if !d.is_empty() => std::path::PathBuf::from(d).join("config.json"),
+        _ => {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            std::path::PathBuf::from(home).join(".docker/config.json")
+        }
+    }
+}
+
+fn read_docker_config(path: &std::path::Path) -> Result<Value> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::json(path.display().to_string(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::json!({})),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Basic credentials for `registry` from docker's configuration, if any
+/// (the registry's token service gets them when it asks).
 fn auth_for(registry: &str) -> RegistryAuth {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let Ok(text) = std::fs::read_to_string(format!("{home}/.docker/config.json")) else {
-        return RegistryAuth::Anonymous;
-    };
-    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+    let Ok(v) = read_docker_config(&docker_config_path()) else {
         return RegistryAuth::Anonymous;
     };
     let Some(b64) = v["auths"][registry]["auth"].as_str() else {
@@ -70,6 +87,54 @@ fn auth_for(registry: &str) -> RegistryAuth {
         },
         None => RegistryAuth::Anonymous,
     }
+}
+
+/// `login`: store `user:password` for `registry` as docker does (auths
+/// in config.json, mode 0600); other entries are kept.
+pub fn login(registry: &str, user: &str, password: &str) -> Result<std::path::PathBuf> {
+    use base64::Engine as _;
+    use std::os::unix::fs::PermissionsExt;
+    if registry.is_empty() || user.is_empty() || user.contains(':') {
+        return Err(Error::Usage(
+            "login: a registry and a user name (without ':') are required".into(),
+        ));
+    }
+    let path = docker_config_path();
+    let mut v = read_docker_config(&path)?;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    if !v["auths"].is_object() {
+        v["auths"] = serde_json::json!({});
+    }
+    v["auths"][registry] = serde_json::json!({ "auth": auth });
+    write_docker_config(&path, &v)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).at(&path)?;
+    Ok(path)
+}
+
+/// `logout`: forget `registry`'s credentials; false if there were none.
+pub fn logout(registry: &str) -> Result<bool> {
+    let path = docker_config_path();
+    let mut v = read_docker_config(&path)?;
+    let had = v["auths"]
+        .as_object_mut()
+        .is_some_and(|a| a.remove(registry).is_some());
+    if had {
+        write_docker_config(&path, &v)?;
+    }
+    Ok(had)
+}
+
+fn write_docker_config(path: &std::path::Path, v: &Value) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .at(dir)?;
+    }
+    let data = serde_json::to_vec_pretty(v).map_err(|e| Error::json("docker config", e))?;
+    crate::store::write_replace(path, &data, true)
 }
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
@@ -91,6 +156,37 @@ fn reg_err(what: &str, e: impl std::error::Error) -> Error {
         src = c.source();
     }
     Error::Image(format!("{what}: {msg}"))
+}
+
+/// A registry's refusal, with what to do about it: log in (no
+/// credentials were sent) or log in again (the saved ones were refused).
+fn denied(e: Error, registry: &str, auth: &RegistryAuth) -> Error {
+    let Error::Image(msg) = &e else {
+        return e;
+    };
+    // (Not a bare "401": a digest in a URL may contain it.)
+    let refused = [
+        "Not authorized",
+        "Unauthorized",
+        "unauthorized",
+        "UNAUTHORIZED",
+        "DENIED",
+        "Forbidden",
+        "status 401",
+        "status 403",
+    ];
+    if !refused.iter().any(|r| msg.contains(r)) {
+        return e;
+    }
+    let hint = match auth {
+        RegistryAuth::Anonymous => format!(
+            "access denied: {registry} wants credentials (hullctl login -u USER {registry})"
+        ),
+        _ => format!(
+            "access denied: {registry} refused the credentials saved for it (hullctl login -u USER {registry} again)"
+        ),
+    };
+    Error::Image(format!("{msg}\n{hint}"))
 }
 
 /// Pull `name` into the store and tag it; returns the image id.
@@ -143,7 +239,7 @@ async fn fetch(
     let (mut bytes, mut digest) = client
         .pull_manifest_raw(r, &auth, &ACCEPTED)
         .await
-        .map_err(|e| reg_err(what, e))?;
+        .map_err(|e| denied(reg_err(what, e), &registry, &auth))?;
     verify_manifest(&bytes, &digest, r.digest(), what)?;
     let mut mref = r.clone();
     for _ in 0..4 {

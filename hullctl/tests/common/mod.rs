@@ -92,6 +92,8 @@ impl Ctl {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hullctl"));
         c.arg("--root").arg(self.root()).args(args);
+        // Credentials (`login`) are the test's own, never the host user's.
+        c.env("DOCKER_CONFIG", self.dir.path().join("docker-config"));
         c
     }
     pub fn run(&self, args: &[&str]) -> Output {
