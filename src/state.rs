@@ -209,6 +209,12 @@ impl StateStore {
         self.root.join(id)
     }
 
+    /// Compiled seccomp programs (`seccomp::cache`); `@` is in no
+    /// container id.
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.root.join("@seccomp-cache")
+    }
+
     /// Make the container's directory and lock it. Fails if the id is taken.
     pub fn create(&self, id: &str) -> Result<(PathBuf, Lock)> {
         validate_id(id)?;

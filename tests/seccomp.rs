@@ -690,3 +690,59 @@ fn notify_for_exec_processes_and_with_tsync() {
     rt.cmd(&["delete", "--force", &id]).ok();
     rt.assert_nothing_left(&id);
 }
+
+/// A compiled program is kept under the state root and taken from there
+/// by the next container with the same profile, which sees the same
+/// filter; a damaged entry is compiled again, not used.
+#[test]
+fn compiled_filters_are_cached_under_the_root() {
+    if !common::is_hull() {
+        eprintln!("SKIP: the seccomp cache is hull's own");
+        return;
+    }
+    let Some(mut b) = bundle("sc-cache") else {
+        return;
+    };
+    with_seccomp(
+        &mut b,
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 77}]
+        }),
+    );
+    script(&mut b, "probe sys 63 0");
+    let rt = Runtime::new("sc-cache");
+    let cache = rt.root().join("@seccomp-cache");
+    let log = rt.base().join("hull.log");
+    let log_s = log.display().to_string();
+    let dir = b.dir().display().to_string();
+    let mut once = |round: &str| -> String {
+        let id = common::unique_id("sc-cache");
+        b.save_for(&id);
+        rt.track(&id);
+        let _ = std::fs::remove_file(&log);
+        let out = rt.cmd(&["--debug", "--log", &log_s, "run", &id, "--bundle", &dir]);
+        out.ok();
+        assert_eq!(lines(&out.stdout), ["errno 77"], "{round}: {out}");
+        rt.assert_nothing_left(&id);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let said = |m: &str| text.contains(m);
+        match (said("compiled and cached"), said("taken from the cache")) {
+            (true, false) => "compiled".to_string(),
+            (false, true) => "cached".to_string(),
+            _ => panic!("{round}: the debug log says neither or both: {text}"),
+        }
+    };
+    assert_eq!(once("first run"), "compiled");
+    let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
+    assert_eq!(entries.len(), 1, "one entry in {}", cache.display());
+    assert_eq!(once("second run"), "cached");
+    // Cut short: a miss, compiled and written again.
+    let entry = entries[0].path();
+    let data = std::fs::read(&entry).unwrap();
+    std::fs::write(&entry, &data[..data.len() / 2]).unwrap();
+    assert_eq!(once("after damage"), "compiled");
+    assert_eq!(std::fs::read(&entry).unwrap(), data);
+    assert_eq!(once("again"), "cached");
+}

@@ -331,15 +331,7 @@ impl<'a> Setup<'a> {
     /// cgroup fds the child joins by itself.
     fn build_plan(&mut self) -> Result<()> {
         let inp = &self.input;
-        let mut plan = build_plan(
-            &inp.spec,
-            &inp.bundle,
-            &inp.rootfs,
-            &self.cgroup,
-            self.opts,
-            &inp.extra_env,
-            inp.preserve,
-        )?;
+        let mut plan = build_plan(inp, &self.cgroup, self.opts, &self.store.seccomp_cache())?;
         plan.ignored_signals = inp.ignored_signals;
         plan.process.stdio = self.opts.stdio;
         let cleanup = &mut self.cleanup;
@@ -684,14 +676,13 @@ pub(crate) fn state_json(st: &ContainerState, status: Status) -> Vec<u8> {
 }
 
 fn build_plan(
-    spec: &Spec,
-    bundle: &Path,
-    rootfs: &Path,
+    inp: &Input,
     cgroup: &Cgroup,
     opts: &CreateOptions,
-    extra_env: &[String],
-    preserve: u32,
+    seccomp_cache: &Path,
 ) -> Result<InitPlan> {
+    let (spec, bundle, rootfs) = (&inp.spec, &inp.bundle, &inp.rootfs);
+    let (extra_env, preserve) = (&inp.extra_env, inp.preserve);
     let linux = spec
         .linux()
         .as_ref()
@@ -708,7 +699,15 @@ fn build_plan(
         },
     )?;
     let mut warn = |m: String| crate::logging::warn(&m);
-    let process = ProcessPlan::build(spec, rootfs, &ns, extra_env, preserve, &mut warn)?;
+    let process = ProcessPlan::build(
+        spec,
+        rootfs,
+        &ns,
+        extra_env,
+        preserve,
+        Some(seccomp_cache),
+        &mut warn,
+    )?;
     let mut sysctls = Vec::new();
     let mut keys: Vec<_> = linux.sysctl().iter().flatten().collect();
     keys.sort();

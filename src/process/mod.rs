@@ -72,6 +72,7 @@ impl ProcessPlan {
         ns: &NsPlan,
         extra_env: &[String],
         preserve_fds: u32,
+        seccomp_cache: Option<&Path>,
         warn: &mut dyn FnMut(String),
     ) -> Result<ProcessPlan> {
         let p = spec
@@ -119,7 +120,7 @@ impl ProcessPlan {
         let linux = spec.linux().as_ref();
         let seccomp = linux
             .and_then(|l| l.seccomp().as_ref())
-            .map(SeccompPlan::build)
+            .map(|s| SeccompPlan::build(s, seccomp_cache))
             .transpose()?;
         let io_priority = p
             .io_priority()

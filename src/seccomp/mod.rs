@@ -3,6 +3,7 @@
 //!
 //! - [`profile`]: names, field-naming checks of the raw JSON, NOTIFY rules
 //! - [`compile`]: libseccomp → exported BPF (`Vec<sock_filter>`)
+//! - [`cache`]: compiled programs kept under the state root
 //! - [`install`](SeccompPlan::install): child side, allocation-free
 //! - [`notify`]: parent side of SCMP_ACT_NOTIFY: the listener fd and the
 //!   container process state go to `listenerPath`
@@ -17,12 +18,13 @@
 //! and permitted sets until the exec, where the kernel recomputes the sets
 //! from the bounding, inheritable and ambient sets (see `process`).
 
+pub mod cache;
 pub mod compile;
 pub mod notify;
 pub mod profile;
 
 use std::os::fd::RawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompFilterFlag};
 
@@ -42,11 +44,26 @@ pub struct SeccompPlan {
 }
 
 impl SeccompPlan {
-    /// Parent side: validate and compile. Unknown syscall names are skipped
+    /// Parent side: validate and compile (or take the program compiled
+    /// before from `cache`, a directory). Unknown syscall names are skipped
     /// with a debug line, as runc does.
-    pub fn build(s: &LinuxSeccomp) -> Result<SeccompPlan> {
+    pub fn build(s: &LinuxSeccomp, cache: Option<&Path>) -> Result<SeccompPlan> {
         profile::validate(s)?;
-        let c = compile::compile(s)?;
+        let c = match cache.and_then(|dir| Some((dir, cache::key(s)?))) {
+            Some((dir, key)) => match cache::load(dir, &key) {
+                Some(c) => {
+                    crate::logging::debug("linux.seccomp: program taken from the cache");
+                    c
+                }
+                None => {
+                    let c = compile::compile(s)?;
+                    cache::save(dir, &key, &c);
+                    crate::logging::debug("linux.seccomp: compiled and cached");
+                    c
+                }
+            },
+            None => compile::compile(s)?,
+        };
         for name in &c.unknown {
             crate::logging::debug(&format!(
                 "linux.seccomp: unknown syscall {name:?} on this architecture; rule skipped"
