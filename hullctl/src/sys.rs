@@ -217,10 +217,15 @@ pub fn isatty(fd: RawFd) -> bool {
     unsafe { libc::isatty(fd) == 1 }
 }
 
-/// Own an fd returned by a hull syscall wrapper.
-pub fn own_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: callers pass an fd freshly returned by the kernel, owned by nobody else.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid two-element out-array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 just returned both fds; nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// fork(2) for a process that goes on running ordinary code in the child

@@ -330,7 +330,7 @@ fn seed_volumes(
         for (dest, host) in volumes {
             std::fs::create_dir_all(host).at(host)?;
             let c = crate::sys::cstr(dest.as_bytes()).at(host)?;
-            let Ok(fd) = hull::sys::open_in_root(
+            let Ok(fd) = crate::sys::open_in_root(
                 root.as_raw_fd(),
                 &c,
                 libc::O_RDONLY | libc::O_DIRECTORY,
@@ -338,7 +338,6 @@ fn seed_volumes(
             ) else {
                 continue; // nothing there in the image (or not a directory)
             };
-            let fd = crate::sys::own_fd(fd);
             let src = format!("/proc/{}/fd/{}/.", crate::sys::getpid(), fd.as_raw_fd());
             let out = std::process::Command::new("cp")
                 .arg("-a")

@@ -25,8 +25,7 @@ pub fn spawn(
         .append(true)
         .open(paths.log())
         .at(paths.log())?;
-    let (r, w) = hull::sys::pipe().map_err(|e| Error::io("pipe", e.io()))?;
-    let (r, w) = (sys::own_fd(r), sys::own_fd(w));
+    let (r, w) = sys::pipe().at("pipe")?;
     let pid = sys::fork_single_threaded().at("fork")?;
     if pid == 0 {
         drop(r);
@@ -97,14 +96,14 @@ fn monitor(
         let pipes = if tty {
             None
         } else {
-            let (or, ow) = hull::sys::pipe().map_err(|e| hull::Error::sys("pipe", e))?;
-            let (er, ew) = hull::sys::pipe().map_err(|e| hull::Error::sys("pipe", e))?;
-            Some((
-                sys::own_fd(or),
-                sys::own_fd(ow),
-                sys::own_fd(er),
-                sys::own_fd(ew),
-            ))
+            let pipe = || {
+                sys::pipe().map_err(|e| hull::Error::Sys {
+                    what: "creating the output pipes".into(),
+                    source: e,
+                })
+            };
+            let ((or, ow), (er, ew)) = (pipe()?, pipe()?);
+            Some((or, ow, er, ew))
         };
         let opts = hull::CreateOptions {
             autostart: true,

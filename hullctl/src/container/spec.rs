@@ -209,10 +209,10 @@ pub fn read_image_file(store: &Store, layers: &[Digest], path: &str) -> Option<S
             }
         }
         let root = std::fs::File::open(&dir).ok()?;
-        let Ok(fd) = hull::sys::open_in_root(root.as_raw_fd(), &c, libc::O_RDONLY, 0) else {
+        let Ok(fd) = crate::sys::open_in_root(root.as_raw_fd(), &c, libc::O_RDONLY, 0) else {
             continue;
         };
-        let mut f = std::fs::File::from(crate::sys::own_fd(fd));
+        let mut f = std::fs::File::from(fd);
         let mut s = String::new();
         f.read_to_string(&mut s).ok()?;
         return Some(s);
