@@ -115,7 +115,7 @@ pub struct Waiter {
 
 pub struct Service {
     namespace: String,
-    events: Publisher,
+    pub events: Publisher,
     containers: BTreeMap<String, Ctr>,
     waiters: Vec<Waiter>,
     /// Shutdown was asked for and no container is left.
