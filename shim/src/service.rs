@@ -480,7 +480,7 @@ impl Service {
             p.io.finish();
         }
         if c.rootfs_mounted {
-            mounts::unmount_rootfs(&c.bundle.join("rootfs"));
+            mounts::unmount_rootfs_in_background(&c.bundle.join("rootfs"));
         }
         Saved::remove(&c.bundle);
         self.events.publish(TaskDelete {
