@@ -7,7 +7,8 @@
 #   hull-v2        ctr run --runtime io.containerd.hull.v2              IMG ID true
 #
 # and, as the part no shim can save, `ctr container create` + `ctr
-# container rm` of the same image (snapshot, metadata; no task); then the
+# container rm` of the same image (snapshot, metadata; no task; two ctr
+# processes) and `ctr version` (what one ctr process costs); then the
 # memory of idle shims: 10 detached `sleep` containers per shim,
 # RSS and PSS of each shim process (/proc/PID/smaps_rollup; hull's shim is
 # one process per container, runc's too: no grouping outside pods).
@@ -15,7 +16,8 @@
 #   bash bench/shim.sh            (as root; builds the release binaries)
 #
 # Environment: RUNS (10), IDLE (10), HULL, SHIM (binaries; default: the
-# release builds of this tree), RUNC (/usr/sbin/runc); DEMO=1: run one
+# release builds of this tree), RUNC (/usr/sbin/runc), BASE_SHIM (another
+# build of the shim, timed in the same loop); DEMO=1: run one
 # container with the shim and stop (scripts/shim-demo.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,19 +37,30 @@ done
 work=$(mktemp -d /tmp/hull-bench-shim.XXXXXX)
 NS=hullshimbench
 cpid=
+# Runs as the EXIT trap under `set -euo pipefail`: a step that fails (a
+# grep finding no mount) must not end it before the rest, so every step
+# tolerates failure (the trap once stopped at that grep and left the work
+# directory and the namespace's cgroups behind).
 cleanup() {
+  set +e +o pipefail
   if [ -n "$cpid" ]; then
-    for id in $(ctr_ task ls -q 2>/dev/null); do ctr_ task kill -s KILL "$id" >/dev/null 2>&1 || true; done
+    for id in $(ctr_ task ls -q 2>/dev/null); do ctr_ task kill -s KILL "$id" >/dev/null 2>&1; done
     sleep 0.5
-    for id in $(ctr_ task ls -q 2>/dev/null); do ctr_ task rm -f "$id" >/dev/null 2>&1 || true; done
-    for id in $(ctr_ c ls -q 2>/dev/null); do ctr_ c rm "$id" >/dev/null 2>&1 || true; done
-    kill -TERM "$cpid" 2>/dev/null || true
+    for id in $(ctr_ task ls -q 2>/dev/null); do ctr_ task rm -f "$id" >/dev/null 2>&1; done
+    for id in $(ctr_ c ls -q 2>/dev/null); do ctr_ c rm "$id" >/dev/null 2>&1; done
+    kill -TERM "$cpid" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.2; done
   fi
-  grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$work"
-  find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$NS" -exec rmdir {} + 2>/dev/null || true
-  rmdir "/run/containerd/hull/$NS" 2>/dev/null || true
+  # The namespace's cgroups (runc and hull make /NS/ID under every
+  # hierarchy): containers' first, then the namespace's.
+  find /sys/fs/cgroup -mindepth 2 -maxdepth 4 -depth -type d -path "*/$NS/*" -exec rmdir {} + 2>/dev/null
+  find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$NS" -exec rmdir {} + 2>/dev/null
+  left=$(find /sys/fs/cgroup -maxdepth 2 -type d -name "$NS")
+  [ -z "$left" ] || echo "bench/shim.sh: cgroups left behind: $left" >&2
+  rmdir "/run/containerd/hull/$NS" 2>/dev/null
+  return 0
 }
 trap cleanup EXIT
 ctr_() { ctr --address "$work/c.sock" --namespace "$NS" "$@"; }
@@ -55,6 +68,9 @@ ctr_() { ctr --address "$work/c.sock" --namespace "$NS" "$@"; }
 # containerd, with hull's shim first on its PATH.
 mkdir -p "$work/bin"
 ln -s "$SHIM" "$work/bin/containerd-shim-hull-v2"
+# BASE_SHIM: another build of hull's shim, run as io.containerd.hullbase.v2
+# in the same loop (before/after comparisons).
+[ -z "${BASE_SHIM:-}" ] || ln -s "$BASE_SHIM" "$work/bin/containerd-shim-hullbase-v2"
 cat >"$work/config.toml" <<CONF
 version = 2
 root = "$work/root"
@@ -99,9 +115,10 @@ flags_of() {
     runc-v2+runc) echo "--runtime io.containerd.runc.v2 --runc-binary $RUNC" ;;
     runc-v2+hull) echo "--runtime io.containerd.runc.v2 --runc-binary $HULL" ;;
     hull-v2) echo "--runtime io.containerd.hull.v2" ;;
+    hull-base) echo "--runtime io.containerd.hullbase.v2" ;;
   esac
 }
-KINDS="runc-v2+runc runc-v2+hull hull-v2"
+KINDS="runc-v2+runc runc-v2+hull hull-v2${BASE_SHIM:+ hull-base}"
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'; }
 
 # 1. ctr run --rm IMG ID true, interleaved (one warm-up each first).
@@ -112,9 +129,21 @@ for k in $KINDS; do
   times[$k]=""; fails[$k]=0
 done
 times[no-task]=""; fails[no-task]=0
+times[one-ctr]=""; fails[one-ctr]=0
 for i in $(seq "$RUNS"); do
-  for k in $KINDS no-task; do
+  for k in $KINDS no-task one-ctr; do
     t0=$(date +%s%N)
+    if [ "$k" = one-ctr ]; then
+      # What one ctr process costs (start, connect, one call): the no-task
+      # floor runs two, `ctr run --rm` one.
+      if ctr_ version >/dev/null 2>&1; then
+        t1=$(date +%s%N)
+        times[$k]+="$(( (t1 - t0) / 1000 ))"$'\n'
+      else
+        fails[$k]=$(( ${fails[$k]} + 1 ))
+      fi
+      continue
+    fi
     if [ "$k" = no-task ]; then
       if ctr_ c create "$IMG" "b$i-nt" true >/dev/null 2>&1 && ctr_ c rm "b$i-nt" >/dev/null 2>&1; then
         t1=$(date +%s%N)
@@ -166,5 +195,7 @@ row "median ms" "$(m runc-v2+runc)" "$(m runc-v2+hull)" "$(m hull-v2)" "$(m no-t
 row "failed runs" "${fails[runc-v2+runc]}" "${fails[runc-v2+hull]}" "${fails[hull-v2]}" "${fails[no-task]}"
 row "idle shim RSS MB (mean of $IDLE)" "$(rss "$runc_mem")" - "$(rss "$hull_mem")" -
 row "idle shim PSS MB (mean, $IDLE running)" "$(pss "$runc_mem")" - "$(pss "$hull_mem")" -
-awk -v a="$(m hull-v2)" -v b="$(m runc-v2+hull)" -v f="$(m no-task)" -v r="$(rss "$hull_mem")" -v s="$(rss "$runc_mem")" 'BEGIN {
-  printf "hull-v2 / runc-v2+hull latency = %.2f (target <= 0.5); above the no-task floor: %.2f; hull-v2 / runc-v2 RSS = %.2f (target <= 0.25)\n", a/b, (a-f)/(b-f), r/s }'
+[ -z "${BASE_SHIM:-}" ] || echo "BASE_SHIM ($BASE_SHIM): $(m hull-base) ms median, ${fails[hull-base]} failed"
+echo "one ctr process (ctr version): $(m one-ctr) ms median, ${fails[one-ctr]} failed"
+awk -v a="$(m hull-v2)" -v b="$(m runc-v2+hull)" -v f="$(m no-task)" -v c="$(m one-ctr)" -v r="$(rss "$hull_mem")" -v s="$(rss "$runc_mem")" 'BEGIN {
+  printf "hull-v2 / runc-v2+hull latency = %.2f (target <= 0.5); above the no-task floor: %.2f; above a one-ctr floor (no task - one ctr): %.2f; hull-v2 / runc-v2 RSS = %.2f (target <= 0.25)\n", a/b, (a-f)/(b-f), (a-(f-c))/(b-(f-c)), r/s }'

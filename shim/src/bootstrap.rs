@@ -1,8 +1,9 @@
 //! The `start` and `delete` subcommands containerd runs, and what Create
 //! records in the bundle for `delete` (the state root and cgroup driver).
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -54,16 +55,19 @@ fn socket_path(flags: &Flags, group: &str) -> PathBuf {
     Path::new(SOCKET_DIR).join(hex)
 }
 
-/// `start`: reuse the group's running shim, or spawn one serving the
-/// socket; print the address (containerd reads it from stdout) and keep
-/// it in the bundle's `address` file (containerd reads that on restart).
+/// `start`: reuse the group's running shim, or bind the socket and spawn
+/// one serving it; print the address (containerd reads it from stdout)
+/// and keep it in the bundle's `address` file (containerd reads that on
+/// restart). As containerd's own shims do, `start` does not wait for the
+/// server: containerd's connection waits in the socket's backlog until
+/// the server (re-executing itself from a sealed image first) accepts it.
 pub fn start(flags: &Flags) -> Result<(), String> {
     let bundle = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
     let group = group_of(&bundle, &flags.id);
     let path = socket_path(flags, &group);
     let address = format!("unix://{}", path.display());
-    if UnixStream::connect(&path).is_err() {
-        spawn_server(flags, &address)?;
+    if let Some(listener) = crate::server::listen(&path.to_string_lossy())? {
+        spawn_server(flags, &address, &listener)?;
     }
     std::fs::write(bundle.join("address"), &address)
         .map_err(|e| format!("{}: {e}", bundle.join("address").display()))?;
@@ -73,18 +77,20 @@ pub fn start(flags: &Flags) -> Result<(), String> {
         .map_err(|e| format!("writing the address: {e}"))
 }
 
-/// Spawn the serving shim (its own process group, so a signal to
-/// containerd's group does not reach it) and wait until it listens: it
-/// closes its stdout then.
-fn spawn_server(flags: &Flags, address: &str) -> Result<(), String> {
+/// Spawn the serving shim on `listener` (its own process group, so a
+/// signal to containerd's group does not reach it).
+fn spawn_server(flags: &Flags, address: &str, listener: &UnixListener) -> Result<(), String> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(|e| format!("/proc/self/exe: {e}"))?;
+    let fd = listener.as_raw_fd();
+    hull::sys::set_cloexec(fd, false).map_err(|e| format!("the task socket: {e}"))?;
     let mut cmd = Command::new(exe);
     cmd.args(["-namespace", &flags.namespace, "-id", &flags.id])
         .args(["-address", &flags.address, "-socket", address])
         .args(["-publish-binary", &flags.publish_binary])
+        .args(["-listen-fd", &fd.to_string()])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         // Not containerd's pipe: it reads start's output to EOF. The shim
         // logs to the bundle's `log` FIFO instead.
         .stderr(Stdio::null())
@@ -92,19 +98,9 @@ fn spawn_server(flags: &Flags, address: &str) -> Result<(), String> {
     if flags.debug {
         cmd.arg("-debug");
     }
-    let mut child = cmd.spawn().map_err(|e| format!("spawning the shim: {e}"))?;
-    let mut said = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut said);
-    }
-    // The server exits at once only when it failed (or another shim of the
-    // group won the race, which it reports as success).
-    if let Ok(Some(status)) = child.try_wait() {
-        if !status.success() {
-            return Err(format!("the shim exited: {status}: {}", said.trim()));
-        }
-    }
-    Ok(())
+    cmd.spawn()
+        .map(drop)
+        .map_err(|e| format!("spawning the shim: {e}"))
 }
 
 /// What Create used, for `delete` after a crash.

@@ -1,5 +1,8 @@
 //! Task events to containerd: `Events.Forward` over its ttrpc socket
-//! (TTRPC_ADDRESS), one short blocking call each.
+//! (TTRPC_ADDRESS), one short blocking call each, made after the loop's
+//! answers are sent.
+
+use std::cell::RefCell;
 
 use containerd_shim_protos::events::task::{
     TaskCheckpointed, TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM,
@@ -65,15 +68,21 @@ pub struct Publisher {
     /// containerd's ttrpc socket; empty: events are dropped (tests).
     address: String,
     namespace: String,
+    /// Encoded ForwardRequests and their topics, in order, sent by
+    /// [`Publisher::flush`] once the answers of the loop's turn are out.
+    queue: RefCell<Vec<(&'static str, Vec<u8>)>>,
 }
 
 impl Publisher {
     pub fn new(address: String, namespace: String) -> Publisher {
-        Publisher { address, namespace }
+        Publisher {
+            address,
+            namespace,
+            queue: RefCell::new(Vec::new()),
+        }
     }
 
-    /// Forward `event`; a failure is logged, not returned (containerd
-    /// restarting must not fail the task operation that caused it).
+    /// Queue `event` for [`Publisher::flush`].
     pub fn publish<E: Event>(&self, event: E) {
         if self.address.is_empty() {
             return;
@@ -95,9 +104,19 @@ impl Publisher {
             ..Default::default()
         };
         let payload = req.write_to_bytes().unwrap_or_default();
+        self.queue.borrow_mut().push((E::TOPIC, payload));
+    }
+
+    /// Forward the queued events, in order; a failure is logged, not
+    /// returned (containerd restarting must not fail the task operation
+    /// that caused it).
+    pub fn flush(&self) {
+        let queued = std::mem::take(&mut *self.queue.borrow_mut());
         let service = "containerd.services.events.ttrpc.v1.Events";
-        if let Err(e) = crate::wire::call(&self.address, service, "Forward", payload) {
-            crate::server::log(&format!("publishing {}: {e}", E::TOPIC));
+        for (topic, payload) in queued {
+            if let Err(e) = crate::wire::call(&self.address, service, "Forward", payload) {
+                crate::server::log(&format!("publishing {topic}: {e}"));
+            }
         }
     }
 }

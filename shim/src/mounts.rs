@@ -63,9 +63,62 @@ pub fn unmount_rootfs(target: &Path) {
     let Ok(t) = CString::new(target.as_os_str().as_encoded_bytes()) else {
         return;
     };
+    detach_all(&t);
+}
+
+fn detach_all(t: &CString) {
     for _ in 0..16 {
-        if sys::umount2(&t, libc::MNT_DETACH).is_err() {
+        if sys::umount2(t, libc::MNT_DETACH).is_err() {
             break;
+        }
+    }
+}
+
+/// [`unmount_rootfs`] for the serving shim's Delete: the last reference
+/// to an unmounted overlay makes the kernel sync its upper filesystem
+/// (the whole of it: 25 ms measured on the loaded machine) in the task
+/// that drops it. A child holding an fd on the rootfs keeps that
+/// reference while the mounts are detached, then exits and pays the sync
+/// instead of the Delete's caller. The child is reaped by the loop like
+/// any other process.
+pub fn unmount_rootfs_in_background(target: &Path) {
+    let Ok(t) = CString::new(target.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    let holder = sys::open(&t, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+        .ok()
+        .and_then(|fd| {
+            hold_in_child(fd).or_else(|| {
+                sys::close(fd);
+                None
+            })
+        });
+    detach_all(&t);
+    if let Some(release) = holder {
+        sys::close(release);
+    }
+}
+
+/// Fork a child that keeps `fd` open until the returned pipe end is
+/// closed, then exits. The caller's copy of `fd` is closed.
+fn hold_in_child(fd: i32) -> Option<i32> {
+    let (r, w) = sys::pipe().ok()?;
+    match sys::fork() {
+        Ok(0) => {
+            sys::close(w);
+            let mut b = [0u8; 1];
+            let _ = sys::read(r, &mut b);
+            sys::exit_now(0)
+        }
+        Ok(_) => {
+            sys::close(r);
+            sys::close(fd);
+            Some(w)
+        }
+        Err(_) => {
+            sys::close(r);
+            sys::close(w);
+            None
         }
     }
 }

@@ -20,6 +20,9 @@ use crate::{wire, Flags};
 /// containerd's task service names (1.6 speaks v2, 2.x v3; same messages).
 const SERVICES: [&str; 2] = ["containerd.task.v2.Task", "containerd.task.v3.Task"];
 
+/// Quiet time after a request before the shim gives memory back.
+const IDLE_MS: i32 = 500;
+
 /// A line to stderr: the bundle's `log` FIFO, which containerd copies
 /// into its own log (write errors, such as a full FIFO, are ignored).
 pub fn log(msg: &str) {
@@ -56,17 +59,27 @@ pub fn serve(flags: &Flags) -> Result<(), String> {
         .map_err(|e| format!("becoming a child subreaper: {e}"))?;
     let sigfd = sys::signalfd_for(&[libc::SIGCHLD, libc::SIGTERM, libc::SIGINT])
         .map_err(|e| format!("signalfd: {e}"))?;
+    // The sealed image's mount fd, closed by a child that is reaped like
+    // any other (its exit waits for the detached mount to dissolve).
+    hull::exeseal::release_kept_mount();
     let path = flags
         .socket
         .strip_prefix("unix://")
         .unwrap_or(&flags.socket)
         .to_string();
-    let Some(listener) = listen(&path)? else {
-        // Another shim of the group serves it already.
-        return Ok(());
+    let listener = match flags.listen_fd {
+        // `start` bound the socket and returned at once: containerd's
+        // connection waits in the backlog while this process starts.
+        Some(fd) => listener_from_fd(fd)?,
+        None => match listen(&path)? {
+            Some(l) => l,
+            // Another shim of the group serves it already.
+            None => return Ok(()),
+        },
     };
     log_to_fifo();
-    // `start` waits for our stdout to close: we listen now.
+    // `start` (without -listen-fd) waits for our stdout to close: we
+    // listen now.
     if let Ok(null) = std::fs::File::open("/dev/null") {
         let _ = sys::dup2(null.as_raw_fd(), 1);
     }
@@ -76,13 +89,27 @@ pub fn serve(flags: &Flags) -> Result<(), String> {
         Publisher::new(ttrpc, flags.namespace.clone()),
     );
     let r = run(&listener, sigfd.as_raw_fd(), &mut service);
+    service.events.flush();
     let _ = std::fs::remove_file(&path);
     r
 }
 
+/// The listening socket `start` passed (not close-on-exec across the
+/// spawn and the sealed re-exec; it is from here on).
+fn listener_from_fd(fd: i32) -> Result<UnixListener, String> {
+    if !sys::fd_is_open(fd) {
+        return Err(format!("-listen-fd {fd}: not an open fd"));
+    }
+    let _ = sys::set_cloexec(fd, true);
+    let l = crate::sys::adopt_listener(fd);
+    l.set_nonblocking(true)
+        .map_err(|e| format!("-listen-fd {fd}: {e}"))?;
+    Ok(l)
+}
+
 /// Bind the task socket (a stale one is replaced); None if a live shim
 /// already listens there.
-fn listen(path: &str) -> Result<Option<UnixListener>, String> {
+pub fn listen(path: &str) -> Result<Option<UnixListener>, String> {
     if let Some(dir) = Path::new(path).parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -113,12 +140,14 @@ fn pollfd(fd: RawFd) -> libc::pollfd {
 fn run(listener: &UnixListener, sigfd: RawFd, service: &mut Service) -> Result<(), String> {
     let mut conns: Vec<Conn> = Vec::new();
     let mut next_token = 0u64;
+    // A request was served since the loop last went idle: once nothing
+    // happened for IDLE_MS, the heap is trimmed and the code's pages are
+    // unmapped (the shim idles for the container's whole life).
     let mut busy = false;
     while !service.done {
-        if busy {
-            crate::sys::trim_heap();
-            busy = false;
-        }
+        // Events go out after the answers that caused them: the caller
+        // (ctr waiting on Start, Wait, Delete) is not held up by them.
+        service.events.flush();
         let ttys = service.poll_fds();
         let mut fds = vec![pollfd(listener.as_raw_fd()), pollfd(sigfd)];
         fds.extend(conns.iter().map(|c| pollfd(c.sock.as_raw_fd())));
@@ -129,8 +158,17 @@ fn run(listener: &UnixListener, sigfd: RawFd, service: &mut Service) -> Result<(
         }));
         // OOM counters are read on every wake-up, and each second while
         // containers run.
-        let timeout = if service.has_live() { 1000 } else { -1 };
+        let timeout = match (busy, service.has_live()) {
+            (true, _) => IDLE_MS,
+            (false, true) => 1000,
+            (false, false) => -1,
+        };
         match sys::poll(&mut fds, timeout) {
+            Ok(0) if busy => {
+                crate::sys::trim_heap();
+                crate::sys::drop_text_pages();
+                busy = false;
+            }
             Ok(_) => {}
             Err(sys::Errno(libc::EINTR)) => continue,
             Err(e) => return Err(format!("poll: {e}")),

@@ -115,7 +115,7 @@ pub struct Waiter {
 
 pub struct Service {
     namespace: String,
-    events: Publisher,
+    pub events: Publisher,
     containers: BTreeMap<String, Ctr>,
     waiters: Vec<Waiter>,
     /// Shutdown was asked for and no container is left.
@@ -480,7 +480,7 @@ impl Service {
             p.io.finish();
         }
         if c.rootfs_mounted {
-            mounts::unmount_rootfs(&c.bundle.join("rootfs"));
+            mounts::unmount_rootfs_in_background(&c.bundle.join("rootfs"));
         }
         Saved::remove(&c.bundle);
         self.events.publish(TaskDelete {

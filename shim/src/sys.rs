@@ -1,5 +1,6 @@
-//! The shim's own `unsafe`: placing fds in a spawned child (the rest of
-//! its system calls go through hull's `sys`).
+//! The shim's own `unsafe`: placing fds in a spawned child, and taking
+//! over the listening socket `start` passed (the rest of its system calls
+//! go through hull's `sys`).
 
 use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
@@ -45,4 +46,48 @@ pub fn spawn_with_fds(cmd: &mut Command, fds: [RawFd; 3]) -> std::io::Result<Chi
 pub fn trim_heap() {
     // SAFETY: malloc_trim only walks and releases glibc's own free lists.
     unsafe { libc::malloc_trim(0) };
+}
+
+/// The listening socket inherited as fd `fd` (checked open by the caller).
+pub fn adopt_listener(fd: RawFd) -> std::os::unix::net::UnixListener {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fd is open and this process's only handle on the socket
+    // (inherited from `start`; nothing else in the shim uses the number).
+    unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) }
+}
+
+/// Unmap the pages of the shim's own code (the executable mappings of
+/// its binary) from this process: after a burst of work (a create maps
+/// most of the 2.7 MB of text, the kernel mapping cached pages around
+/// each fault) the idle loop needs a small part of it, which faults back
+/// in from the page cache. Only `r-xp` mappings of the binary: never
+/// written, so nothing is lost (a relocated read-only segment would be).
+pub fn drop_text_pages() {
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return;
+    };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    let exe = exe.to_string_lossy();
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if perms != "r-xp" || f.nth(3) != Some(exe.as_ref()) {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        else {
+            continue;
+        };
+        // SAFETY: MADV_DONTNEED on a private, never-written file mapping
+        // of our own binary only drops page-table entries; the next access
+        // faults the same contents back in from the file.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
 }
