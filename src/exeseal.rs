@@ -197,29 +197,14 @@ pub fn release_kept_mount() -> Option<libc::pid_t> {
     if sys::fd_fs_magic(fd) != Ok(OVERLAYFS_SUPER_MAGIC) {
         return None;
     }
-    let Ok((r, w)) = sys::pipe() else {
-        sys::close(fd);
-        return None;
-    };
-    match sys::fork() {
-        Ok(0) => {
-            // The child: wait until the parent closed its copy (EOF), then
-            // exit, closing the last one.
-            sys::close(w);
-            let mut b = [0u8; 1];
-            let _ = sys::read(r, &mut b);
-            sys::exit_now(0)
-        }
-        Ok(pid) => {
-            sys::close(fd);
-            sys::close(w);
-            sys::close(r);
+    match sys::hold_in_child(fd) {
+        Some((pid, release)) => {
+            // Released at once: the child exits, closing the last copy.
+            sys::close(release);
             Some(pid)
         }
-        Err(_) => {
+        None => {
             sys::close(fd);
-            sys::close(w);
-            sys::close(r);
             None
         }
     }

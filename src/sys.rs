@@ -1107,6 +1107,35 @@ pub fn pipe() -> SysResult<(RawFd, RawFd)> {
     Ok((fds[0], fds[1]))
 }
 
+/// Hand `fd` to a forked child that keeps it open until the returned
+/// write end of a pipe is closed, then exits: the last close of a detached
+/// mount (an RCU grace period, or a sync of the upper filesystem) happens
+/// in that child instead of the caller. On success the caller's `fd` is
+/// closed and it gets (child pid, release fd); on failure `fd` stays the
+/// caller's. The caller reaps the child.
+pub fn hold_in_child(fd: RawFd) -> Option<(libc::pid_t, RawFd)> {
+    let (r, w) = pipe().ok()?;
+    match fork() {
+        Ok(0) => {
+            // Async-signal-safe only: wait for EOF, exit (closing `fd`).
+            close(w);
+            let mut b = [0u8; 1];
+            let _ = read(r, &mut b);
+            exit_now(0)
+        }
+        Ok(pid) => {
+            close(r);
+            close(fd);
+            Some((pid, w))
+        }
+        Err(_) => {
+            close(r);
+            close(w);
+            None
+        }
+    }
+}
+
 /// Most fds one message carries (the container's v1 cgroups: about a dozen).
 pub const MAX_FDS: usize = 16;
 

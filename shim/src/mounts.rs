@@ -88,37 +88,15 @@ pub fn unmount_rootfs_in_background(target: &Path) {
     let holder = sys::open(&t, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
         .ok()
         .and_then(|fd| {
-            hold_in_child(fd).or_else(|| {
-                sys::close(fd);
-                None
-            })
+            sys::hold_in_child(fd)
+                .map(|(_, release)| release)
+                .or_else(|| {
+                    sys::close(fd);
+                    None
+                })
         });
     detach_all(&t);
     if let Some(release) = holder {
         sys::close(release);
-    }
-}
-
-/// Fork a child that keeps `fd` open until the returned pipe end is
-/// closed, then exits. The caller's copy of `fd` is closed.
-fn hold_in_child(fd: i32) -> Option<i32> {
-    let (r, w) = sys::pipe().ok()?;
-    match sys::fork() {
-        Ok(0) => {
-            sys::close(w);
-            let mut b = [0u8; 1];
-            let _ = sys::read(r, &mut b);
-            sys::exit_now(0)
-        }
-        Ok(_) => {
-            sys::close(r);
-            sys::close(fd);
-            Some(w)
-        }
-        Err(_) => {
-            sys::close(r);
-            sys::close(w);
-            None
-        }
     }
 }
