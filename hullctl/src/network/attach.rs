@@ -331,6 +331,7 @@ pub fn hook(store: &Store) -> Result<()> {
         link::detach(&rec.id);
         let _ = nft::remove(&rule_tag(store, &name));
         let _ = ipam::release(store, &net.name, &name);
+        let _ = super::cleanup_if_idle(store, &net);
         return Err(e);
     }
     refresh_hosts(store, &net)
@@ -385,6 +386,7 @@ pub fn teardown(store: &Store, name: &str, id: &str) -> Result<()> {
     super::release_all(store, name)?;
     if let Some(s) = s {
         if let Ok(net) = super::load(store, &s.network) {
+            super::cleanup_if_idle(store, &net)?;
             refresh_hosts(store, &net)?;
         }
     }

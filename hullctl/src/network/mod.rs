@@ -12,6 +12,7 @@
 //! made when a container first joins it (issue 18, step 2).
 
 pub mod attach;
+pub mod fw;
 pub mod ipam;
 pub mod link;
 pub mod nft;
@@ -326,7 +327,7 @@ pub fn remove(store: &Store, name: &str) -> Result<()> {
 fn remove_locked(store: &Store, name: &str) -> Result<()> {
     let net = load(store, name)?;
     link::delete_bridge(&net)?;
-    nft::remove(&nft::net_tag(&net))?;
+    nft::remove_network(&net)?;
     let lp = ipam::leases_path(store, name);
     if let Err(e) = std::fs::remove_file(&lp) {
         if e.kind() != std::io::ErrorKind::NotFound {
@@ -371,6 +372,16 @@ pub fn inspect(store: &Store, net: &Network) -> Result<serde_json::Value> {
         "Options": {"com.docker.network.bridge.name": net.bridge},
         "Containers": containers,
     }))
+}
+
+/// A network no container uses any more loses its rules (the bridge
+/// stays until `network rm`, as docker's does).
+pub fn cleanup_if_idle(store: &Store, net: &Network) -> Result<()> {
+    let _l = lock(store)?;
+    if ipam::live_leases(store, &net.name)?.is_empty() {
+        nft::remove_network(net)?;
+    }
+    Ok(())
 }
 
 /// Give back every lease `container` holds (on its removal).
