@@ -538,17 +538,27 @@ fn two_user_networks_are_isolated() {
     }
 }
 
+/// 50 `run -d -p` at once, then 50 `rm -f` at once (issue 18's
+/// acceptance): distinct addresses, and after: no lease, no rule, no veth
+/// (on the bridge or anywhere on the host), no name entry.
 #[test]
 fn concurrent_runs_get_distinct_addresses_and_leave_nothing() {
     if skip() {
         return;
     }
+    const N: usize = 50;
     let mut n = Net::new("net-conc");
     n.network("many", 15, &[]);
     let ctl = &n.ctl;
-    let names: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
+    let names: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+    // Distinct free host ports: all held at once while picked.
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("0.0.0.0:0").unwrap())
+        .collect();
+    let ports: Vec<u16> = held.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    drop(held);
     std::thread::scope(|s| {
-        for c in &names {
+        for (c, port) in names.iter().zip(&ports) {
             s.spawn(move || {
                 ctl.ok(&[
                     "run",
@@ -558,7 +568,7 @@ fn concurrent_runs_get_distinct_addresses_and_leave_nothing() {
                     "--network",
                     "many",
                     "-p",
-                    &format!("{}:80", free_port()),
+                    &format!("{port}:80"),
                     "bb:1",
                     "sleep",
                     "1000",
@@ -566,10 +576,26 @@ fn concurrent_runs_get_distinct_addresses_and_leave_nothing() {
             });
         }
     });
+    let ids: Vec<String> = names
+        .iter()
+        .map(|c| {
+            let v: serde_json::Value = serde_json::from_str(&ctl.ok(&["inspect", c])).unwrap();
+            v[0]["Id"].as_str().unwrap().to_string()
+        })
+        .collect();
     let mut ips: Vec<String> = names.iter().map(|c| n.ip_of(c)).collect();
     ips.sort();
     ips.dedup();
-    assert_eq!(ips.len(), names.len(), "distinct: {ips:?}");
+    assert_eq!(ips.len(), N, "distinct: {ips:?}");
+    let root = ctl.root().display().to_string();
+    let table = || {
+        let o = std::process::Command::new("nft")
+            .args(["-j", "list", "table", "ip", "hullctl"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert_eq!(table().matches(&root).count(), 3 * N, "3 rules per -p");
     std::thread::scope(|s| {
         for c in &names {
             s.spawn(move || ctl.ok(&["rm", "-f", c]));
@@ -581,17 +607,51 @@ fn concurrent_runs_get_distinct_addresses_and_leave_nothing() {
         insp[0]["Containers"].as_object().unwrap().is_empty(),
         "no lease left"
     );
-    let root = ctl.root().display().to_string();
-    let o = std::process::Command::new("nft")
-        .args(["-j", "list", "table", "ip", "hullctl"])
-        .output()
-        .unwrap();
+    let leases = std::fs::read_to_string(ctl.root().join("networks/many.leases"))
+        .unwrap_or_default();
+    assert!(!leases.contains('m'), "lease file: {leases}");
+    let t = table();
+    assert!(!t.contains(&root), "no rule left: {t}");
     assert!(
-        !String::from_utf8_lossy(&o.stdout).contains(&root),
-        "no rule left"
+        !t.contains(&format!("net:{}", n.bridges[0])),
+        "no network rule left: {t}"
     );
     let veths = std::fs::read_dir(format!("/sys/class/net/{}/brif", n.bridges[0]))
         .unwrap()
         .count();
     assert_eq!(veths, 0, "no veth left on the bridge");
+    for id in &ids {
+        assert!(!links_exist(&format!("vh{}", &id[..12])), "veth of {id}");
+    }
+    // Name entries: /etc/hosts files go with the containers; an aardvark-dns
+    // config (if this store has one) names none of them.
+    for dir in walk(&ctl.root()) {
+        if dir.file_name().is_some_and(|f| f == "aardvark-dns") {
+            for f in walk(&dir) {
+                let text = std::fs::read_to_string(&f).unwrap_or_default();
+                for c in &names {
+                    assert!(
+                        !text.split_whitespace().any(|w| w == c),
+                        "{c} in {}",
+                        f.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Every path under `d` (not following symlinks).
+fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+    }
+    out
 }
