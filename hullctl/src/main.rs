@@ -162,6 +162,10 @@ enum Cmd {
     Top {
         name: String,
     },
+    /// A container's published ports (`80/tcp -> 0.0.0.0:8080`).
+    Port {
+        name: String,
+    },
     /// A container's resource usage (cgroup statistics), once.
     Stats {
         name: String,
@@ -698,6 +702,13 @@ fn run(cli: Cli) -> Result<i32> {
             println!("{}", container::wait(store, rec)?);
             Ok(())
         }),
+        Cmd::Port { name } => {
+            let rec = record::find(store, &name)?;
+            for l in hullctl::network::attach::port_lines(store, &rec.name) {
+                println!("{l}");
+            }
+            Ok(0)
+        }
         Cmd::Top { name } => {
             let rec = record::find(store, &name)?;
             let c = hull::Container::load(&container::hull_store(store), &rec.name)

@@ -375,6 +375,60 @@ pub fn refresh_hosts(store: &Store, net: &Network) -> Result<()> {
     Ok(())
 }
 
+/// docker's `NetworkSettings` of a container: its network, address and
+/// published ports (`{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}`).
+pub fn network_settings(store: &Store, name: &str) -> Value {
+    let Some(s) = load_settings(store, name) else {
+        return json!({"Networks": {}, "Ports": {}});
+    };
+    let mut ports = serde_json::Map::new();
+    for p in &s.ports {
+        let e = ports
+            .entry(format!("{}/{}", p.container_port, p.proto))
+            .or_insert_with(|| json!([]));
+        if let Some(a) = e.as_array_mut() {
+            a.push(json!({
+                "HostIp": p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
+                "HostPort": p.host_port.to_string(),
+            }));
+        }
+    }
+    let ip = ipam::leases(store, &s.network)
+        .ok()
+        .and_then(|l| l.into_iter().find(|(_, c)| c == name).map(|(ip, _)| ip));
+    let prefix = super::load(store, &s.network)
+        .map(|n| n.subnet.prefix_len())
+        .unwrap_or(0);
+    json!({
+        "Networks": {s.network.clone(): {
+            "IPAddress": ip.map(|i| i.to_string()).unwrap_or_default(),
+            "IPPrefixLen": prefix,
+            "Aliases": s.aliases,
+        }},
+        "Ports": ports,
+    })
+}
+
+/// `port NAME`: docker's lines, `80/tcp -> 0.0.0.0:8080`.
+pub fn port_lines(store: &Store, name: &str) -> Vec<String> {
+    load_settings(store, name)
+        .map(|s| {
+            s.ports
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}/{} -> {}:{}",
+                        p.container_port,
+                        p.proto,
+                        p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        p.host_port
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// On removal: the lease, the host veth (if the namespace outlived us),
 /// and the other containers' /etc/hosts.
 pub fn teardown(store: &Store, name: &str, id: &str) -> Result<()> {

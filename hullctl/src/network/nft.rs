@@ -186,6 +186,19 @@ pub fn add(net: &Network, container: &str, ip: Ipv4Addr, ports: &[Publish]) -> R
                 m(payload("ip", "daddr"), "!=", prefix(net)),
                 json!({"masquerade": null}),
             ],
+        )); // Hairpin: a container (or anything on the bridge) reaching a
+            // published port through the gateway or another host address
+            // must get the reply back through the host, not straight from
+            // the container it was sent to.
+        cmds.push(rule(
+            "postrouting",
+            &tag,
+            vec![
+                m(payload("ip", "saddr"), "==", prefix(net)),
+                m(payload("ip", "daddr"), "==", prefix(net)),
+                json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
+                json!({"masquerade": null}),
+            ],
         ));
     }
     for p in ports {
