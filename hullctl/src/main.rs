@@ -252,6 +252,21 @@ enum NetworkCmd {
     /// The createRuntime hook that connects a container (OCI state on stdin).
     #[command(hide = true)]
     Hook,
+    /// What the hook does, for the network namespace of PID and no
+    /// container (bench/network.sh's per-container figure).
+    #[command(hide = true)]
+    Attach {
+        name: String,
+        #[arg(long)]
+        network: String,
+        #[arg(long)]
+        pid: i32,
+        #[arg(short = 'p', long = "publish")]
+        publish: Vec<String>,
+    },
+    /// Undo `network attach NAME`.
+    #[command(hide = true)]
+    Detach { name: String },
 }
 
 #[derive(Subcommand)]
@@ -532,6 +547,13 @@ fn network_cmd(store: &Store, cmd: NetworkCmd) -> Result<i32> {
             }
         }
         NetworkCmd::Hook => network::attach::hook(store)?,
+        NetworkCmd::Attach {
+            name,
+            network,
+            pid,
+            publish,
+        } => network::attach::attach_pid(store, &name, &network, pid, publish)?,
+        NetworkCmd::Detach { name } => network::attach::detach_pid(store, &name)?,
         NetworkCmd::Prune { force: _ } => {
             for n in network::prune(store)? {
                 println!("{n}");

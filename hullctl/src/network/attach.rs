@@ -313,28 +313,77 @@ pub fn hook(store: &Store) -> Result<()> {
     let s = load_settings(store, &name)
         .ok_or_else(|| Error::not_found("network settings of container", &name))?;
     let rec = crate::container::record::find(store, &name)?;
+    setup(store, &name, &rec.id, pid, &s)
+}
+
+/// Lease, veth, address and route, rules; on failure all of it undone.
+fn setup(store: &Store, name: &str, id: &str, pid: i32, s: &Settings) -> Result<()> {
     let net = super::load(store, &s.network)?;
-    let ip = ipam::allocate(store, &net, &name, s.ip)?;
+    let ip = ipam::allocate(store, &net, name, s.ip)?;
     let attached = (|| {
         // One setup at a time: the bridge and the network's masquerade
         // rule are made by whoever comes first.
         let _l = super::lock(store)?;
         // Repair after a crash: rules of containers that are gone.
         nft::remove_stale(|t| !t.starts_with('/') || std::path::Path::new(t).is_dir())?;
-        link::attach(&net, &rec.id, pid, ip)?;
+        link::attach(&net, id, pid, ip)?;
         if !s.ports.is_empty() {
             nft::route_localnet(&net.bridge)?;
         }
-        nft::add(&net, &rule_tag(store, &name), ip, &s.ports)
+        nft::add(&net, &rule_tag(store, name), ip, &s.ports)
     })();
     if let Err(e) = attached {
-        link::detach(&rec.id);
-        let _ = nft::remove(&rule_tag(store, &name));
-        let _ = ipam::release(store, &net.name, &name);
+        link::detach(id);
+        let _ = nft::remove(&rule_tag(store, name));
+        let _ = ipam::release(store, &net.name, name);
         let _ = super::cleanup_if_idle(store, &net);
         return Err(e);
     }
     refresh_hosts(store, &net)
+}
+
+/// `network attach` (hidden): [`hook`]'s work for the namespace of `pid`
+/// without a container (a directory with network.json stands for it).
+pub fn attach_pid(
+    store: &Store,
+    name: &str,
+    network: &str,
+    pid: i32,
+    publish_specs: Vec<String>,
+) -> Result<()> {
+    hull::state::validate_id(name).map_err(|e| Error::Usage(format!("{name:?}: {e}")))?;
+    let o = NetOptions {
+        publish: publish_specs,
+        ..Default::default()
+    };
+    let net = super::load(store, network)?;
+    let ports = publish(store, name, &o)?;
+    let d = dir(store, name);
+    std::fs::create_dir(&d).at(&d)?;
+    let s = Settings {
+        network: net.name,
+        ip: None,
+        aliases: Vec::new(),
+        add_hosts: Vec::new(),
+        dns: Vec::new(),
+        hostname: name.to_string(),
+        ports,
+    };
+    let r = write_files(store, name, &s).and_then(|()| setup(store, name, name, pid, &s));
+    if r.is_err() {
+        let _ = std::fs::remove_dir_all(&d);
+    }
+    r
+}
+
+/// `network detach` (hidden): undo [`attach_pid`].
+pub fn detach_pid(store: &Store, name: &str) -> Result<()> {
+    let d = dir(store, name);
+    if load_settings(store, name).is_none() {
+        return Err(Error::not_found("network attachment", name));
+    }
+    teardown(store, name, name)?;
+    std::fs::remove_dir_all(&d).at(&d)
 }
 
 /// Rewrite /etc/hosts of every container on `net` (in place): each sees
