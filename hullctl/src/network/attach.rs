@@ -324,19 +324,19 @@ fn setup(store: &Store, name: &str, id: &str, pid: i32, s: &Settings) -> Result<
         // One setup at a time: the bridge and the network's masquerade
         // rule are made by whoever comes first.
         let _l = super::lock(store)?;
-        // Repair after a crash: rules of containers that are gone.
-        nft::remove_stale(|t| !t.starts_with('/') || std::path::Path::new(t).is_dir())?;
         link::attach(&net, id, pid, ip)?;
         if !s.ports.is_empty() {
             nft::route_localnet(&net.bridge)?;
         }
-        nft::add(&net, &rule_tag(store, name), ip, &s.ports)
+        // Repair after a crash as well: rules of containers that are gone.
+        nft::add(&net, &rule_tag(store, name), ip, &s.ports, |t| {
+            !t.starts_with('/') || std::path::Path::new(t).is_dir()
+        })
     })();
     if let Err(e) = attached {
         link::detach(id);
-        let _ = nft::remove(&rule_tag(store, name));
         let _ = ipam::release(store, &net.name, name);
-        let _ = super::cleanup_if_idle(store, &net);
+        let _ = super::cleanup_if_idle(store, &net, Some(&rule_tag(store, name)));
         return Err(e);
     }
     refresh_hosts(store, &net)
@@ -483,14 +483,16 @@ pub fn port_lines(store: &Store, name: &str) -> Vec<String> {
 pub fn teardown(store: &Store, name: &str, id: &str) -> Result<()> {
     let s = load_settings(store, name);
     link::detach(id);
-    if s.is_some() {
-        nft::remove(&rule_tag(store, name))?;
-    }
     super::release_all(store, name)?;
     if let Some(s) = s {
-        if let Ok(net) = super::load(store, &s.network) {
-            super::cleanup_if_idle(store, &net)?;
-            refresh_hosts(store, &net)?;
+        let tag = rule_tag(store, name);
+        match super::load(store, &s.network) {
+            Ok(net) => {
+                super::cleanup_if_idle(store, &net, Some(&tag))?;
+                refresh_hosts(store, &net)?;
+            }
+            // The network went (removed by hand): the rules still go.
+            Err(_) => nft::remove(&tag)?,
         }
     }
     Ok(())

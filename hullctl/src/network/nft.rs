@@ -125,13 +125,30 @@ fn prefix(net: &Network) -> Value {
 
 /// Set up NAT for `container` (its tag: see attach::rule_tag) at `ip` on `net`: masquerade for the
 /// network and a DNAT per published port. All in one nft transaction.
-pub fn add(net: &Network, container: &str, ip: Ipv4Addr, ports: &[Publish]) -> Result<()> {
+///
+/// The same transaction removes the rules of containers that are gone
+/// (`live` says which still exist: a crash between setup and teardown),
+/// so a setup lists the table once and runs nft twice.
+pub fn add(
+    net: &Network,
+    container: &str,
+    ip: Ipv4Addr,
+    ports: &[Publish],
+    live: impl Fn(&str) -> bool,
+) -> Result<()> {
     let _l = host_lock()?;
     let mut cmds = base();
     let tag = net_tag(net);
     let iif = |op: &str, b: &str| m(json!({"meta": {"key": "iifname"}}), op, json!(b));
     let oif = |op: &str, b: &str| m(json!({"meta": {"key": "oifname"}}), op, json!(b));
-    let new_network = !rules()?.iter().any(|r| r.2 == tag);
+    let existing = rules()?;
+    let new_network = !existing.iter().any(|r| r.2 == tag);
+    for (chain, handle, _) in existing
+        .into_iter()
+        .filter(|r| !r.2.starts_with("net:") && !live(&r.2))
+    {
+        cmds.push(json!({"delete": {"rule": {"family": "ip", "table": TABLE, "chain": chain, "handle": handle}}}));
+    }
     if new_network {
         // Isolation: nothing from elsewhere opens a connection into the
         // network but published ports (DNAT); replies to the containers'
@@ -289,10 +306,16 @@ pub fn remove(comment: &str) -> Result<()> {
 /// Remove a network's own rules (forward, masquerade) and its accepts in
 /// other tools' chains: when its last container has gone, or with it.
 pub fn remove_network(net: &Network) -> Result<()> {
+    remove_with_network(None, net)
+}
+
+/// Remove a container's rules (`container`: its tag) and, in the same
+/// transaction, its idle network's (as [`remove_network`]).
+pub fn remove_with_network(container: Option<&str>, net: &Network) -> Result<()> {
     let _l = host_lock()?;
     let tag = net_tag(net);
     delete_where(
-        |c| c == tag,
+        |c| c == tag || Some(c) == container,
         &format!("removing network {}'s rules", net.name),
     )?;
     super::fw::remove(&net.bridge)
@@ -302,16 +325,6 @@ pub fn remove_network(net: &Network) -> Result<()> {
 /// network names are per store).
 pub fn net_tag(net: &Network) -> String {
     format!("net:{}", net.bridge)
-}
-
-/// Remove the rules of containers that no longer exist (a crash between
-/// setup and teardown): `live` says whether a container still exists.
-pub fn remove_stale(live: impl Fn(&str) -> bool) -> Result<()> {
-    let _l = host_lock()?;
-    delete_where(
-        |c| !c.starts_with("net:") && !live(c),
-        "removing stale rules",
-    )
 }
 
 /// Let the host's 127.0.0.1 be routed to the bridge (for published ports).
