@@ -614,15 +614,19 @@ fn concurrent_runs_get_distinct_addresses_and_leave_nothing() {
         std::fs::read_to_string(ctl.root().join("networks/many.leases")).unwrap_or_default();
     assert!(!leases.contains('m'), "lease file: {leases}");
     let t = table();
-    assert!(!t.contains(&root), "no rule left: {t}");
-    assert!(
-        !t.contains(&format!("net:{}", n.bridges[0])),
-        "no network rule left: {t}"
-    );
+    assert!(!t.contains(&root), "no container rule left: {t}");
     let veths = std::fs::read_dir(format!("/sys/class/net/{}/brif", n.bridges[0]))
         .unwrap()
         .count();
     assert_eq!(veths, 0, "no veth left on the bridge");
+    // The network's own rules go with it.
+    ctl.ok(&["network", "rm", "many"]);
+    let t = table();
+    assert!(
+        !t.contains(&format!("net:{}", n.bridges[0])),
+        "no network rule left: {t}"
+    );
+    assert!(!links_exist(&n.bridges[0]));
     for id in &ids {
         assert!(!links_exist(&format!("vh{}", &id[..12])), "veth of {id}");
     }

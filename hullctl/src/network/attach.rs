@@ -335,8 +335,8 @@ fn setup(store: &Store, name: &str, id: &str, pid: i32, s: &Settings) -> Result<
     })();
     if let Err(e) = attached {
         link::detach(id);
+        let _ = nft::remove(&rule_tag(store, name));
         let _ = ipam::release(store, &net.name, name);
-        let _ = super::cleanup_if_idle(store, &net, Some(&rule_tag(store, name)));
         return Err(e);
     }
     refresh_hosts(store, &net)
@@ -483,16 +483,13 @@ pub fn port_lines(store: &Store, name: &str) -> Vec<String> {
 pub fn teardown(store: &Store, name: &str, id: &str) -> Result<()> {
     let s = load_settings(store, name);
     link::detach(id);
+    if s.is_some() {
+        nft::remove(&rule_tag(store, name))?;
+    }
     super::release_all(store, name)?;
     if let Some(s) = s {
-        let tag = rule_tag(store, name);
-        match super::load(store, &s.network) {
-            Ok(net) => {
-                super::cleanup_if_idle(store, &net, Some(&tag))?;
-                refresh_hosts(store, &net)?;
-            }
-            // The network went (removed by hand): the rules still go.
-            Err(_) => nft::remove(&tag)?,
+        if let Ok(net) = super::load(store, &s.network) {
+            refresh_hosts(store, &net)?;
         }
     }
     Ok(())

@@ -24,8 +24,8 @@
 //! land in whichever backend docker used (iptables-nft or legacy). The
 //! rules are made when a network's first container is set up (and checked
 //! again at every setup, so a dockerd started later is caught at the next
-//! run) and removed when its last container goes or the network is
-//! removed. The caller holds the host-wide lock (nft::HostLock).
+//! run) and live as long as the bridge: `network rm` (or prune) removes
+//! them. The caller holds the host-wide lock (nft::HostLock).
 
 use std::process::{Command, Stdio};
 

@@ -374,23 +374,6 @@ pub fn inspect(store: &Store, net: &Network) -> Result<serde_json::Value> {
     }))
 }
 
-/// A network no container uses any more loses its rules (the bridge
-/// stays until `network rm`, as docker's does).
-/// `container` (a rule tag): a leaving container's rules, removed in the
-/// same nft transaction. Under the networks lock, so no setup on the
-/// network runs in between (it would find the network's rules and not
-/// make them again).
-pub fn cleanup_if_idle(store: &Store, net: &Network, container: Option<&str>) -> Result<()> {
-    let _l = lock(store)?;
-    if ipam::live_leases(store, &net.name)?.is_empty() {
-        nft::remove_with_network(container, net)
-    } else if let Some(c) = container {
-        nft::remove(c)
-    } else {
-        Ok(())
-    }
-}
-
 /// Give back every lease `container` holds (on its removal).
 pub fn release_all(store: &Store, container: &str) -> Result<()> {
     for n in list(store)? {

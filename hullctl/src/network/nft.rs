@@ -12,10 +12,12 @@
 //!   pass, other new connections into it are dropped (isolation)
 //!
 //! The table is host-wide (shared by every store), so every change to it
-//! happens under a host-wide lock ([`host_lock`]); the network rules go
-//! with a network's last container, and the table itself when no rule is
-//! left in it: an idle host has no `ip hullctl` table (docker and netavark
-//! keep empty chains; hullctl leaves nothing, as its tests check).
+//! happens under a host-wide lock ([`host_lock`]). A container's rules
+//! live as long as it; a network's (forward, masquerade) as long as its
+//! bridge: made with its first container, removed by `network rm`. The
+//! table itself goes when no rule is left in it: a host without hullctl
+//! networks has no `ip hullctl` table (docker and netavark keep their
+//! empty chains; hullctl leaves nothing, as its tests check).
 
 use std::fs::File;
 use std::io::Write;
@@ -304,18 +306,12 @@ pub fn remove(comment: &str) -> Result<()> {
 }
 
 /// Remove a network's own rules (forward, masquerade) and its accepts in
-/// other tools' chains: when its last container has gone, or with it.
+/// other tools' chains: they live as long as its bridge.
 pub fn remove_network(net: &Network) -> Result<()> {
-    remove_with_network(None, net)
-}
-
-/// Remove a container's rules (`container`: its tag) and, in the same
-/// transaction, its idle network's (as [`remove_network`]).
-pub fn remove_with_network(container: Option<&str>, net: &Network) -> Result<()> {
     let _l = host_lock()?;
     let tag = net_tag(net);
     delete_where(
-        |c| c == tag || Some(c) == container,
+        |c| c == tag,
         &format!("removing network {}'s rules", net.name),
     )?;
     super::fw::remove(&net.bridge)
