@@ -187,6 +187,10 @@ enum Cmd {
     Top {
         name: String,
     },
+    /// A container's published ports (`80/tcp -> 0.0.0.0:8080`).
+    Port {
+        name: String,
+    },
     /// A container's resource usage (cgroup statistics), once.
     Stats {
         name: String,
@@ -312,6 +316,21 @@ enum NetworkCmd {
     /// The createRuntime hook that connects a container (OCI state on stdin).
     #[command(hide = true)]
     Hook,
+    /// What the hook does, for the network namespace of PID and no
+    /// container (bench/network.sh's per-container figure).
+    #[command(hide = true)]
+    Attach {
+        name: String,
+        #[arg(long)]
+        network: String,
+        #[arg(long)]
+        pid: i32,
+        #[arg(short = 'p', long = "publish")]
+        publish: Vec<String>,
+    },
+    /// Undo `network attach NAME`.
+    #[command(hide = true)]
+    Detach { name: String },
 }
 
 #[derive(Subcommand)]
@@ -620,6 +639,13 @@ fn network_cmd(store: &Store, cmd: NetworkCmd) -> Result<i32> {
             container,
             force: _,
         } => network::attach::disconnect(store, &network, &container)?,
+        NetworkCmd::Attach {
+            name,
+            network,
+            pid,
+            publish,
+        } => network::attach::attach_pid(store, &name, &network, pid, publish)?,
+        NetworkCmd::Detach { name } => network::attach::detach_pid(store, &name)?,
         NetworkCmd::Prune { force: _ } => {
             for n in network::prune(store)? {
                 println!("{n}");
@@ -828,6 +854,13 @@ fn run(cli: Cli) -> Result<i32> {
             println!("{}", container::wait(store, rec)?);
             Ok(())
         }),
+        Cmd::Port { name } => {
+            let rec = record::find(store, &name)?;
+            for l in hullctl::network::attach::port_lines(store, &rec.name) {
+                println!("{l}");
+            }
+            Ok(0)
+        }
         Cmd::Top { name } => {
             let rec = record::find(store, &name)?;
             let c = hull::Container::load(&container::hull_store(store), &rec.name)

@@ -765,3 +765,22 @@ fn logs_follow_of_a_created_container_returns() {
     assert!(start.elapsed() < Duration::from_secs(3));
     ctl.ok(&["rm", "c"]);
 }
+
+/// Regression: containers got hull's default cgroup `/<name>`, so two
+/// stores' containers of one name shared it and `rm -f` of one killed
+/// the other (a cgroup-wide SIGKILL).
+#[test]
+fn same_name_in_two_stores_does_not_share_a_cgroup() {
+    if skip() {
+        return;
+    }
+    let name = unique("twin");
+    let a = with_image("twin-a", "bb:1", json!({"Cmd": ["sleep", "1000"]}));
+    let b = with_image("twin-b", "bb:1", json!({"Cmd": ["sleep", "1000"]}));
+    a.ok(&["run", "-d", "--name", &name, "bb:1"]);
+    b.ok(&["run", "-d", "--name", &name, "bb:1"]);
+    a.ok(&["rm", "-f", &name]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(inspect(&b, &name)["State"]["Running"], true);
+    assert_eq!(b.ok(&["exec", &name, "echo", "alive"]).trim(), "alive");
+}

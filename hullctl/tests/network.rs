@@ -199,20 +199,6 @@ impl Drop for Net {
     }
 }
 
-/// Whether the host's iptables FORWARD chain drops by policy (docker's
-/// setting) while br_netfilter hands bridged traffic to it.
-fn forwarding_blocked() -> bool {
-    let nf = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")
-        .map(|s| s.trim() == "1")
-        .unwrap_or(false);
-    let fwd = std::process::Command::new("iptables")
-        .args(["-S", "FORWARD"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("-P FORWARD DROP"))
-        .unwrap_or(false);
-    nf && fwd
-}
-
 fn links_exist(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
 }
@@ -261,15 +247,10 @@ fn two_containers_ping_each_other_by_ip_and_name() {
         );
         assert_eq!(hosts, ctl.ok(&["exec", "pb", "cat", "/etc/hosts"]));
     }
-    if forwarding_blocked() {
-        // docker's iptables FORWARD policy DROP also drops bridged
-        // traffic (br_netfilter); opening it means editing docker's
-        // chains, which hullctl does not do (see README).
-        eprintln!("SKIP container-to-container ping: iptables FORWARD policy is DROP");
-    } else {
-        ctl.ok(&["exec", "pa", "ping", "-c1", "-W2", &b]);
-        ctl.ok(&["exec", "pb", "ping", "-c1", "-W2", "pa-alias"]);
-    }
+    // Also where docker's iptables FORWARD policy is DROP (br_netfilter
+    // passes bridged traffic through it): hullctl's accepts in DOCKER-USER.
+    ctl.ok(&["exec", "pa", "ping", "-c1", "-W2", &b]);
+    ctl.ok(&["exec", "pb", "ping", "-c1", "-W2", "pa-alias"]);
     // Only lo and eth0; a default route via the gateway.
     let links = ctl.ok(&["exec", "pa", "ls", "/sys/class/net"]);
     assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["eth0", "lo"]);
@@ -561,17 +542,30 @@ fn two_user_networks_are_isolated() {
     }
 }
 
+/// 50 `run -d -p` at once, then 50 `rm -f` at once (issue 18's
+/// acceptance): distinct addresses, and after: no lease, no rule, no veth
+/// (on the bridge or anywhere on the host), no name entry.
 #[test]
 fn concurrent_runs_get_distinct_addresses_and_leave_nothing() {
     if skip() {
         return;
     }
+    const N: usize = 50;
     let mut n = Net::new("net-conc");
     n.network("many", 15, &[]);
     let ctl = &n.ctl;
-    let names: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
+    let names: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+    // Distinct free host ports: all held at once while picked.
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("0.0.0.0:0").unwrap())
+        .collect();
+    let ports: Vec<u16> = held
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    drop(held);
     std::thread::scope(|s| {
-        for c in &names {
+        for (c, port) in names.iter().zip(&ports) {
             s.spawn(move || {
                 ctl.ok(&[
                     "run",
@@ -581,7 +575,7 @@ fn concurrent_runs_get_distinct_addresses_and_leave_nothing() {
                     "--network",
                     "many",
                     "-p",
-                    &format!("{}:80", free_port()),
+                    &format!("{port}:80"),
                     "bb:1",
                     "sleep",
                     "1000",
@@ -589,10 +583,26 @@ fn concurrent_runs_get_distinct_addresses_and_leave_nothing() {
             });
         }
     });
+    let ids: Vec<String> = names
+        .iter()
+        .map(|c| {
+            let v: serde_json::Value = serde_json::from_str(&ctl.ok(&["inspect", c])).unwrap();
+            v[0]["Id"].as_str().unwrap().to_string()
+        })
+        .collect();
     let mut ips: Vec<String> = names.iter().map(|c| n.ip_of(c)).collect();
     ips.sort();
     ips.dedup();
-    assert_eq!(ips.len(), names.len(), "distinct: {ips:?}");
+    assert_eq!(ips.len(), N, "distinct: {ips:?}");
+    let root = ctl.root().display().to_string();
+    let table = || {
+        let o = std::process::Command::new("nft")
+            .args(["-j", "list", "table", "ip", "hullctl"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert_eq!(table().matches(&root).count(), 3 * N, "3 rules per -p");
     std::thread::scope(|s| {
         for c in &names {
             s.spawn(move || ctl.ok(&["rm", "-f", c]));
@@ -604,17 +614,396 @@ fn concurrent_runs_get_distinct_addresses_and_leave_nothing() {
         insp[0]["Containers"].as_object().unwrap().is_empty(),
         "no lease left"
     );
-    let root = ctl.root().display().to_string();
-    let o = std::process::Command::new("nft")
-        .args(["-j", "list", "table", "ip", "hullctl"])
-        .output()
-        .unwrap();
-    assert!(
-        !String::from_utf8_lossy(&o.stdout).contains(&root),
-        "no rule left"
-    );
+    let leases =
+        std::fs::read_to_string(ctl.root().join("networks/many.leases")).unwrap_or_default();
+    assert!(!leases.contains('m'), "lease file: {leases}");
+    let t = table();
+    assert!(!t.contains(&root), "no container rule left: {t}");
     let veths = std::fs::read_dir(format!("/sys/class/net/{}/brif", n.bridges[0]))
         .unwrap()
         .count();
     assert_eq!(veths, 0, "no veth left on the bridge");
+    // The network's own rules go with it.
+    ctl.ok(&["network", "rm", "many"]);
+    let t = table();
+    assert!(
+        !t.contains(&format!("net:{}", n.bridges[0])),
+        "no network rule left: {t}"
+    );
+    assert!(!links_exist(&n.bridges[0]));
+    for id in &ids {
+        assert!(!links_exist(&format!("vh{}", &id[..12])), "veth of {id}");
+    }
+    // Name entries: /etc/hosts files go with the containers; an aardvark-dns
+    // config (if this store has one) names none of them.
+    for dir in walk(&ctl.root()) {
+        if dir.file_name().is_some_and(|f| f == "aardvark-dns") {
+            for f in walk(&dir) {
+                let text = std::fs::read_to_string(&f).unwrap_or_default();
+                for c in &names {
+                    assert!(
+                        !text.split_whitespace().any(|w| w == c),
+                        "{c} in {}",
+                        f.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Every path under `d` (not following symlinks).
+fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// What a failed run could leave behind on `n`'s first network: veths on
+/// its bridge, rules of the store, leases, containers.
+fn debris(n: &Net) -> (usize, usize, String, String) {
+    let veths = std::fs::read_dir(format!("/sys/class/net/{}/brif", n.bridges[0]))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let o = std::process::Command::new("nft")
+        .args(["-j", "list", "table", "ip", "hullctl"])
+        .output()
+        .unwrap();
+    let rules = String::from_utf8_lossy(&o.stdout)
+        .matches(&n.ctl.root().display().to_string())
+        .count();
+    let leases = std::fs::read_to_string(
+        n.ctl
+            .root()
+            .join(format!("networks/{}.leases", n.networks[0])),
+    )
+    .unwrap_or_default();
+    (veths, rules, leases, n.ctl.ok(&["ps", "-a", "-q"]))
+}
+
+/// An image that EXPOSEs 80/tcp and serves `page` there (busybox httpd).
+fn load_web_image(ctl: &Ctl, page: &str) {
+    let mut l = Layout::new();
+    let d = two_layer_image(
+        &mut l,
+        serde_json::json!({
+            "ExposedPorts": {"80/tcp": {}},
+            "Cmd": ["sh", "-c", format!("mkdir /www && echo {page} > /www/index.html && exec httpd -f -p 80 -h /www")],
+        }),
+    );
+    l.tag(d, "web:1");
+    let t = ctl.dir.path().join("web.tar");
+    l.tarball(&t);
+    ctl.ok(&["load", "-i", t.to_str().unwrap()]);
+}
+
+#[test]
+fn publish_all_and_static_addresses() {
+    if skip() {
+        return;
+    }
+    let mut n = Net::new("net-pub-all");
+    let s = n.network("pa", 16, &[]);
+    let ctl = &n.ctl;
+    load_web_image(ctl, "published-by-P");
+    // -P: the EXPOSEd 80/tcp on a free host port, shown by port and inspect.
+    ctl.ok(&["run", "-d", "--name", "w", "--network", "pa", "-P", "web:1"]);
+    let line = ctl.ok(&["port", "w"]);
+    let port: u16 = line
+        .trim()
+        .strip_prefix("80/tcp -> 0.0.0.0:")
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    assert!(port > 0);
+    let v: serde_json::Value = serde_json::from_str(&ctl.ok(&["inspect", "w"])).unwrap();
+    assert_eq!(
+        v[0]["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"],
+        port.to_string()
+    );
+    assert_eq!(
+        v[0]["NetworkSettings"]["Networks"]["pa"]["IPAddress"],
+        n.ip_of("w")
+    );
+    let page = http_get(&format!("http://127.0.0.1:{port}/"));
+    assert_eq!(page.trim(), "published-by-P");
+
+    // --ip: honoured; the same address again refused, nothing made.
+    let want = s.replace(".0/24", ".77");
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "st",
+        "--network",
+        "pa",
+        "--ip",
+        &want,
+        "bb:1",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(n.ip_of("st"), want);
+    let before = debris(&n);
+    let err = ctl.fails(&[
+        "run",
+        "-d",
+        "--name",
+        "st2",
+        "--network",
+        "pa",
+        "--ip",
+        &want,
+        "bb:1",
+        "sleep",
+        "1000",
+    ]);
+    assert!(
+        err.contains(&format!("--ip {want} is already leased to container st")),
+        "{err}"
+    );
+    assert_eq!(debris(&n), before, "nothing half-configured");
+    ctl.fails(&["inspect", "st2"]);
+    for (ip, why) in [
+        ("10.1.2.3", "not a free host address"),
+        (&s.replace(".0/24", ".1")[..], "not a free host address"),
+        (&s.replace(".0/24", ".255")[..], "not a free host address"),
+        ("10.233.1", "--ip"),
+    ] {
+        let err = ctl.fails(&["run", "--rm", "--network", "pa", "--ip", ip, "bb:1", "true"]);
+        assert!(err.contains(why), "{ip}: {err}");
+        assert_eq!(
+            debris(&n),
+            before,
+            "{ip}: nothing half-configured; {}",
+            ctl.ok(&["ps", "-a"])
+        );
+    }
+}
+
+#[test]
+fn taken_host_ports_and_networks_in_use_leave_nothing_half_configured() {
+    if skip() {
+        return;
+    }
+    let mut n = Net::new("net-taken");
+    n.network("tk", 17, &[]);
+    let ctl = &n.ctl;
+    let port = free_port();
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "--network",
+        "tk",
+        "-p",
+        &format!("{port}:80"),
+        "bb:1",
+        "sleep",
+        "1000",
+    ]);
+    let before = debris(&n);
+    assert_eq!(before.0, 1);
+    // Published by another container.
+    let err = ctl.fails(&[
+        "run",
+        "-d",
+        "--name",
+        "x",
+        "--network",
+        "tk",
+        "-p",
+        &format!("{port}:8080"),
+        "bb:1",
+        "sleep",
+        "1000",
+    ]);
+    assert!(
+        err.contains(&format!(
+            "host port {port}/tcp is already published by container holder"
+        )),
+        "{err}"
+    );
+    assert_eq!(debris(&n), before);
+    // Bound by a host process (udp too).
+    let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let bound = l.local_addr().unwrap().port();
+    let u = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let ubound = u.local_addr().unwrap().port();
+    for spec in [format!("{bound}:80"), format!("{ubound}:53/udp")] {
+        let err = ctl.fails(&[
+            "run",
+            "-d",
+            "--name",
+            "x",
+            "--network",
+            "tk",
+            "-p",
+            &spec,
+            "bb:1",
+            "sleep",
+            "1000",
+        ]);
+        assert!(err.contains("is in use on the host"), "{spec}: {err}");
+        assert_eq!(debris(&n), before, "{spec}");
+    }
+    // An unknown network, a bad network mode: nothing either.
+    let err = ctl.fails(&["run", "-d", "--network", "nosuch", "bb:1", "true"]);
+    assert!(err.contains("nosuch"), "{err}");
+    assert_eq!(debris(&n), before);
+    // In use: network rm refused, the network whole (bridge, rules, lease).
+    let err = ctl.fails(&["network", "rm", "tk"]);
+    assert!(err.contains("in use by container(s) holder"), "{err}");
+    assert_eq!(debris(&n), before);
+    assert!(links_exist(&n.bridges[0]));
+    // Invalid CIDRs: nothing written.
+    for bad in ["10.233.0.0/33", "10.233.0.0", "10.233.0.0/-1", ""] {
+        let err = ctl.fails(&["network", "create", "bad", "--subnet", bad]);
+        assert!(err.contains("invalid subnet"), "{bad:?}: {err}");
+    }
+    let err = ctl.fails(&["network", "create", "bad", "--ipv6", "--subnet", "::1/64x"]);
+    assert!(err.contains("invalid IPv6 subnet"), "{err}");
+    assert!(!n.ctl.root().join("networks/bad.json").exists());
+    assert!(!n.ctl.root().join("networks/bad.leases").exists());
+}
+
+/// Another network namespace with a leg on the bridge (`addr` on it):
+/// a machine on the network's LAN. Removed on drop.
+struct Neighbour {
+    ns: String,
+    host_if: String,
+}
+
+impl Neighbour {
+    fn new(bridge: &str, addr: &str, gw: &str) -> Neighbour {
+        let id = std::process::id() % 100000;
+        let nb = Neighbour {
+            ns: format!("hullnb{id}"),
+            host_if: format!("hnb{id}"),
+        };
+        let ip = |a: &[&str]| {
+            let o = std::process::Command::new("ip").args(a).output().unwrap();
+            assert!(
+                o.status.success(),
+                "ip {a:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &nb.ns])
+            .output();
+        ip(&["netns", "add", &nb.ns]);
+        ip(&[
+            "link",
+            "add",
+            &nb.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &nb.ns,
+        ]);
+        ip(&["link", "set", &nb.host_if, "master", bridge, "up"]);
+        for c in [
+            vec!["addr", "add", addr, "dev", "eth0"],
+            vec!["link", "set", "eth0", "up"],
+            vec!["route", "add", "default", "via", gw],
+        ] {
+            let mut a = vec!["netns", "exec", &nb.ns, "ip"];
+            a.extend(c);
+            ip(&a);
+        }
+        nb
+    }
+}
+
+impl Drop for Neighbour {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .output();
+    }
+}
+
+/// `-p 18080:80` (the issue's example; a free port instead if something
+/// on the host holds 18080): from the host at 127.0.0.1, from another
+/// namespace through the bridge address, and from another container
+/// through it (hairpin NAT).
+#[test]
+fn published_port_from_the_host_and_from_another_namespace_through_the_bridge() {
+    if skip() {
+        return;
+    }
+    let mut n = Net::new("net-18080");
+    let s = n.network("pub", 18, &[]);
+    let ctl = &n.ctl;
+    load_web_image(ctl, "page-18080");
+    let port = if std::net::TcpListener::bind("0.0.0.0:18080").is_ok() {
+        18080
+    } else {
+        eprintln!("18080 is taken on this host: using a free port");
+        free_port()
+    };
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w",
+        "--network",
+        "pub",
+        "-p",
+        &format!("{port}:80"),
+        "web:1",
+    ]);
+    let gw = s.replace(".0/24", ".1");
+    let page = http_get(&format!("http://127.0.0.1:{port}/"));
+    assert_eq!(page.trim(), "page-18080");
+    let nb = Neighbour::new(&n.bridges[0], &s.replace(".0/24", ".250/24"), &gw);
+    let o = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &nb.ns, "timeout", "10", BUSYBOX, "wget", "-q", "-O-",
+        ])
+        .arg(format!("http://{gw}:{port}/"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "page-18080",
+        "from another namespace: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    ctl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "pub",
+        "bb:1",
+        "sleep",
+        "1000",
+    ]);
+    let page = ctl.ok(&[
+        "exec",
+        "client",
+        "wget",
+        "-q",
+        "-O-",
+        &format!("http://{gw}:{port}/"),
+    ]);
+    assert_eq!(page.trim(), "page-18080");
 }

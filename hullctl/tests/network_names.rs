@@ -134,14 +134,12 @@ fn have_aardvark() -> bool {
     ok
 }
 
-/// Whether the host's iptables FORWARD chain drops by policy (docker's
-/// setting) while br_netfilter hands bridged traffic to it.
-fn forwarding_blocked(v6: bool) -> bool {
-    let (sys, tool) = if v6 {
-        ("bridge-nf-call-ip6tables", "ip6tables")
-    } else {
-        ("bridge-nf-call-iptables", "iptables")
-    };
+/// Whether the host's ip6tables FORWARD chain drops by policy while
+/// br_netfilter hands bridged IPv6 traffic to it. (IPv4 needs no such
+/// check: hullctl puts its accepts in docker's chains, network/fw.rs; for
+/// ip6tables it does not yet.)
+fn forwarding_blocked_v6() -> bool {
+    let (sys, tool) = ("bridge-nf-call-ip6tables", "ip6tables");
     let nf = std::fs::read_to_string(format!("/proc/sys/net/bridge/{sys}"))
         .map(|s| s.trim() == "1")
         .unwrap_or(false);
@@ -248,9 +246,7 @@ fn names_resolve_over_dns_including_later_containers_and_go_with_them() {
         !hosts.contains("bravo") && hosts.contains("alpha"),
         "{hosts}"
     );
-    if !forwarding_blocked(false) {
-        ctl.ok(&["exec", "a", "ping", "-c1", "-W2", "bravo"]);
-    }
+    ctl.ok(&["exec", "a", "ping", "-c1", "-W2", "bravo"]);
     assert!(n.dns_config("front").contains(&id_b));
     // B stopped: its name is gone; started again: back.
     ctl.ok(&["stop", "-t", "1", "b"]);
@@ -341,11 +337,9 @@ fn default_network_containers_reach_each_other_by_ip_and_name() {
         assert_eq!(lookup(ctl, "d2", "d1"), Some(vec![ip1.clone()]));
     }
     ctl.ok(&["exec", "d1", "ping", "-c1", "-W2", &gateway(1)]);
-    if !forwarding_blocked(false) {
-        ctl.ok(&["exec", "d1", "ping", "-c1", "-W2", &ip2]);
-        ctl.ok(&["exec", "d1", "ping", "-c1", "-W2", "d2"]);
-        ctl.ok(&["exec", "d2", "ping", "-c1", "-W2", "d1"]);
-    }
+    ctl.ok(&["exec", "d1", "ping", "-c1", "-W2", &ip2]);
+    ctl.ok(&["exec", "d1", "ping", "-c1", "-W2", "d2"]);
+    ctl.ok(&["exec", "d2", "ping", "-c1", "-W2", "d1"]);
 }
 
 /// Rules of hullctl's nftables table of `family` whose comment is `tag`.
@@ -402,7 +396,7 @@ fn dual_stack_containers_ping_each_other_over_ipv6() {
         "{route}"
     );
     ctl.ok(&["exec", "v1", "ping", "-6", "-c1", "-W2", &gateway6(2)]);
-    if !forwarding_blocked(true) {
+    if !forwarding_blocked_v6() {
         ctl.ok(&["exec", "v1", "ping", "-6", "-c1", "-W2", &b]);
         ctl.ok(&["exec", "v2", "ping", "-6", "-c1", "-W2", &a]);
     }
@@ -451,6 +445,17 @@ fn dual_stack_containers_ping_each_other_over_ipv6() {
         assert!(err.contains(why), "{a:?}: {err}");
     }
     ctl.fails(&["network", "inspect", "bad6"]);
+    // The network's ip6 forward rules live as long as its bridge: they
+    // stay with no container and go with `network rm` (with the dns
+    // config and the leases).
+    let net_tag = format!("net:{}", n.bridges[0]);
+    assert!(nft_rules("ip6", &net_tag) >= 2, "dual's ip6 forward rules");
+    ctl.ok(&["network", "rm", "dual"]);
+    assert_eq!(nft_rules("ip6", &net_tag), 0, "dual's ip6 rules went");
+    assert_eq!(nft_rules("ip", &net_tag), 0, "dual's ip rules went");
+    for f in ["dual.leases", "dual.leases6", "aardvark/dual"] {
+        assert!(!ctl.root().join("networks").join(f).exists(), "{f}");
+    }
 }
 
 /// The host end of a container's interface exists.
@@ -507,9 +512,7 @@ fn connect_and_disconnect_a_running_container() {
         assert_eq!(lookup(ctl, "c2", "c1"), Some(vec![ip1.clone()]));
         let ip2 = ip_of(ctl, "c2", "eth0", "-4");
         assert_eq!(lookup(ctl, "c1", "two"), Some(vec![ip2.clone()]));
-        if !forwarding_blocked(false) {
-            ctl.ok(&["exec", "c1", "ping", "-c1", "-W2", "two"]);
-        }
+        ctl.ok(&["exec", "c1", "ping", "-c1", "-W2", "two"]);
     }
     // Refused, nothing changed: twice, a taken --ip, a stopped container,
     // the first network.

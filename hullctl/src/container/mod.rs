@@ -80,6 +80,10 @@ pub fn create(
     )?;
     let paths = Paths::new(store, &name);
     let mut config = config;
+    // The cgroup by id, not hull's default `/<name>`: containers of one
+    // name in two stores would share it, and `rm -f` of one (a cgroup-wide
+    // kill) would kill the other.
+    config["linux"]["cgroupsPath"] = json!(format!("/hullctl/{id}"));
     image_volumes(&cfg, &config, &mut wanted);
     let mode = o.network.as_deref().unwrap_or("none");
     let mut net_opts = o.net.clone();
@@ -734,5 +738,6 @@ pub fn inspect(store: &Store, rec: &ContainerRecord) -> Value {
             "UpperDir": paths.upper(), "WorkDir": paths.work(), "MergedDir": paths.rootfs()
         }},
         "LogPath": paths.log(),
+        "NetworkSettings": crate::network::attach::network_settings(store, &rec.name),
     })
 }

@@ -376,6 +376,14 @@ pub fn rule_tag(store: &Store, name: &str) -> String {
         .unwrap_or_else(|_| name.to_string())
 }
 
+/// Whether the container a rule's tag names may still exist: a tag that
+/// is a directory (IPv6 ones of ethN: `DIR#ethN`) is stale once the
+/// directory is gone; an id tag (a long path) is never judged stale.
+fn live_tag(t: &str) -> bool {
+    let dir = t.split('#').next().unwrap_or(t);
+    !dir.starts_with('/') || std::path::Path::new(dir).is_dir()
+}
+
 /// `network hook` (createRuntime): the OCI state on stdin names the
 /// container and its init pid.
 pub fn hook(store: &Store) -> Result<()> {
@@ -387,12 +395,16 @@ pub fn hook(store: &Store) -> Result<()> {
     let s = load_settings(store, &name)
         .ok_or_else(|| Error::not_found("network settings of container", &name))?;
     let rec = crate::container::record::find(store, &name)?;
+    setup(store, &name, &rec.id, pid, &s)
+}
+
+/// Lease, veth, address and route, rules; on failure all of it undone.
+fn setup(store: &Store, name: &str, id: &str, pid: i32, s: &Settings) -> Result<()> {
     let net = super::load(store, &s.network)?;
-    note_init(store, &name, pid)?;
-    join(store, &rec, pid, &net, "eth0", s.ip, &s.ports)?;
-    refresh_hosts(store, &net)?;
-    if let Err(e) = dns::sync(store, Some(&name)) {
-        let _ = teardown(store, &name, &rec.id);
+    note_init(store, name, pid)?;
+    join(store, name, id, pid, &net, "eth0", s.ip, &s.ports)?;
+    if let Err(e) = refresh_hosts(store, &net).and_then(|()| dns::sync(store, Some(name))) {
+        let _ = teardown(store, name, id);
         return Err(e);
     }
     Ok(())
@@ -453,16 +465,17 @@ fn tag6(store: &Store, name: &str, ifname: &str) -> String {
 
 /// Connect the running container (init `pid`) to `net` as `ifname`:
 /// leases, veth, addresses, nftables rules. A failure undoes all of it.
+#[allow(clippy::too_many_arguments)]
 fn join(
     store: &Store,
-    rec: &crate::container::record::ContainerRecord,
+    name: &str,
+    id: &str,
     pid: i32,
     net: &Network,
     ifname: &str,
     want: Option<Ipv4Addr>,
     ports: &[Publish],
 ) -> Result<()> {
-    let name = &rec.name;
     let leased = (|| -> Result<(Ipv4Addr, Option<Ipv6Addr>)> {
         let ip = ipam::allocate(store, net, name, want)?;
         let ip6 = match (net.subnet6, net.gateway6) {
@@ -483,24 +496,19 @@ fn join(
         // One setup at a time: the bridge and the network's masquerade
         // rule are made by whoever comes first.
         let _l = super::lock(store)?;
-        // Repair after a crash: rules of containers that are gone.
-        nft::remove_stale(|t| !t.starts_with('/') || std::path::Path::new(t).is_dir())?;
-        nft6::remove_where(|t| {
-            let dir = t.split('#').next().unwrap_or(t);
-            dir.starts_with('/') && !std::path::Path::new(dir).is_dir()
-        })?;
-        link::attach(net, &rec.id, pid, ip, ip6, ifname)?;
+        link::attach(net, id, pid, ip, ip6, ifname)?;
         if !ports.is_empty() {
             nft::route_localnet(&net.bridge)?;
         }
-        nft::add(net, &tag, ip, ports)?;
+        // Repair after a crash as well: rules of containers that are gone.
+        nft::add(net, &tag, ip, ports, live_tag)?;
         if let Some(ip6) = ip6 {
-            nft6::add(net, &tag6(store, name, ifname), ip6)?;
+            nft6::add(net, &tag6(store, name, ifname), ip6, live_tag)?;
         }
         Ok(())
     })();
     if let Err(e) = attached {
-        link::detach_on(&rec.id, ifname);
+        link::detach_on(id, ifname);
         if ifname == "eth0" {
             let _ = nft::remove(&tag);
         }
@@ -563,7 +571,7 @@ pub fn connect(
         aliases: aliases.to_vec(),
     });
     save_settings(store, &name, &s)?;
-    let joined = join(store, &rec, pid, &net, &ifname, want, &[])
+    let joined = join(store, &name, &rec.id, pid, &net, &ifname, want, &[])
         .and_then(|()| refresh_hosts(store, &net))
         .and_then(|()| dns::sync(store, None));
     if let Err(e) = joined {
@@ -617,6 +625,51 @@ pub fn stopped(store: &Store, name: &str) -> Result<()> {
     dns::sync(store, None)
 }
 
+/// `network attach` (hidden): [`hook`]'s work for the namespace of `pid`
+/// without a container (a directory with network.json stands for it).
+pub fn attach_pid(
+    store: &Store,
+    name: &str,
+    network: &str,
+    pid: i32,
+    publish_specs: Vec<String>,
+) -> Result<()> {
+    hull::state::validate_id(name).map_err(|e| Error::Usage(format!("{name:?}: {e}")))?;
+    let o = NetOptions {
+        publish: publish_specs,
+        ..Default::default()
+    };
+    let net = super::load(store, network)?;
+    let ports = publish(store, name, &o)?;
+    let d = dir(store, name);
+    std::fs::create_dir(&d).at(&d)?;
+    let s = Settings {
+        network: net.name,
+        ip: None,
+        aliases: Vec::new(),
+        add_hosts: Vec::new(),
+        dns: Vec::new(),
+        hostname: name.to_string(),
+        ports,
+        connected: Vec::new(),
+    };
+    let r = write_files(store, name, &s).and_then(|()| setup(store, name, name, pid, &s));
+    if r.is_err() {
+        let _ = std::fs::remove_dir_all(&d);
+    }
+    r
+}
+
+/// `network detach` (hidden): undo [`attach_pid`].
+pub fn detach_pid(store: &Store, name: &str) -> Result<()> {
+    let d = dir(store, name);
+    if load_settings(store, name).is_none() {
+        return Err(Error::not_found("network attachment", name));
+    }
+    teardown(store, name, name)?;
+    std::fs::remove_dir_all(&d).at(&d)
+}
+
 /// Rewrite /etc/hosts of every container on `net` (in place: it is
 /// bind-mounted). With aardvark-dns serving names, each lists itself
 /// only (as docker's do: names of others come from DNS, current at every
@@ -666,6 +719,74 @@ pub fn refresh_hosts(store: &Store, net: &Network) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// docker's `NetworkSettings` of a container: its networks (the first
+/// and the connected ones) with their addresses, and published ports (`{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}`).
+pub fn network_settings(store: &Store, name: &str) -> Value {
+    let Some(s) = load_settings(store, name) else {
+        return json!({"Networks": {}, "Ports": {}});
+    };
+    let mut ports = serde_json::Map::new();
+    for p in &s.ports {
+        let e = ports
+            .entry(format!("{}/{}", p.container_port, p.proto))
+            .or_insert_with(|| json!([]));
+        if let Some(a) = e.as_array_mut() {
+            a.push(json!({
+                "HostIp": p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
+                "HostPort": p.host_port.to_string(),
+            }));
+        }
+    }
+    let mut networks = serde_json::Map::new();
+    for (n, _) in s.networks() {
+        let ip = ipam::leases(store, &n)
+            .ok()
+            .and_then(|l| l.into_iter().find(|(_, c)| c == name).map(|(ip, _)| ip));
+        let ip6 = ipam::leases6(store, &n)
+            .ok()
+            .and_then(|l| l.into_iter().find(|(_, c)| c == name).map(|(ip, _)| ip));
+        let net = super::load(store, &n).ok();
+        networks.insert(
+            n.clone(),
+            json!({
+                "IPAddress": ip.map(|i| i.to_string()).unwrap_or_default(),
+                "IPPrefixLen": net.as_ref().map(|n| n.subnet.prefix_len()).unwrap_or(0),
+                "GlobalIPv6Address": ip6.map(|i| i.to_string()).unwrap_or_default(),
+                "GlobalIPv6PrefixLen": net
+                    .as_ref()
+                    .and_then(|n| n.subnet6)
+                    .map(|s| s.prefix_len())
+                    .unwrap_or(0),
+                "Aliases": s.aliases_on(&n),
+            }),
+        );
+    }
+    json!({
+        "Networks": networks,
+        "Ports": ports,
+    })
+}
+
+/// `port NAME`: docker's lines, `80/tcp -> 0.0.0.0:8080`.
+pub fn port_lines(store: &Store, name: &str) -> Vec<String> {
+    load_settings(store, name)
+        .map(|s| {
+            s.ports
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}/{} -> {}:{}",
+                        p.container_port,
+                        p.proto,
+                        p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        p.host_port
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// On removal: the leases, the host veths (if the namespace outlived

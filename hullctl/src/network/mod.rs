@@ -13,6 +13,7 @@
 
 pub mod attach;
 pub mod dns;
+pub mod fw;
 pub mod ipam;
 pub mod link;
 pub mod nft;
@@ -410,8 +411,8 @@ pub fn remove(store: &Store, name: &str) -> Result<()> {
 fn remove_locked(store: &Store, name: &str) -> Result<()> {
     let net = load(store, name)?;
     link::delete_bridge(&net)?;
-    nft::remove(&nft::net_tag(&net))?;
-    nft6::remove(&nft::net_tag(&net))?;
+    nft::remove_network(&net)?;
+    nft6::remove_network(&net)?;
     for lp in [
         ipam::leases_path(store, name),
         ipam::leases6_path(store, name),

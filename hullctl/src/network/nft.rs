@@ -8,9 +8,21 @@
 //! - prerouting + output: published ports (DNAT), for traffic arriving
 //!   from elsewhere and from the host itself (127.0.0.1 needs the bridge's
 //!   route_localnet)
+//! - forward: per network, replies and DNATed connections into its bridge
+//!   pass, other new connections into it are dropped (isolation)
+//!
+//! The table is host-wide (shared by every store), so every change to it
+//! happens under a host-wide lock ([`host_lock`]). A container's rules
+//! live as long as it; a network's (forward, masquerade) as long as its
+//! bridge: made with its first container, removed by `network rm`. The
+//! table itself goes when no rule is left in it: a host without hullctl
+//! networks has no `ip hullctl` table (docker and netavark keep their
+//! empty chains; hullctl leaves nothing, as its tests check).
 
+use std::fs::File;
 use std::io::Write;
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
@@ -27,6 +39,24 @@ pub struct Publish {
     pub host_port: u16,
     pub container_port: u16,
     pub proto: String,
+}
+
+/// The host-wide lock around changes to hullctl's table and to its rules
+/// in other tools' chains (fw): /run/hullctl/host.lock.
+pub struct HostLock(#[allow(dead_code)] File);
+
+pub fn host_lock() -> Result<HostLock> {
+    let d = std::path::Path::new("/run/hullctl");
+    std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    let p = d.join("host.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| Error::io(&p, e))?;
+    crate::sys::flock(f.as_raw_fd(), libc::LOCK_EX).map_err(|e| Error::io(&p, e))?;
+    Ok(HostLock(f))
 }
 
 /// nft by absolute path: the hook runs with the container's hook
@@ -97,14 +127,44 @@ fn prefix(net: &Network) -> Value {
 
 /// Set up NAT for `container` (its tag: see attach::rule_tag) at `ip` on `net`: masquerade for the
 /// network and a DNAT per published port. All in one nft transaction.
-pub fn add(net: &Network, container: &str, ip: Ipv4Addr, ports: &[Publish]) -> Result<()> {
+///
+/// The same transaction removes the rules of containers that are gone
+/// (`live` says which still exist: a crash between setup and teardown),
+/// so a setup lists the table once and runs nft twice.
+pub fn add(
+    net: &Network,
+    container: &str,
+    ip: Ipv4Addr,
+    ports: &[Publish],
+    live: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let _l = host_lock()?;
     let mut cmds = base();
     let tag = net_tag(net);
     let iif = |op: &str, b: &str| m(json!({"meta": {"key": "iifname"}}), op, json!(b));
     let oif = |op: &str, b: &str| m(json!({"meta": {"key": "oifname"}}), op, json!(b));
-    if !has_rule(&tag)? {
+    let existing = rules()?;
+    let new_network = !existing.iter().any(|r| r.2 == tag);
+    for (chain, handle, _) in existing
+        .into_iter()
+        .filter(|r| !r.2.starts_with("net:") && !live(&r.2))
+    {
+        cmds.push(json!({"delete": {"rule": {"family": "ip", "table": TABLE, "chain": chain, "handle": handle}}}));
+    }
+    if new_network {
         // Isolation: nothing from elsewhere opens a connection into the
-        // network but published ports (DNAT); internal ones send nothing out.
+        // network but published ports (DNAT); replies to the containers'
+        // own connections come back; internal ones send nothing out.
+        cmds.push(rule(
+            "forward",
+            &tag,
+            vec![
+                oif("==", &net.bridge),
+                iif("!=", &net.bridge),
+                json!({"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}),
+                json!({"accept": null}),
+            ],
+        ));
         cmds.push(rule(
             "forward",
             &tag,
@@ -136,13 +196,26 @@ pub fn add(net: &Network, container: &str, ip: Ipv4Addr, ports: &[Publish]) -> R
             ));
         }
     }
-    if !net.internal && !has_rule(&tag)? {
+    if !net.internal && new_network {
         cmds.push(rule(
             "postrouting",
             &tag,
             vec![
                 m(payload("ip", "saddr"), "==", prefix(net)),
                 m(payload("ip", "daddr"), "!=", prefix(net)),
+                json!({"masquerade": null}),
+            ],
+        )); // Hairpin: a container (or anything on the bridge) reaching a
+            // published port through the gateway or another host address
+            // must get the reply back through the host, not straight from
+            // the container it was sent to.
+        cmds.push(rule(
+            "postrouting",
+            &tag,
+            vec![
+                m(payload("ip", "saddr"), "==", prefix(net)),
+                m(payload("ip", "daddr"), "==", prefix(net)),
+                json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
                 json!({"masquerade": null}),
             ],
         ));
@@ -177,8 +250,8 @@ pub fn add(net: &Network, container: &str, ip: Ipv4Addr, ports: &[Publish]) -> R
     nft(
         cmds,
         &format!("container {container} on network {}", net.name),
-    )
-    .map(drop)
+    )?;
+    super::fw::ensure(&net.bridge)
 }
 
 /// The rules of the table as (chain, handle, comment).
@@ -206,46 +279,48 @@ fn rules() -> Result<Vec<(String, u64, String)>> {
         .collect())
 }
 
-fn has_rule(comment: &str) -> Result<bool> {
-    Ok(rules()?.iter().any(|r| r.2 == comment))
+/// Delete the rules `doomed` picks, and the table with them when no
+/// other rule is left in it. The caller holds the host lock.
+fn delete_where(doomed: impl Fn(&str) -> bool, what: &str) -> Result<()> {
+    let all = rules()?;
+    let (gone, kept): (Vec<_>, Vec<_>) = all.into_iter().partition(|r| doomed(&r.2));
+    let cmds: Vec<Value> = if gone.is_empty() {
+        return Ok(());
+    } else if kept.is_empty() {
+        vec![json!({"delete": {"table": {"family": "ip", "name": TABLE}}})]
+    } else {
+        gone.into_iter()
+            .map(|(chain, handle, _)| {
+                json!({"delete": {"rule": {"family": "ip", "table": TABLE, "chain": chain, "handle": handle}}})
+            })
+            .collect()
+    };
+    nft(cmds, what).map(drop)
 }
 
-/// Remove every rule tagged `comment` (a container's name, or
-/// `net:NAME` for a network's masquerade).
+/// Remove every rule tagged `comment` (a container's tag, see
+/// attach::rule_tag).
 pub fn remove(comment: &str) -> Result<()> {
-    let cmds: Vec<Value> = rules()?
-        .into_iter()
-        .filter(|r| r.2 == comment)
-        .map(|(chain, handle, _)| {
-            json!({"delete": {"rule": {"family": "ip", "table": TABLE, "chain": chain, "handle": handle}}})
-        })
-        .collect();
-    if cmds.is_empty() {
-        return Ok(());
-    }
-    nft(cmds, &format!("removing {comment}'s rules")).map(drop)
+    let _l = host_lock()?;
+    delete_where(|c| c == comment, &format!("removing {comment}'s rules"))
+}
+
+/// Remove a network's own rules (forward, masquerade) and its accepts in
+/// other tools' chains: they live as long as its bridge.
+pub fn remove_network(net: &Network) -> Result<()> {
+    let _l = host_lock()?;
+    let tag = net_tag(net);
+    delete_where(
+        |c| c == tag,
+        &format!("removing network {}'s rules", net.name),
+    )?;
+    super::fw::remove(&net.bridge)
 }
 
 /// A network's rules are tagged by its bridge (unique on the host, while
 /// network names are per store).
 pub fn net_tag(net: &Network) -> String {
     format!("net:{}", net.bridge)
-}
-
-/// Remove the rules of containers that no longer exist (a crash between
-/// setup and teardown): `live` says whether a container still exists.
-pub fn remove_stale(live: impl Fn(&str) -> bool) -> Result<()> {
-    let cmds: Vec<Value> = rules()?
-        .into_iter()
-        .filter(|r| !r.2.starts_with("net:") && !live(&r.2))
-        .map(|(chain, handle, _)| {
-            json!({"delete": {"rule": {"family": "ip", "table": TABLE, "chain": chain, "handle": handle}}})
-        })
-        .collect();
-    if cmds.is_empty() {
-        return Ok(());
-    }
-    nft(cmds, "removing stale rules").map(drop)
 }
 
 /// Let the host's 127.0.0.1 be routed to the bridge (for published ports).

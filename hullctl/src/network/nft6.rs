@@ -7,12 +7,17 @@
 //!   exactly when the container goes)
 //! - forward: per bridge (tagged by the network), nothing from elsewhere
 //!   opens a connection into the network; internal networks send nothing out
+//!
+//! Like the ip table, it changes only under the host-wide lock
+//! (nft::host_lock), a setup lists it once and changes it in one
+//! transaction (the rules of containers that are gone removed with it),
+//! and the table goes when no rule is left in it.
 
 use std::net::Ipv6Addr;
 
 use serde_json::{json, Value};
 
-use super::nft::{net_tag, nft};
+use super::nft::{host_lock, net_tag, nft};
 use super::Network;
 use crate::error::{Error, Result};
 
@@ -37,16 +42,32 @@ fn m(left: Value, op: &str, right: Value) -> Value {
     json!({"match": {"op": op, "left": left, "right": right}})
 }
 
-/// The network's forward rules (once) and the container's masquerade.
-pub fn add(net: &Network, container: &str, ip: Ipv6Addr) -> Result<()> {
+/// The network's forward rules (once) and the container's masquerade;
+/// in the same transaction, the rules of containers that are gone (`live`
+/// says which tags still stand for one).
+pub fn add(
+    net: &Network,
+    container: &str,
+    ip: Ipv6Addr,
+    live: impl Fn(&str) -> bool,
+) -> Result<()> {
     let Some(subnet) = net.subnet6 else {
         return Ok(());
     };
+    let _l = host_lock()?;
     let mut cmds = base();
     let tag = net_tag(net);
     let iif = |op: &str| m(json!({"meta": {"key": "iifname"}}), op, json!(net.bridge));
     let oif = |op: &str| m(json!({"meta": {"key": "oifname"}}), op, json!(net.bridge));
-    if !rules()?.iter().any(|r| r.2 == tag) {
+    let existing = rules()?;
+    let new_network = !existing.iter().any(|r| r.2 == tag);
+    for (chain, handle, _) in existing
+        .into_iter()
+        .filter(|r| !r.2.starts_with("net:") && !live(&r.2))
+    {
+        cmds.push(delete_rule(&chain, handle));
+    }
+    if new_network {
         cmds.push(rule(
             "forward",
             &tag,
@@ -119,22 +140,35 @@ pub fn rules() -> Result<Vec<(String, u64, String)>> {
         .collect())
 }
 
-/// Remove the ip6 rules whose tag `gone` says to remove.
+fn delete_rule(chain: &str, handle: u64) -> Value {
+    json!({"delete": {"rule": {"family": "ip6", "table": TABLE, "chain": chain, "handle": handle}}})
+}
+
+/// Remove the ip6 rules whose tag `gone` says to remove, and the table
+/// with them when no other rule is left in it.
 pub fn remove_where(gone: impl Fn(&str) -> bool) -> Result<()> {
-    let cmds: Vec<Value> = rules()?
-        .into_iter()
-        .filter(|r| gone(&r.2))
-        .map(|(chain, handle, _)| {
-            json!({"delete": {"rule": {"family": "ip6", "table": TABLE, "chain": chain, "handle": handle}}})
-        })
-        .collect();
-    if cmds.is_empty() {
+    let _l = host_lock()?;
+    let (doomed, kept): (Vec<_>, Vec<_>) = rules()?.into_iter().partition(|r| gone(&r.2));
+    let cmds: Vec<Value> = if doomed.is_empty() {
         return Ok(());
-    }
+    } else if kept.is_empty() {
+        vec![json!({"delete": {"table": {"family": "ip6", "name": TABLE}}})]
+    } else {
+        doomed
+            .iter()
+            .map(|(chain, handle, _)| delete_rule(chain, *handle))
+            .collect()
+    };
     nft(cmds, "removing ip6 rules").map(drop)
 }
 
 /// Remove every ip6 rule tagged `comment`.
 pub fn remove(comment: &str) -> Result<()> {
     remove_where(|t| t == comment)
+}
+
+/// Remove a network's own ip6 rules (forward): `network rm`.
+pub fn remove_network(net: &Network) -> Result<()> {
+    let tag = net_tag(net);
+    remove_where(|t| t == tag)
 }
