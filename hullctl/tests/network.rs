@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::net::*;
 use common::*;
 use serde_json::Value;
 
@@ -130,75 +131,6 @@ fn prune_keeps_the_default_network() {
     assert_eq!(ctl.ok(&["network", "ls", "-q"]).trim(), "hull0");
 }
 
-/// A store with busybox loaded as `bb`, and networks made through it
-/// removed (with their bridges) on drop, after the containers.
-struct Net {
-    ctl: Ctl,
-    networks: Vec<String>,
-    bridges: Vec<String>,
-}
-
-impl Net {
-    fn new(test: &str) -> Net {
-        let ctl = Ctl::new(test);
-        let mut l = Layout::new();
-        let d = two_layer_image(&mut l, serde_json::json!({"Cmd": ["sh"]}));
-        l.tag(d, "bb:1");
-        let t = ctl.dir.path().join("img.tar");
-        l.tarball(&t);
-        ctl.ok(&["load", "-i", t.to_str().unwrap()]);
-        Net {
-            ctl,
-            networks: Vec::new(),
-            bridges: Vec::new(),
-        }
-    }
-    /// A network on subnet(n) with a bridge name unique to this run.
-    fn network(&mut self, name: &str, n: u8, extra: &[&str]) -> String {
-        let br = format!("ht{}x{n}", std::process::id() % 100000);
-        let s = subnet(n);
-        let mut a = vec!["network", "create", name, "--subnet", &s, "-o"];
-        let o = format!("bridge={br}");
-        a.push(&o);
-        a.extend(extra);
-        self.ctl.ok(&a);
-        self.networks.push(name.to_string());
-        self.bridges.push(br);
-        s
-    }
-    fn ip_of(&self, c: &str) -> String {
-        let out = self
-            .ctl
-            .ok(&["exec", c, "ip", "-4", "-o", "addr", "show", "eth0"]);
-        out.split_whitespace()
-            .skip_while(|w| *w != "inet")
-            .nth(1)
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string()
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        if let Ok(o) = self.ctl.cmd(&["ps", "-a", "-q"]).output() {
-            for id in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                let _ = self.ctl.cmd(&["rm", "-f", id]).output();
-            }
-        }
-        for n in &self.networks {
-            let _ = self.ctl.cmd(&["network", "rm", n]).output();
-        }
-        for b in &self.bridges {
-            let _ = std::process::Command::new("ip")
-                .args(["link", "del", b])
-                .output();
-        }
-    }
-}
-
 fn links_exist(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
 }
@@ -208,8 +140,8 @@ fn two_containers_ping_each_other_by_ip_and_name() {
     if skip() {
         return;
     }
-    let mut n = Net::new("net-ping");
-    n.network("front", 10, &[]);
+    let mut n = Net::new("net-ping", "ht");
+    n.network("front", &subnet(10), &[]);
     let ctl = &n.ctl;
     for c in ["pa", "pb"] {
         ctl.ok(&[
@@ -324,8 +256,8 @@ fn published_port_answers_on_127_0_0_1_and_goes_with_the_container() {
     if skip() {
         return;
     }
-    let mut n = Net::new("net-port");
-    n.network("web", 11, &[]);
+    let mut n = Net::new("net-port", "ht");
+    n.network("web", &subnet(11), &[]);
     let ctl = &n.ctl;
     let port = free_port();
     let name = unique("web");
@@ -400,8 +332,8 @@ fn none_host_container_and_internal_modes() {
     if skip() {
         return;
     }
-    let mut n = Net::new("net-modes");
-    n.network("inner", 12, &["--internal"]);
+    let mut n = Net::new("net-modes", "ht");
+    n.network("inner", &subnet(12), &["--internal"]);
     let ctl = &n.ctl;
     let links = ctl.ok(&[
         "run",
@@ -503,9 +435,9 @@ fn two_user_networks_are_isolated() {
     if skip() {
         return;
     }
-    let mut n = Net::new("net-iso");
-    n.network("n1", 13, &[]);
-    n.network("n2", 14, &[]);
+    let mut n = Net::new("net-iso", "ht");
+    n.network("n1", &subnet(13), &[]);
+    n.network("n2", &subnet(14), &[]);
     let ctl = &n.ctl;
     ctl.ok(&[
         "run",
@@ -551,8 +483,8 @@ fn concurrent_runs_get_distinct_addresses_and_leave_nothing() {
         return;
     }
     const N: usize = 50;
-    let mut n = Net::new("net-conc");
-    n.network("many", 15, &[]);
+    let mut n = Net::new("net-conc", "ht");
+    n.network("many", &subnet(15), &[]);
     let ctl = &n.ctl;
     let names: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
     // Distinct free host ports: all held at once while picked.
@@ -710,8 +642,9 @@ fn publish_all_and_static_addresses() {
     if skip() {
         return;
     }
-    let mut n = Net::new("net-pub-all");
-    let s = n.network("pa", 16, &[]);
+    let mut n = Net::new("net-pub-all", "ht");
+    let s = subnet(16);
+    n.network("pa", &s, &[]);
     let ctl = &n.ctl;
     load_web_image(ctl, "published-by-P");
     // -P: the EXPOSEd 80/tcp on a free host port, shown by port and inspect.
@@ -794,8 +727,8 @@ fn taken_host_ports_and_networks_in_use_leave_nothing_half_configured() {
     if skip() {
         return;
     }
-    let mut n = Net::new("net-taken");
-    n.network("tk", 17, &[]);
+    let mut n = Net::new("net-taken", "ht");
+    n.network("tk", &subnet(17), &[]);
     let ctl = &n.ctl;
     let port = free_port();
     ctl.ok(&[
@@ -948,8 +881,9 @@ fn published_port_from_the_host_and_from_another_namespace_through_the_bridge() 
     if skip() {
         return;
     }
-    let mut n = Net::new("net-18080");
-    let s = n.network("pub", 18, &[]);
+    let mut n = Net::new("net-18080", "ht");
+    let s = subnet(18);
+    n.network("pub", &s, &[]);
     let ctl = &n.ctl;
     load_web_image(ctl, "page-18080");
     let port = if std::net::TcpListener::bind("0.0.0.0:18080").is_ok() {

@@ -9,13 +9,13 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
+use common::docker::*;
+use common::net::*;
 use common::*;
 
-const DOCKERD: &str = "/usr/sbin/dockerd";
-const DOCKER: &str = "/usr/bin/docker";
 const BR_NF: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
 
 fn sh(cmd: &str, args: &[&str]) -> Output {
@@ -61,73 +61,6 @@ impl Drop for HostState {
         }
         if let Some(v) = &self.br_nf {
             let _ = fs::write(BR_NF, v.trim());
-        }
-    }
-}
-
-/// A private dockerd with its iptables rules on (docker's defaults) but no
-/// docker0 (`--bridge none`: no route or bridge of its own on the host).
-struct Dockerd {
-    child: Child,
-    sock: String,
-    dir: TempDir,
-}
-
-impl Dockerd {
-    fn start() -> Dockerd {
-        let dir = TempDir::new("dockerd-net");
-        let d = dir.path();
-        let sock = format!("unix://{}", d.join("docker.sock").display());
-        let log = fs::File::create(d.join("dockerd.log")).unwrap();
-        let child = Command::new(DOCKERD)
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("exec"))
-            .arg("--pidfile")
-            .arg(d.join("docker.pid"))
-            .args(["-H", &sock, "--bridge", "none"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
-        let dd = Dockerd { child, sock, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !Command::new(DOCKER)
-            .args(["-H", &dd.sock, "version"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "dockerd did not come up: {}",
-                fs::read_to_string(dd.dir.path().join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        dd
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let _ = sh("kill", &[&self.child.id().to_string()]);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for sub in ["exec", "data"] {
-            let _ = Command::new("umount")
-                .arg("-R")
-                .arg("-l")
-                .arg(self.dir.path().join(sub))
-                .stderr(Stdio::null())
-                .status();
         }
     }
 }
@@ -212,62 +145,6 @@ impl Drop for OtherHost {
     }
 }
 
-/// A store with busybox as `bb:1`; containers, the network and its bridge
-/// removed on drop.
-struct Store {
-    ctl: Ctl,
-    bridge: String,
-}
-
-impl Store {
-    fn new(test: &str, n: u8) -> (Store, String) {
-        let ctl = Ctl::new(test);
-        let mut l = Layout::new();
-        let d = two_layer_image(&mut l, serde_json::json!({"Cmd": ["sh"]}));
-        l.tag(d, "bb:1");
-        let t = ctl.dir.path().join("img.tar");
-        l.tarball(&t);
-        ctl.ok(&["load", "-i", t.to_str().unwrap()]);
-        let bridge = format!("hd{}x{n}", std::process::id() % 100000);
-        let subnet = format!("10.233.{}.0/24", 251 + n);
-        ctl.ok(&[
-            "network",
-            "create",
-            "net",
-            "--subnet",
-            &subnet,
-            "-o",
-            &format!("bridge={bridge}"),
-        ]);
-        (Store { ctl, bridge }, subnet)
-    }
-    fn ip_of(&self, c: &str) -> String {
-        let out = self
-            .ctl
-            .ok(&["exec", c, "ip", "-4", "-o", "addr", "show", "eth0"]);
-        out.split_whitespace()
-            .skip_while(|w| *w != "inet")
-            .nth(1)
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string()
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        if let Ok(o) = self.ctl.cmd(&["ps", "-a", "-q"]).output() {
-            for id in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                let _ = self.ctl.cmd(&["rm", "-f", id]).output();
-            }
-        }
-        let _ = self.ctl.cmd(&["network", "rm", "net"]).output();
-        let _ = sh("ip", &["link", "del", &self.bridge]);
-    }
-}
-
 /// GET with busybox wget, run as `prefix... wget` (e.g. in a netns),
 /// retried while the server starts.
 fn http_get(prefix: &[&str], url: &str) -> String {
@@ -304,7 +181,7 @@ fn works_alongside_dockers_iptables_rules_and_leaves_none_in_its_chains() {
         }
     }
     let _host = HostState::save();
-    let dd = Dockerd::start();
+    let dd = Dockerd::start_with_iptables();
     // docker's rules are in force: FORWARD drops by policy, bridged
     // traffic goes through it.
     let rules = iptables_s();
@@ -314,7 +191,9 @@ fn works_alongside_dockers_iptables_rules_and_leaves_none_in_its_chains() {
         fs::write(BR_NF, "1").unwrap();
     }
 
-    let (s, subnet) = Store::new("net-docker", 0);
+    let subnet = "10.233.251.0/24".to_string();
+    let mut s = Net::new("net-docker", "hd");
+    let bridge = s.network("net", &subnet, &[]);
     let ctl = &s.ctl;
     let gw = subnet.replace(".0/24", ".1");
     let other = OtherHost::new(0);
@@ -348,7 +227,7 @@ fn works_alongside_dockers_iptables_rules_and_leaves_none_in_its_chains() {
     ]);
     // hullctl's accepts are in DOCKER-USER (above docker's RETURN).
     let user = sh_ok("iptables", &["-w", "-S", "DOCKER-USER"]);
-    let tag = format!("hullctl:{}", s.bridge);
+    let tag = format!("hullctl:{bridge}");
     assert_eq!(user.matches(&tag).count(), 2, "{user}");
 
     // Two containers on one bridge (bridged: br_netfilter, FORWARD).

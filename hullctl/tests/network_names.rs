@@ -6,9 +6,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::net::*;
 use common::*;
 use serde_json::Value;
 
@@ -32,94 +33,6 @@ fn subnet6(n: u32) -> String {
 
 fn gateway6(n: u32) -> String {
     format!("fd00:235:{:x}:{n}::1", std::process::id() % 0xffff)
-}
-
-/// A store with busybox loaded as `bb`; its containers, networks and
-/// bridges removed on drop.
-struct Net {
-    ctl: Ctl,
-    networks: Vec<String>,
-    bridges: Vec<String>,
-}
-
-impl Net {
-    fn new(test: &str) -> Net {
-        let ctl = Ctl::new(test);
-        let mut l = Layout::new();
-        let d = two_layer_image(&mut l, serde_json::json!({"Cmd": ["sh"]}));
-        l.tag(d, "bb:1");
-        let t = ctl.dir.path().join("img.tar");
-        l.tarball(&t);
-        ctl.ok(&["load", "-i", t.to_str().unwrap()]);
-        Net {
-            ctl,
-            networks: Vec::new(),
-            bridges: Vec::new(),
-        }
-    }
-    /// A network on subnet(n) with a bridge name unique to this run.
-    fn network(&mut self, name: &str, n: u32, extra: &[&str]) {
-        let br = format!("hx{}y{n}", std::process::id() % 100000);
-        let s = subnet(n);
-        let o = format!("bridge={br}");
-        let mut a = vec!["network", "create", name, "--subnet", &s, "-o", &o];
-        a.extend(extra);
-        self.ctl.ok(&a);
-        self.networks.push(name.to_string());
-        self.bridges.push(br);
-    }
-    fn run(&self, name: &str, extra: &[&str]) {
-        let mut a = vec!["run", "-d", "--name", name];
-        a.extend(extra);
-        a.extend(["bb:1", "sleep", "1000"]);
-        self.ctl.ok(&a);
-    }
-    fn dns_dir(&self) -> PathBuf {
-        self.ctl.root().join("networks/aardvark")
-    }
-    /// The aardvark-dns config of `network` (empty: none).
-    fn dns_config(&self, network: &str) -> String {
-        std::fs::read_to_string(self.dns_dir().join(network)).unwrap_or_default()
-    }
-    fn id_of(&self, c: &str) -> String {
-        let v: Value = serde_json::from_str(&self.ctl.ok(&["inspect", c])).unwrap();
-        v[0]["Id"].as_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        if let Ok(o) = self.ctl.cmd(&["ps", "-a", "-q"]).output() {
-            for id in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                let _ = self.ctl.cmd(&["rm", "-f", id]).output();
-            }
-        }
-        for n in &self.networks {
-            let _ = self.ctl.cmd(&["network", "rm", n]).output();
-        }
-        for b in &self.bridges {
-            let _ = std::process::Command::new("ip")
-                .args(["link", "del", b])
-                .output();
-        }
-        if let Some(pid) = aardvark_pid(&self.dns_dir()) {
-            let _ = std::process::Command::new("kill")
-                .arg(pid.to_string())
-                .status();
-        }
-    }
-}
-
-/// The aardvark-dns serving `dir`, if it runs.
-fn aardvark_pid(dir: &Path) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(dir.join("aardvark.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let want = dir.to_str()?.as_bytes();
-    cmd.split(|b| *b == 0).any(|a| a == want).then_some(pid)
 }
 
 const AARDVARK: &str = "/usr/lib/podman/aardvark-dns";
@@ -215,8 +128,8 @@ fn names_resolve_over_dns_including_later_containers_and_go_with_them() {
     if skip() {
         return;
     }
-    let mut n = Net::new("dns-names");
-    n.network("front", 0, &[]);
+    let mut n = Net::new("dns-names", "hx");
+    n.network("front", &subnet(0), &[]);
     let ctl = &n.ctl;
     n.run("a", &["--network", "front", "--network-alias", "alpha"]);
     let resolv = ctl.ok(&["exec", "a", "cat", "/etc/resolv.conf"]);
@@ -321,9 +234,9 @@ fn default_network_containers_reach_each_other_by_ip_and_name() {
     if skip() {
         return;
     }
-    let mut n = Net::new("dns-default");
+    let mut n = Net::new("dns-default", "hx");
     // The store's default network, on a subnet and bridge of this test.
-    n.network("hull0", 1, &[]);
+    n.network("hull0", &subnet(1), &[]);
     let ctl = &n.ctl;
     n.run("d1", &["--network", "bridge"]);
     n.run("d2", &["--network", "bridge"]);
@@ -369,10 +282,10 @@ fn dual_stack_containers_ping_each_other_over_ipv6() {
         eprintln!("SKIP: IPv6 is disabled on this host (net.ipv6.conf.all.disable_ipv6)");
         return;
     }
-    let mut n = Net::new("net-v6");
+    let mut n = Net::new("net-v6", "hx");
     let s6 = subnet6(2);
-    n.network("dual", 2, &["--ipv6", "--subnet", &s6]);
-    n.network("dual2", 8, &["--ipv6", "--subnet", &subnet6(8)]);
+    n.network("dual", &subnet(2), &["--ipv6", "--subnet", &s6]);
+    n.network("dual2", &subnet(8), &["--ipv6", "--subnet", &subnet6(8)]);
     let ctl = &n.ctl;
     let v: Value = serde_json::from_str(&ctl.ok(&["network", "inspect", "dual"])).unwrap();
     assert_eq!(v[0]["EnableIPv6"], true);
@@ -482,9 +395,9 @@ fn connect_and_disconnect_a_running_container() {
     if skip() {
         return;
     }
-    let mut n = Net::new("net-connect");
-    n.network("n1", 3, &[]);
-    n.network("n2", 4, &[]);
+    let mut n = Net::new("net-connect", "hx");
+    n.network("n1", &subnet(3), &[]);
+    n.network("n2", &subnet(4), &[]);
     let ctl = &n.ctl;
     n.run("c1", &["--network", "n1"]);
     n.run("c2", &["--network", "n2", "--network-alias", "two"]);
@@ -557,8 +470,8 @@ fn hostname_add_host_and_dns_are_written_into_the_container() {
     if skip() {
         return;
     }
-    let mut n = Net::new("net-etc");
-    n.network("etc", 5, &[]);
+    let mut n = Net::new("net-etc", "hx");
+    n.network("etc", &subnet(5), &[]);
     let ctl = &n.ctl;
     n.run(
         "e1",
@@ -649,8 +562,8 @@ fn dns_entries_of_crashed_containers_go_with_the_next_change() {
     if skip() || !have_aardvark() {
         return;
     }
-    let mut n = Net::new("dns-crash");
-    n.network("crash", 6, &[]);
+    let mut n = Net::new("dns-crash", "hx");
+    n.network("crash", &subnet(6), &[]);
     let ctl = &n.ctl;
     n.run("k1", &["--network", "crash"]);
     n.run("k2", &["--network", "crash"]);
@@ -692,8 +605,8 @@ fn concurrent_starts_all_get_dns_entries_and_leave_none() {
     if skip() || !have_aardvark() {
         return;
     }
-    let mut n = Net::new("dns-conc");
-    n.network("many", 7, &[]);
+    let mut n = Net::new("dns-conc", "hx");
+    n.network("many", &subnet(7), &[]);
     let names: Vec<String> = (0..8).map(|i| format!("q{i}")).collect();
     std::thread::scope(|s| {
         for c in &names {

@@ -2,6 +2,9 @@
 //! busybox rootfs tarballs and OCI layouts built here (no registry needed).
 #![allow(dead_code)]
 
+pub mod docker;
+pub mod net;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
