@@ -3,6 +3,7 @@
 //! external mounts, cgroups are managed by CRIU, stdio is recorded in
 //! descriptors.json and re-attached on restore.
 
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -310,17 +311,12 @@ pub fn restore(store: &StateStore, o: &RestoreOptions) -> Result<i32> {
         args.push("--ext-mount-map".into());
         args.push(format!("{dest}:{src}"));
     }
-    // Re-attach the recorded stdio to ours.
+    // Re-attach the recorded stdio to ours, or to the caller's fds.
     let desc: Vec<String> = std::fs::read(o.image_path.join("descriptors.json"))
         .ok()
         .and_then(|d| serde_json::from_slice(&d).ok())
         .unwrap_or_default();
-    for (fd, what) in desc.iter().enumerate() {
-        if what.starts_with("pipe:") || what.starts_with("socket:") {
-            args.push("--inherit-fd".into());
-            args.push(format!("fd[{fd}]:{what}"));
-        }
-    }
+    args.extend(inherit_fd_args(&desc, o.create.stdio));
     for (flag, on) in [
         ("--tcp-established", o.tcp_established),
         ("--ext-unix-sk", o.ext_unix_sk),
@@ -393,6 +389,28 @@ pub fn restore(store: &StateStore, o: &RestoreOptions) -> Result<i32> {
     Ok(code)
 }
 
+/// CRIU's `--inherit-fd` arguments for the recorded stdio (`desc`, one
+/// entry per fd 0..2). Without `stdio`, the pipes and sockets are our own
+/// 0..2 (the CLI); with it, every recorded pipe, socket or file is the
+/// caller's fd in its place (the shim's: containerd's new FIFOs). CRIU
+/// names a file by its path without the leading slash.
+fn inherit_fd_args(desc: &[String], stdio: Option<[RawFd; 3]>) -> Vec<String> {
+    let mut args = Vec::new();
+    for (i, what) in desc.iter().enumerate().take(3) {
+        let key = if what.starts_with("pipe:") || what.starts_with("socket:") {
+            what.as_str()
+        } else if let (Some(_), Some(path)) = (stdio, what.strip_prefix('/')) {
+            path
+        } else {
+            continue;
+        };
+        let fd = stdio.map_or(i as RawFd, |s| s[i]);
+        args.push("--inherit-fd".into());
+        args.push(format!("fd[{fd}]:{key}"));
+    }
+    args
+}
+
 fn prepare_root(rootfs: &Path) -> Result<()> {
     let c = crate::namespaces::cstring(&rootfs.display().to_string())?;
     sys::unshare(libc::CLONE_NEWNS)
@@ -421,6 +439,33 @@ mod tests {
     /// The v2 `cgroup` bind (no cgroup namespace) is external to CRIU and
     /// restored from the new cgroup (the guest's dump failed: "has
     /// unreachable sharing"); a cgroup2 mount of its own, or a v1 host, is not.
+    #[test]
+    fn stdio_is_inherited_from_our_fds_or_the_callers() {
+        let desc: Vec<String> = ["pipe:[7]", "/run/fifo/x-stdout", "socket:[9]"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            inherit_fd_args(&desc, None),
+            [
+                "--inherit-fd",
+                "fd[0]:pipe:[7]",
+                "--inherit-fd",
+                "fd[2]:socket:[9]"
+            ]
+        );
+        assert_eq!(
+            inherit_fd_args(&desc, Some([40, 41, 42])),
+            [
+                "--inherit-fd",
+                "fd[40]:pipe:[7]",
+                "--inherit-fd",
+                "fd[41]:run/fifo/x-stdout",
+                "--inherit-fd",
+                "fd[42]:socket:[9]"
+            ]
+        );
+    }
+
     #[test]
     fn the_v2_cgroup_bind_is_an_external_mount() {
         let dir = Path::new("/sys/fs/cgroup/hulltest/c1");
