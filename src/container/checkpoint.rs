@@ -212,6 +212,22 @@ impl Container {
                 args.push(flag.into());
             }
         }
+        // A paused container (containerd pauses every task it
+        // checkpoints): CRIU cannot seize frozen tasks one by one; told
+        // the freezer cgroup, it uses it (as runc does), and leaves the
+        // container as it found it.
+        if self.status() == Status::Paused {
+            let cg = &self.state.cgroup;
+            let freezer = if cg.v2 {
+                cg.unified.as_deref()
+            } else {
+                cg.v1_dir("freezer")
+            };
+            if let Some(dir) = freezer {
+                args.push("--freeze-cgroup".into());
+                args.push(dir.display().to_string());
+            }
+        }
         if let Some(p) = &o.parent_path {
             args.push("--prev-images-dir".into());
             args.push(p.display().to_string());
