@@ -232,14 +232,15 @@ impl Container {
             args.push("--prev-images-dir".into());
             args.push(p.display().to_string());
         }
-        // Where stdio pointed, for restore (runc's descriptors.json).
-        let fds: Vec<String> = (0..3)
-            .map(|fd| {
-                std::fs::read_link(format!("/proc/{}/fd/{fd}", self.state.pid))
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            })
-            .collect();
+        // Where stdio pointed, for restore (runc's descriptors.json); a
+        // file outside the container's mounts (a shim's FIFO or log file)
+        // is external to CRIU, which cannot dump it, and restored from the
+        // fd the restoring caller gives.
+        let fds: Vec<String> = (0..3).map(|fd| stdio_entry(self.state.pid, fd)).collect();
+        for key in fds.iter().filter(|k| k.starts_with("file[")) {
+            args.push("--external".into());
+            args.push(key.clone());
+        }
         let desc = o.image_path.join("descriptors.json");
         std::fs::write(&desc, serde_json::to_vec(&fds).unwrap_or_default())
             .map_err(|e| Error::io(&desc, e))?;
@@ -405,15 +406,53 @@ pub fn restore(store: &StateStore, o: &RestoreOptions) -> Result<i32> {
     Ok(code)
 }
 
+/// What fd `fd` of `pid` is, for descriptors.json: its link (`pipe:[N]`,
+/// `socket:[N]`, a path), or CRIU's external-file key `file[MNT:INODE]`
+/// (hex) for a file on a mount the process's mount namespace does not
+/// have (CRIU: "Can't lookup mount").
+fn stdio_entry(pid: i32, fd: i32) -> String {
+    let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if !link.starts_with('/') {
+        return link;
+    }
+    let fdinfo = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+    let mnt_id = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let internal = |id: u64| {
+        mounts
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(id.to_string().as_str()))
+    };
+    match mnt_id {
+        Some(id) if !internal(id) => {
+            use std::os::unix::fs::MetadataExt;
+            match std::fs::metadata(format!("/proc/{pid}/fd/{fd}")) {
+                Ok(m) => format!("file[{id:x}:{:x}]", m.ino()),
+                Err(_) => link,
+            }
+        }
+        _ => link,
+    }
+}
+
 /// CRIU's `--inherit-fd` arguments for the recorded stdio (`desc`, one
-/// entry per fd 0..2). Without `stdio`, the pipes and sockets are our own
-/// 0..2 (the CLI); with it, every recorded pipe, socket or file is the
-/// caller's fd in its place (the shim's: containerd's new FIFOs). CRIU
-/// names a file by its path without the leading slash.
+/// entry per fd 0..2). Without `stdio`, the pipes, sockets and external
+/// files are our own 0..2 (the CLI); with it, every recorded pipe, socket
+/// or file is the caller's fd in its place (the shim's: containerd's new
+/// FIFOs). CRIU names a file by its path without the leading slash, an
+/// external one by its `file[...]` key.
 fn inherit_fd_args(desc: &[String], stdio: Option<[RawFd; 3]>) -> Vec<String> {
     let mut args = Vec::new();
     for (i, what) in desc.iter().enumerate().take(3) {
-        let key = if what.starts_with("pipe:") || what.starts_with("socket:") {
+        let key = if what.starts_with("pipe:")
+            || what.starts_with("socket:")
+            || what.starts_with("file[")
+        {
             what.as_str()
         } else if let (Some(_), Some(path)) = (stdio, what.strip_prefix('/')) {
             path
@@ -457,6 +496,16 @@ mod tests {
     /// unreachable sharing"); a cgroup2 mount of its own, or a v1 host, is not.
     #[test]
     fn stdio_is_inherited_from_our_fds_or_the_callers() {
+        let ext = ["/dev/null", "file[1f:a2]", "file[1f:a3]"].map(String::from);
+        assert_eq!(
+            inherit_fd_args(&ext, None),
+            [
+                "--inherit-fd",
+                "fd[1]:file[1f:a2]",
+                "--inherit-fd",
+                "fd[2]:file[1f:a3]"
+            ]
+        );
         let desc: Vec<String> = ["pipe:[7]", "/run/fifo/x-stdout", "socket:[9]"]
             .map(String::from)
             .to_vec();
