@@ -10,6 +10,7 @@
 mod bootstrap;
 mod events;
 mod mounts;
+mod restore;
 mod server;
 mod service;
 mod stdio;

@@ -26,11 +26,11 @@ use hull::{Container, CreateOptions, StateStore, Status};
 use crate::bootstrap::{Saved, DEFAULT_ROOT};
 use crate::events::{now, Publisher};
 use crate::stdio::{Io, Owner};
-use crate::{mounts, wire};
+use crate::{mounts, restore, wire};
 
 /// A failed request: the ttrpc code containerd maps to its error kinds,
 /// and hull's message.
-pub struct Failure(Code, String);
+pub struct Failure(pub Code, pub String);
 
 type Answer<T> = Result<T, Failure>;
 
@@ -88,6 +88,8 @@ struct Ctr {
     /// loading the state each time) and its oom_kill count last seen.
     cgroup: hull::cgroups::Cgroup,
     ooms: u64,
+    /// The checkpoint (CRIU images) Start restores, until it has.
+    restore: Option<PathBuf>,
 }
 
 impl Ctr {
@@ -235,12 +237,6 @@ impl Service {
                 format!("container {:?} already exists", req.id),
             ));
         }
-        if !req.checkpoint.is_empty() {
-            return Err(Failure(
-                Code::UNIMPLEMENTED,
-                "restoring a checkpoint: not supported by containerd-shim-hull-v2 yet".into(),
-            ));
-        }
         let opts = match req.options.as_ref() {
             Some(any) => RuncOptions::parse_from_bytes(&any.value)
                 .map_err(|e| Failure(Code::INVALID_ARGUMENT, format!("runtime options: {e}")))?,
@@ -266,7 +262,13 @@ impl Service {
                 return Err(Failure(Code::UNKNOWN, e));
             }
         };
-        let made = self.create_container(&req, &opts, &root);
+        // With a checkpoint, Start restores it (as runc's shim does):
+        // until then the task is created, with its stdio open.
+        let made = if req.checkpoint.is_empty() {
+            self.create_container(&req, &opts, &root)
+        } else {
+            self.prepare_restore(&req, &root)
+        };
         let (pid, store, io) = match made {
             Ok(m) => m,
             Err(e) => {
@@ -300,6 +302,7 @@ impl Service {
                 execs: BTreeMap::new(),
                 cgroup,
                 ooms,
+                restore: (!req.checkpoint.is_empty()).then(|| PathBuf::from(&req.checkpoint)),
             },
         );
         self.events.publish(TaskCreate {
@@ -369,12 +372,49 @@ impl Service {
         Ok((created.container.state.pid, store, io))
     }
 
+    /// A task created from a checkpoint: its stdio, no container yet.
+    fn prepare_restore(
+        &self,
+        req: &api::CreateTaskRequest,
+        root: &Path,
+    ) -> Answer<(i32, StateStore, Io)> {
+        if req.terminal {
+            return Err(Failure(
+                Code::INVALID_ARGUMENT,
+                "restoring a checkpoint with a terminal is not supported".into(),
+            ));
+        }
+        let owner = Owner {
+            id: &req.id,
+            namespace: &self.namespace,
+        };
+        let io = Io::open(&req.stdin, &req.stdout, &req.stderr, false, &owner)
+            .map_err(|e| Failure(Code::UNKNOWN, e))?;
+        std::fs::create_dir_all(root)
+            .map_err(|e| Failure(Code::UNKNOWN, format!("{}: {e}", root.display())))?;
+        Ok((0, StateStore::new(root), io))
+    }
+
     fn start(&mut self, req: api::StartRequest) -> Answer<api::StartResponse> {
         let c = self.ctr(&req.id)?;
         if req.exec_id.is_empty() {
-            let mut container = c.container(&req.id)?;
-            container.start()?;
-            let pid = container.state.pid;
+            let pid = match c.restore.clone() {
+                Some(images) => {
+                    let pid = restore::run(&c.store, &req.id, &c.bundle, &images, &c.init.io)?;
+                    let container = c.container(&req.id)?;
+                    c.cgroup = container.state.cgroup.clone();
+                    c.ooms = c.cgroup.oom_kills().unwrap_or(0);
+                    c.init.io.handed_over();
+                    c.init.pid = pid;
+                    c.restore = None;
+                    pid
+                }
+                None => {
+                    let mut container = c.container(&req.id)?;
+                    container.start()?;
+                    container.state.pid
+                }
+            };
             self.events.publish(TaskStart {
                 container_id: req.id.clone(),
                 pid: pid as u32,
@@ -497,7 +537,9 @@ impl Service {
     fn state(&mut self, req: api::StateRequest) -> Answer<api::StateResponse> {
         let c = self.ctr(&req.id)?;
         let bundle = c.bundle.display().to_string();
-        let live = if req.exec_id.is_empty() && c.init.exit.is_none() {
+        let live = if c.restore.is_some() {
+            Some(Status::Created)
+        } else if req.exec_id.is_empty() && c.init.exit.is_none() {
             Some(c.container(&req.id)?.status())
         } else {
             None

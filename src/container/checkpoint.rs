@@ -3,6 +3,7 @@
 //! external mounts, cgroups are managed by CRIU, stdio is recorded in
 //! descriptors.json and re-attached on restore.
 
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -211,18 +212,35 @@ impl Container {
                 args.push(flag.into());
             }
         }
+        // A paused container (containerd pauses every task it
+        // checkpoints): CRIU cannot seize frozen tasks one by one; told
+        // the freezer cgroup, it uses it (as runc does), and leaves the
+        // container as it found it.
+        if self.status() == Status::Paused {
+            let cg = &self.state.cgroup;
+            let freezer = if cg.v2 {
+                cg.unified.as_deref()
+            } else {
+                cg.v1_dir("freezer")
+            };
+            if let Some(dir) = freezer {
+                args.push("--freeze-cgroup".into());
+                args.push(dir.display().to_string());
+            }
+        }
         if let Some(p) = &o.parent_path {
             args.push("--prev-images-dir".into());
             args.push(p.display().to_string());
         }
-        // Where stdio pointed, for restore (runc's descriptors.json).
-        let fds: Vec<String> = (0..3)
-            .map(|fd| {
-                std::fs::read_link(format!("/proc/{}/fd/{fd}", self.state.pid))
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            })
-            .collect();
+        // Where stdio pointed, for restore (runc's descriptors.json); a
+        // file outside the container's mounts (a shim's FIFO or log file)
+        // is external to CRIU, which cannot dump it, and restored from the
+        // fd the restoring caller gives.
+        let fds: Vec<String> = (0..3).map(|fd| stdio_entry(self.state.pid, fd)).collect();
+        for key in fds.iter().filter(|k| k.starts_with("file[")) {
+            args.push("--external".into());
+            args.push(key.clone());
+        }
         let desc = o.image_path.join("descriptors.json");
         std::fs::write(&desc, serde_json::to_vec(&fds).unwrap_or_default())
             .map_err(|e| Error::io(&desc, e))?;
@@ -310,17 +328,12 @@ pub fn restore(store: &StateStore, o: &RestoreOptions) -> Result<i32> {
         args.push("--ext-mount-map".into());
         args.push(format!("{dest}:{src}"));
     }
-    // Re-attach the recorded stdio to ours.
+    // Re-attach the recorded stdio to ours, or to the caller's fds.
     let desc: Vec<String> = std::fs::read(o.image_path.join("descriptors.json"))
         .ok()
         .and_then(|d| serde_json::from_slice(&d).ok())
         .unwrap_or_default();
-    for (fd, what) in desc.iter().enumerate() {
-        if what.starts_with("pipe:") || what.starts_with("socket:") {
-            args.push("--inherit-fd".into());
-            args.push(format!("fd[{fd}]:{what}"));
-        }
-    }
+    args.extend(inherit_fd_args(&desc, o.create.stdio));
     for (flag, on) in [
         ("--tcp-established", o.tcp_established),
         ("--ext-unix-sk", o.ext_unix_sk),
@@ -393,6 +406,66 @@ pub fn restore(store: &StateStore, o: &RestoreOptions) -> Result<i32> {
     Ok(code)
 }
 
+/// What fd `fd` of `pid` is, for descriptors.json: its link (`pipe:[N]`,
+/// `socket:[N]`, a path), or CRIU's external-file key `file[MNT:INODE]`
+/// (hex) for a file on a mount the process's mount namespace does not
+/// have (CRIU: "Can't lookup mount").
+fn stdio_entry(pid: i32, fd: i32) -> String {
+    let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if !link.starts_with('/') {
+        return link;
+    }
+    let fdinfo = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+    let mnt_id = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let internal = |id: u64| {
+        mounts
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(id.to_string().as_str()))
+    };
+    match mnt_id {
+        Some(id) if !internal(id) => {
+            use std::os::unix::fs::MetadataExt;
+            match std::fs::metadata(format!("/proc/{pid}/fd/{fd}")) {
+                Ok(m) => format!("file[{id:x}:{:x}]", m.ino()),
+                Err(_) => link,
+            }
+        }
+        _ => link,
+    }
+}
+
+/// CRIU's `--inherit-fd` arguments for the recorded stdio (`desc`, one
+/// entry per fd 0..2). Without `stdio`, the pipes, sockets and external
+/// files are our own 0..2 (the CLI); with it, every recorded pipe, socket
+/// or file is the caller's fd in its place (the shim's: containerd's new
+/// FIFOs). CRIU names a file by its path without the leading slash, an
+/// external one by its `file[...]` key.
+fn inherit_fd_args(desc: &[String], stdio: Option<[RawFd; 3]>) -> Vec<String> {
+    let mut args = Vec::new();
+    for (i, what) in desc.iter().enumerate().take(3) {
+        let key = if what.starts_with("pipe:")
+            || what.starts_with("socket:")
+            || what.starts_with("file[")
+        {
+            what.as_str()
+        } else if let (Some(_), Some(path)) = (stdio, what.strip_prefix('/')) {
+            path
+        } else {
+            continue;
+        };
+        let fd = stdio.map_or(i as RawFd, |s| s[i]);
+        args.push("--inherit-fd".into());
+        args.push(format!("fd[{fd}]:{key}"));
+    }
+    args
+}
+
 fn prepare_root(rootfs: &Path) -> Result<()> {
     let c = crate::namespaces::cstring(&rootfs.display().to_string())?;
     sys::unshare(libc::CLONE_NEWNS)
@@ -421,6 +494,43 @@ mod tests {
     /// The v2 `cgroup` bind (no cgroup namespace) is external to CRIU and
     /// restored from the new cgroup (the guest's dump failed: "has
     /// unreachable sharing"); a cgroup2 mount of its own, or a v1 host, is not.
+    #[test]
+    fn stdio_is_inherited_from_our_fds_or_the_callers() {
+        let ext = ["/dev/null", "file[1f:a2]", "file[1f:a3]"].map(String::from);
+        assert_eq!(
+            inherit_fd_args(&ext, None),
+            [
+                "--inherit-fd",
+                "fd[1]:file[1f:a2]",
+                "--inherit-fd",
+                "fd[2]:file[1f:a3]"
+            ]
+        );
+        let desc: Vec<String> = ["pipe:[7]", "/run/fifo/x-stdout", "socket:[9]"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            inherit_fd_args(&desc, None),
+            [
+                "--inherit-fd",
+                "fd[0]:pipe:[7]",
+                "--inherit-fd",
+                "fd[2]:socket:[9]"
+            ]
+        );
+        assert_eq!(
+            inherit_fd_args(&desc, Some([40, 41, 42])),
+            [
+                "--inherit-fd",
+                "fd[40]:pipe:[7]",
+                "--inherit-fd",
+                "fd[41]:run/fifo/x-stdout",
+                "--inherit-fd",
+                "fd[42]:socket:[9]"
+            ]
+        );
+    }
+
     #[test]
     fn the_v2_cgroup_bind_is_an_external_mount() {
         let dir = Path::new("/sys/fs/cgroup/hulltest/c1");

@@ -11,7 +11,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SUITE=${HULL_VM_SUITE:-bookworm}
 MIRROR=${HULL_VM_MIRROR:-http://deb.debian.org/debian}
 KERNEL_META=${HULL_VM_KERNEL:-linux-image-cloud-amd64}
-PACKAGES=systemd,systemd-sysv,udev,dbus,kmod,busybox-static,runc,criu,iptables,iproute2,procps,jq,apparmor,uidmap,dbus-user-session
+PACKAGES=systemd,systemd-sysv,udev,dbus,kmod,busybox-static,runc,criu,containerd,iptables,iproute2,procps,jq,apparmor,uidmap,dbus-user-session
 ROOT_SIZE=2G
 
 need() { command -v "$1" >/dev/null || { echo "build-image: $1 missing (apt-get install $2)" >&2; exit 1; }; }
