@@ -784,3 +784,49 @@ fn same_name_in_two_stores_does_not_share_a_cgroup() {
     assert_eq!(inspect(&b, &name)["State"]["Running"], true);
     assert_eq!(b.ok(&["exec", &name, "echo", "alive"]).trim(), "alive");
 }
+
+/// The containers' parent cgroup `/hullctl` goes with the last container
+/// (rm and run --rm), in every hierarchy; while a container runs its
+/// cgroup is in it. Other tests' containers may hold the parent: then it
+/// must still have some container's directory in it.
+#[test]
+fn the_parent_cgroup_goes_with_the_last_container() {
+    if skip() {
+        return;
+    }
+    let parents: Vec<std::path::PathBuf> = fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("hullctl"))
+        .chain([std::path::PathBuf::from("/sys/fs/cgroup/hullctl")])
+        .collect();
+    let lingering_empty = || {
+        parents
+            .iter()
+            .find(|p| fs::read_dir(p).is_ok_and(|d| !d.flatten().any(|e| e.path().is_dir())))
+    };
+    let settle = |what: &str| {
+        // Another test's container may be between its delete and its rmdir.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while let Some(p) = lingering_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {} is left empty",
+                p.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let ctl = with_image("cg-parent", "bb:1", json!({"Cmd": ["sleep", "1000"]}));
+    let name = unique("cgp");
+    ctl.ok(&["run", "-d", "--name", &name, "bb:1"]);
+    let id = inspect(&ctl, &name)["Id"].as_str().unwrap().to_string();
+    assert!(
+        parents.iter().any(|p| p.join(&id).is_dir()),
+        "no hierarchy holds /hullctl/{id}"
+    );
+    ctl.ok(&["rm", "-f", &name]);
+    settle("after rm -f");
+    ctl.ok(&["run", "--rm", "bb:1", "true"]);
+    settle("after run --rm");
+}

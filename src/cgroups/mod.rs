@@ -648,7 +648,18 @@ fn rootless_needs(
 /// mkdir -p one hierarchy's directory, then what a new cgroup needs:
 /// cpuset.cpus/mems inherited on v1, controllers enabled on v2.
 fn make_dir(layout: Layout, h: &Hierarchy, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Sys {
+    // A parent that another tool removes as it empties (hullctl's
+    // /hullctl) can vanish between creating it and the child: try again.
+    let mut made = std::fs::create_dir_all(dir);
+    for _ in 0..4 {
+        match &made {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                made = std::fs::create_dir_all(dir);
+            }
+            _ => break,
+        }
+    }
+    made.map_err(|e| Error::Sys {
         what: format!("creating cgroup {}", dir.display()),
         source: e,
     })?;

@@ -34,6 +34,10 @@ use record::{ContainerRecord, Paths};
 pub use spec::RunOptions;
 
 /// The hull state store for this store's containers.
+/// Every container's cgroup is `/hullctl/<id>`: one parent for all stores
+/// (ids are unique across them), removed with the last container.
+pub const CGROUP_PARENT: &str = "/hullctl";
+
 pub fn hull_store(store: &Store) -> hull::StateStore {
     hull::StateStore::new(store.run_dir())
 }
@@ -83,7 +87,7 @@ pub fn create(
     // The cgroup by id, not hull's default `/<name>`: containers of one
     // name in two stores would share it, and `rm -f` of one (a cgroup-wide
     // kill) would kill the other.
-    config["linux"]["cgroupsPath"] = json!(format!("/hullctl/{id}"));
+    config["linux"]["cgroupsPath"] = json!(format!("{CGROUP_PARENT}/{id}"));
     image_volumes(&cfg, &config, &mut wanted);
     let mode = o.network.as_deref().unwrap_or("none");
     let mut net_opts = o.net.clone();
@@ -511,6 +515,7 @@ fn remove_soon(store: &Store, rec: &ContainerRecord) -> Result<()> {
         hull::container::delete::delete_by_id(&hull_store(store), &rec.name, true)
             .map_err(|e| Error::hull(&rec.name, e))?;
     }
+    remove_empty_cgroup_parent();
     crate::network::attach::teardown(store, &rec.name, &rec.id)?;
     let dir = Paths::new(store, &rec.name).dir;
     let gone = store.tmp().join(crate::store::tmp_name("rm"));
@@ -650,9 +655,24 @@ pub fn remove(store: &Store, rec: &ContainerRecord, force: bool) -> Result<()> {
         None => {}
     }
     umount_rootfs(store, &rec.name);
+    remove_empty_cgroup_parent();
     crate::network::attach::teardown(store, &rec.name, &rec.id)?;
     let _l = store.lock()?;
     remove_tree(&Paths::new(store, &rec.name).dir)
+}
+
+/// The containers' parent cgroup (`/hullctl`, see [`CGROUP_PARENT`]) goes
+/// with the last container, in every hierarchy: rmdir fails while any
+/// container's cgroup is still in it (of this store or another), which is
+/// then left alone. A create racing with it makes the parent again (hull
+/// retries a parent that vanished).
+fn remove_empty_cgroup_parent() {
+    let Ok((_, hier)) = hull::cgroups::discover() else {
+        return;
+    };
+    for h in hier {
+        let _ = std::fs::remove_dir(h.mount.join(CGROUP_PARENT.trim_start_matches('/')));
+    }
 }
 
 pub fn pause(store: &Store, rec: &ContainerRecord, on: bool) -> Result<()> {
