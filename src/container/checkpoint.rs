@@ -491,9 +491,6 @@ mod tests {
         crate::config::parse(&v.to_string()).unwrap()
     }
 
-    /// The v2 `cgroup` bind (no cgroup namespace) is external to CRIU and
-    /// restored from the new cgroup (the guest's dump failed: "has
-    /// unreachable sharing"); a cgroup2 mount of its own, or a v1 host, is not.
     #[test]
     fn stdio_is_inherited_from_our_fds_or_the_callers() {
         let ext = ["/dev/null", "file[1f:a2]", "file[1f:a3]"].map(String::from);
@@ -531,6 +528,9 @@ mod tests {
         );
     }
 
+    /// The v2 `cgroup` bind (no cgroup namespace) is external to CRIU and
+    /// restored from the new cgroup (the guest's dump failed: "has
+    /// unreachable sharing"); a cgroup2 mount of its own, or a v1 host, is not.
     #[test]
     fn the_v2_cgroup_bind_is_an_external_mount() {
         let dir = Path::new("/sys/fs/cgroup/hulltest/c1");
