@@ -1,9 +1,10 @@
-//! Compiled filters kept under the state root (`<root>/seccomp/`), so a
-//! profile is compiled once per boot, not on every create: libseccomp
+//! Compiled filters kept under the state root (`<root>/@seccomp-cache/`),
+//! so a profile is compiled once per boot, not on every create: libseccomp
 //! takes about 15 ms for docker's default profile (some 350 rules, three
 //! x86 ABIs), and docker, podman and the CRI plugin pass that profile to
-//! every container. The state root is a tmpfs owned by the caller (0700),
-//! so the cache has the trust of the state files beside it.
+//! every container. Only the state root's owner can write there, so the
+//! cache has the trust of the state files beside it (which say what pid
+//! to signal); the default roots are tmpfs, emptied by a reboot.
 //!
 //! An entry is found by a hash of its key and used only if the key stored
 //! in it equals the profile's byte for byte; the key is the profile's JSON
