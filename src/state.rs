@@ -141,14 +141,18 @@ impl ContainerState {
         }
     }
 
-    pub fn status(&self, dir: &Path) -> Status {
+    pub fn status(&self) -> Status {
         if self.pid <= 0 {
             return Status::Creating;
         }
         if !self.init_alive() {
             return Status::Stopped;
         }
-        if !self.started && dir.join(EXEC_FIFO).exists() {
+        // Not started: waiting in the exec fifo for `start`, or (`run`) still
+        // being set up by hull before it execs. runc says created for both;
+        // "running" before the process runs would let a caller signal an init
+        // still in setup (the run then fails instead of reporting the signal).
+        if !self.started {
             return Status::Created;
         }
         if crate::cgroups::is_frozen(&self.cgroup) {
@@ -207,12 +211,6 @@ impl StateStore {
 
     pub fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
-    }
-
-    /// Compiled seccomp programs (`seccomp::cache`); `@` is in no
-    /// container id.
-    pub fn seccomp_cache(&self) -> PathBuf {
-        self.root.join("@seccomp-cache")
     }
 
     /// Make the container's directory and lock it. Fails if the id is taken.

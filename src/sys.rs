@@ -271,7 +271,11 @@ pub fn open_beneath(dir: RawFd, name: &CStr, flags: libc::c_int) -> SysResult<Ra
     )
 }
 
-fn openat2(
+/// openat2(2) with `resolve` (RESOLVE_* flags). EAGAIN, which RESOLVE_IN_ROOT
+/// and RESOLVE_BENEATH return when a rename or mount anywhere on the host
+/// raced with a `..` in the path, is retried, as openat2(2) asks (seen with
+/// a relative symlink in a rootfs while other containers mounted).
+pub fn openat2(
     root: RawFd,
     path: &CStr,
     flags: libc::c_int,
@@ -280,23 +284,43 @@ fn openat2(
 ) -> SysResult<RawFd> {
     let mut how: libc::open_how = open_how_zeroed();
     how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.mode = if flags & libc::O_CREAT != 0 {
+    let tmpfile = flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    how.mode = if flags & libc::O_CREAT != 0 || tmpfile {
         mode as u64
     } else {
         0
     };
     how.resolve = resolve;
-    // SAFETY: how is a properly initialised open_how of the size we pass.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root,
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    check_long(ret).map(|fd| fd as RawFd)
+    let mut tries = 0;
+    loop {
+        // SAFETY: how is a properly initialised open_how of the size we pass.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root,
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        match check_long(ret) {
+            Err(Errno(libc::EAGAIN)) if tries < 64 => tries += 1,
+            r => return r.map(|fd| fd as RawFd),
+        }
+    }
+}
+
+/// [`openat2`], the fd owned by the caller.
+pub fn openat2_owned(
+    root: RawFd,
+    path: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+    resolve: u64,
+) -> SysResult<OwnedFd> {
+    let fd = openat2(root, path, flags, mode, resolve)?;
+    // SAFETY: openat2 just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn open_how_zeroed() -> libc::open_how {
@@ -1545,6 +1569,62 @@ mod tests {
         assert_eq!(
             fmt_path_num(&mut buf, b"x", u64::MAX).to_bytes(),
             b"x18446744073709551615"
+        );
+    }
+
+    /// A `..` resolved under RESOLVE_IN_ROOT while renames happen anywhere
+    /// on the host makes the kernel answer EAGAIN; `openat2` retries, so
+    /// every open succeeds (a container's cwd through a relative symlink
+    /// once failed "Resource temporarily unavailable" in parallel tests).
+    #[test]
+    fn openat2_retries_what_concurrent_renames_make_it_fail() {
+        use std::ffi::CString;
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = std::env::temp_dir().join(format!("hull-openat2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::write(dir.join("b"), "x").unwrap();
+        std::fs::create_dir_all(dir.join("r/one")).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let renamer = {
+            let (stop, r) = (stop.clone(), dir.join("r"));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::fs::rename(r.join("one"), r.join("two"));
+                    let _ = std::fs::rename(r.join("two"), r.join("one"));
+                }
+            })
+        };
+        let root = open_owned(
+            &CString::new(dir.as_os_str().as_bytes()).unwrap(),
+            libc::O_PATH,
+            0,
+        )
+        .unwrap();
+        let path = CString::new("a/../a/../b").unwrap();
+        let mut failed = Vec::new();
+        for _ in 0..20_000 {
+            let r = openat2_owned(
+                root.as_raw_fd(),
+                &path,
+                libc::O_RDONLY,
+                0,
+                libc::RESOLVE_IN_ROOT,
+            );
+            if let Err(e) = r {
+                failed.push(e);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        renamer.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            failed.is_empty(),
+            "{} of 20000 opens failed: {:?}",
+            failed.len(),
+            failed[0]
         );
     }
 }

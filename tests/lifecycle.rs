@@ -236,6 +236,38 @@ fn run_killed_exits_137() {
     rt.assert_nothing_left(&id);
 }
 
+/// While `run` still sets the container up (here: in a createRuntime hook)
+/// its status is not yet "running": a caller that waits for "running" and
+/// then signals would otherwise kill an init still in setup, and the run
+/// would fail ("exited during setup") instead of exiting 128+signal.
+#[test]
+fn run_is_not_running_before_the_process_starts() {
+    if common::skip() {
+        return;
+    }
+    let rt = Runtime::new("runsetup");
+    let mut b = Bundle::new("runsetup");
+    let dir = b.host_dir("seen");
+    let seen = dir.join("status");
+    let id = common::unique_id("runsetup");
+    let script = format!(
+        "'{}' --root '{}' state '{id}' > '{}'",
+        rt.bin().display(),
+        rt.root().display(),
+        seen.display()
+    );
+    b.args(&["true"]).hook(
+        "createRuntime",
+        json!({ "path": "/bin/sh", "args": ["sh", "-c", script] }),
+    );
+    rt.run(&id, &mut b, &[]).ok();
+    let state = std::fs::read_to_string(&seen).unwrap_or_default();
+    let state: Value = serde_json::from_str(&state)
+        .unwrap_or_else(|e| panic!("hull state in the hook printed no JSON ({e}): {state:?}"));
+    assert_eq!(state["status"], "created", "{state}");
+    rt.assert_nothing_left(&id);
+}
+
 #[test]
 fn run_detach_and_keep() {
     if common::skip() {

@@ -893,7 +893,7 @@ fn accepted_config_holds(spec: &oci_spec::runtime::Spec, doc: &Value) -> Result<
     // And a validated seccomp profile builds into a filter.
     if res.is_ok() {
         if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            if let Err(e) = hull::seccomp::SeccompPlan::build(s, None) {
+            if let Err(e) = hull::seccomp::SeccompPlan::build(s, false) {
                 // libseccomp (and so runc) refuses two rules with different
                 // actions for one syscall where it is multiplexed (socket on
                 // x86): refused at create, naming the rule.
@@ -1099,7 +1099,7 @@ fn seccomp_profiles_are_checked_naming_the_field() {
                     // The config parser names it (mutated_configs_...).
                     return Ok(());
                 };
-                if let Err(e) = hull::seccomp::SeccompPlan::build(&s, None) {
+                if let Err(e) = hull::seccomp::SeccompPlan::build(&s, false) {
                     let Error::Config { field, .. } = &e else {
                         return Err(TestCaseError::fail(format!("untyped: {e:?}")));
                     };

@@ -691,11 +691,13 @@ fn notify_for_exec_processes_and_with_tsync() {
     rt.assert_nothing_left(&id);
 }
 
-/// A compiled program is kept under the state root and taken from there
-/// by the next container with the same profile, which sees the same
-/// filter; a damaged entry is compiled again, not used.
+/// A compiled program is kept in the cache directory (here
+/// `$HULL_CACHE_DIR`, not the state root, which holds containers only) and
+/// taken from there by the next container with the same profile, which
+/// sees the same filter; a damaged entry is compiled again, not used; a
+/// directory others can write is not used at all.
 #[test]
-fn compiled_filters_are_cached_under_the_root() {
+fn compiled_filters_are_cached_outside_the_root() {
     if !common::is_hull() {
         eprintln!("SKIP: the seccomp cache is hull's own");
         return;
@@ -713,7 +715,8 @@ fn compiled_filters_are_cached_under_the_root() {
     );
     script(&mut b, "probe sys 63 0");
     let rt = Runtime::new("sc-cache");
-    let cache = rt.root().join("@seccomp-cache");
+    let cache_dir = rt.base().join("cache");
+    let cache = cache_dir.join("seccomp");
     let log = rt.base().join("hull.log");
     let log_s = log.display().to_string();
     let dir = b.dir().display().to_string();
@@ -722,7 +725,12 @@ fn compiled_filters_are_cached_under_the_root() {
         b.save_for(&id);
         rt.track(&id);
         let _ = std::fs::remove_file(&log);
-        let out = rt.cmd(&["--debug", "--log", &log_s, "run", &id, "--bundle", &dir]);
+        let args = ["--debug", "--log", &log_s, "run", &id, "--bundle", &dir];
+        let out = rt
+            .spawn_with(&args, |c| {
+                c.env("HULL_CACHE_DIR", &cache_dir);
+            })
+            .wait();
         out.ok();
         assert_eq!(lines(&out.stdout), ["errno 77"], "{round}: {out}");
         rt.assert_nothing_left(&id);
@@ -737,6 +745,8 @@ fn compiled_filters_are_cached_under_the_root() {
     assert_eq!(once("first run"), "compiled");
     let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
     assert_eq!(entries.len(), 1, "one entry in {}", cache.display());
+    let root: Vec<_> = std::fs::read_dir(rt.root()).unwrap().flatten().collect();
+    assert!(root.is_empty(), "the state root holds {root:?}");
     assert_eq!(once("second run"), "cached");
     // Cut short: a miss, compiled and written again.
     let entry = entries[0].path();
@@ -745,4 +755,9 @@ fn compiled_filters_are_cached_under_the_root() {
     assert_eq!(once("after damage"), "compiled");
     assert_eq!(std::fs::read(&entry).unwrap(), data);
     assert_eq!(once("again"), "cached");
+    // Writable by others: not trusted, compiled every time.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(once("group/other-writable"), "compiled");
+    assert_eq!(once("still group/other-writable"), "compiled");
 }

@@ -21,25 +21,8 @@ pub fn cstr(bytes: &[u8]) -> io::Result<CString> {
 /// under `dir` and go through no symlink at all (ELOOP/EXDEV otherwise).
 /// With O_PATH|O_NOFOLLOW a trailing symlink is opened itself.
 pub fn open_beneath_nolinks(dir: RawFd, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: open_how is a plain C struct of integers; all-zero is valid.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: how is initialised and its size is passed; path is a C string.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir,
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd; we own it.
-    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+    let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    hull::sys::openat2_owned(dir, path, flags, 0, resolve).map_err(|e| e.io())
 }
 
 /// openat relative to `dir` (no symlink followed at the last component).
@@ -294,28 +277,8 @@ pub fn open_in_root(
     flags: libc::c_int,
     mode: libc::mode_t,
 ) -> io::Result<OwnedFd> {
-    // SAFETY: open_how is a plain C struct of integers; all-zero is valid.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
-        how.mode = mode as u64;
-    }
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: how is initialised and its size is passed; path is a C string.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root,
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd; we own it.
-    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    hull::sys::openat2_owned(root, path, flags, mode, resolve).map_err(|e| e.io())
 }
 
 /// fstatat without following a final symlink (`name` empty: `dir` itself).

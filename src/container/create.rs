@@ -331,7 +331,7 @@ impl<'a> Setup<'a> {
     /// cgroup fds the child joins by itself.
     fn build_plan(&mut self) -> Result<()> {
         let inp = &self.input;
-        let mut plan = build_plan(inp, &self.cgroup, self.opts, &self.store.seccomp_cache())?;
+        let mut plan = build_plan(inp, &self.cgroup, self.opts)?;
         plan.ignored_signals = inp.ignored_signals;
         plan.process.stdio = self.opts.stdio;
         let cleanup = &mut self.cleanup;
@@ -675,12 +675,7 @@ pub(crate) fn state_json(st: &ContainerState, status: Status) -> Vec<u8> {
     serde_json::to_vec(&st.oci(status)).unwrap_or_default()
 }
 
-fn build_plan(
-    inp: &Input,
-    cgroup: &Cgroup,
-    opts: &CreateOptions,
-    seccomp_cache: &Path,
-) -> Result<InitPlan> {
+fn build_plan(inp: &Input, cgroup: &Cgroup, opts: &CreateOptions) -> Result<InitPlan> {
     let (spec, bundle, rootfs) = (&inp.spec, &inp.bundle, &inp.rootfs);
     let (extra_env, preserve) = (&inp.extra_env, inp.preserve);
     let linux = spec
@@ -699,15 +694,7 @@ fn build_plan(
         },
     )?;
     let mut warn = |m: String| crate::logging::warn(&m);
-    let process = ProcessPlan::build(
-        spec,
-        rootfs,
-        &ns,
-        extra_env,
-        preserve,
-        Some(seccomp_cache),
-        &mut warn,
-    )?;
+    let process = ProcessPlan::build(spec, rootfs, &ns, extra_env, preserve, true, &mut warn)?;
     let mut sysctls = Vec::new();
     let mut keys: Vec<_> = linux.sysctl().iter().flatten().collect();
     keys.sort();

@@ -311,14 +311,13 @@ pub fn exec_spawn(store: &StateStore, o: &ExecOptions) -> Result<(libc::pid_t, O
 
     let ns = join_plan(c.state.pid)?;
     let mut warn = |m: String| crate::logging::warn(&m);
-    let cache = store.seccomp_cache();
     let process = ProcessPlan::build(
         &spec,
         &c.state.rootfs,
         &ns,
         &[],
         o.preserve_fds,
-        Some(&cache),
+        true,
         &mut warn,
     );
     let process = match process {

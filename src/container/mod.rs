@@ -39,7 +39,7 @@ impl Container {
     }
 
     pub fn status(&self) -> Status {
-        self.state.status(&self.store.dir(&self.state.id))
+        self.state.status()
     }
 
     /// The runtime-spec state, as `hull state` prints it.

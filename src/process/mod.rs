@@ -72,7 +72,7 @@ impl ProcessPlan {
         ns: &NsPlan,
         extra_env: &[String],
         preserve_fds: u32,
-        seccomp_cache: Option<&Path>,
+        seccomp_cache: bool,
         warn: &mut dyn FnMut(String),
     ) -> Result<ProcessPlan> {
         let p = spec

@@ -1,17 +1,23 @@
-//! Compiled filters kept under the state root (`<root>/@seccomp-cache/`),
-//! so a profile is compiled once per boot, not on every create: libseccomp
-//! takes about 15 ms for docker's default profile (some 350 rules, three
-//! x86 ABIs), and docker, podman and the CRI plugin pass that profile to
-//! every container. Only the state root's owner can write there, so the
-//! cache has the trust of the state files beside it (which say what pid
-//! to signal); the default roots are tmpfs, emptied by a reboot.
+//! Compiled filters kept in a cache directory, so a profile is compiled
+//! once per boot, not on every create: libseccomp takes about 15 ms for
+//! docker's default profile (some 350 rules, three x86 ABIs), and docker,
+//! podman and the CRI plugin pass that profile to every container.
+//!
+//! The directory is `$HULL_CACHE_DIR/seccomp`, else `hull-cache/seccomp`
+//! beside the default state root (`/run/hull-cache`, or
+//! `$XDG_RUNTIME_DIR/hull-cache` where the root is `$XDG_RUNTIME_DIR/hull`):
+//! tmpfs, emptied by a reboot, and not inside any state root, which holds
+//! containers only. hull makes it 0700 and uses it only while it is owned
+//! by the caller and writable by nobody else: an entry is a program the
+//! kernel will enforce, so it needs the trust of the state files.
 //!
 //! An entry is found by a hash of its key and used only if the key stored
 //! in it equals the profile's byte for byte; the key is the profile's JSON
 //! and what else decides the program: this build of hull (version, commit,
 //! a hash of the compiler's source) and the libseccomp it links. Any
 //! damage or mismatch reads as a miss; a failed write is ignored (the
-//! filter was compiled anyway).
+//! filter was compiled anyway). A full cache (old builds' entries, or a
+//! host where every container brings its own profile) is emptied.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -21,8 +27,7 @@ use oci_spec::runtime::LinuxSeccomp;
 use super::compile::Compiled;
 
 const MAGIC: &[u8; 8] = b"HULLSCM1";
-/// Past this many entries nothing more is written (a host where every
-/// container brings its own profile gains nothing from a cache).
+/// At this many entries the cache is emptied before the next write.
 const MAX_ENTRIES: usize = 64;
 
 /// FNV-1a at compile time: a change to the compiler's source is a new key
@@ -62,20 +67,65 @@ fn entry(dir: &Path, key: &[u8]) -> PathBuf {
     dir.join(format!("{:016x}", h.finish()))
 }
 
-/// The compiled filter for `key`, if cached and intact.
-pub fn load(dir: &Path, key: &[u8]) -> Option<Compiled> {
+/// The cache directory (see the module text).
+pub fn dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("HULL_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("seccomp");
+    }
+    let (root, _) = crate::rootless::default_root(|k| std::env::var(k).ok());
+    root.with_file_name("hull-cache").join("seccomp")
+}
+
+/// The program for `key` from `dir`, else `compile`'s, kept for next time.
+pub fn load_or_compile(
+    dir: &Path,
+    key: &[u8],
+    compile: impl FnOnce() -> crate::Result<Compiled>,
+) -> crate::Result<Compiled> {
+    if let Some(c) = load(dir, key) {
+        crate::logging::debug("linux.seccomp: program taken from the cache");
+        return Ok(c);
+    }
+    let c = compile()?;
+    save(dir, key, &c);
+    crate::logging::debug("linux.seccomp: compiled and cached");
+    Ok(c)
+}
+
+/// The compiled filter for `key`, if cached, trusted and intact.
+fn load(dir: &Path, key: &[u8]) -> Option<Compiled> {
+    if !trusted(dir) {
+        return None;
+    }
     let data = std::fs::read(entry(dir, key)).ok()?;
     decode(&data, key)
 }
 
+/// Owned by the caller, writable by no one else (`$HULL_CACHE_DIR` may
+/// name any directory; the default ones could have been made by another).
+fn trusted(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == crate::rootless::euid() && m.mode() & 0o022 == 0)
+}
+
 /// Keep `c` for `key` (best effort; atomic: temp file + rename).
-pub fn save(dir: &Path, key: &[u8], c: &Compiled) {
-    if std::fs::create_dir_all(dir).is_err() {
+fn save(dir: &Path, key: &[u8], c: &Compiled) {
+    use std::os::unix::fs::DirBuilderExt;
+    let made = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    if made.is_err() || !trusted(dir) {
         return;
     }
-    let full = std::fs::read_dir(dir).map_or(true, |d| d.count() >= MAX_ENTRIES);
-    if full {
-        return;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let entries: Vec<_> = entries.flatten().collect();
+        if entries.len() >= MAX_ENTRIES {
+            for e in entries {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
     let _ = crate::state::write_atomic(&entry(dir, key), &encode(key, c));
 }

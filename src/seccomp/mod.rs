@@ -24,7 +24,7 @@ pub mod notify;
 pub mod profile;
 
 use std::os::fd::RawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompFilterFlag};
 
@@ -44,24 +44,13 @@ pub struct SeccompPlan {
 }
 
 impl SeccompPlan {
-    /// Parent side: validate and compile (or take the program compiled
-    /// before from `cache`, a directory). Unknown syscall names are skipped
-    /// with a debug line, as runc does.
-    pub fn build(s: &LinuxSeccomp, cache: Option<&Path>) -> Result<SeccompPlan> {
+    /// Parent side: validate and compile (or, with `cached`, take the
+    /// program compiled before from `cache::dir()`). Unknown syscall names
+    /// are skipped with a debug line, as runc does.
+    pub fn build(s: &LinuxSeccomp, cached: bool) -> Result<SeccompPlan> {
         profile::validate(s)?;
-        let c = match cache.and_then(|dir| Some((dir, cache::key(s)?))) {
-            Some((dir, key)) => match cache::load(dir, &key) {
-                Some(c) => {
-                    crate::logging::debug("linux.seccomp: program taken from the cache");
-                    c
-                }
-                None => {
-                    let c = compile::compile(s)?;
-                    cache::save(dir, &key, &c);
-                    crate::logging::debug("linux.seccomp: compiled and cached");
-                    c
-                }
-            },
+        let c = match cached.then(|| cache::key(s)).flatten() {
+            Some(key) => cache::load_or_compile(&cache::dir(), &key, || compile::compile(s))?,
             None => compile::compile(s)?,
         };
         for name in &c.unknown {
