@@ -6,6 +6,10 @@
 #   runc-v2+hull   ctr run --runtime io.containerd.runc.v2 --runc-binary hull ...
 #   hull-v2        ctr run --runtime io.containerd.hull.v2              IMG ID true
 #
+#   null-v2        ctr run --runtime io.containerd.null.v2              IMG ID true
+#                  (shim/examples/null_shim.rs: answers the task API and
+#                  runs nothing; what containerd and ctr cost with a task)
+#
 # and, as the part no shim can save, `ctr container create` + `ctr
 # container rm` of the same image (snapshot, metadata; no task; two ctr
 # processes) and `ctr version` (what one ctr process costs); then the
@@ -28,6 +32,8 @@ triple=$(rustc -vV | sed -n 's/^host: //p')
 if [ -z "${HULL:-}" ] || [ -z "${SHIM:-}" ]; then
   cargo build --release -q -p hull -p containerd-shim-hull
 fi
+cargo build --release -q -p containerd-shim-hull --example null_shim
+NULL_SHIM=$PWD/target/$triple/release/examples/null_shim
 HULL=${HULL:-$PWD/target/$triple/release/hull}
 SHIM=${SHIM:-$PWD/target/$triple/release/containerd-shim-hull-v2}
 for b in containerd ctr containerd-shim-runc-v2 "$RUNC" "$HULL" "$SHIM" busybox; do
@@ -68,6 +74,7 @@ ctr_() { ctr --address "$work/c.sock" --namespace "$NS" "$@"; }
 # containerd, with hull's shim first on its PATH.
 mkdir -p "$work/bin"
 ln -s "$SHIM" "$work/bin/containerd-shim-hull-v2"
+ln -s "$NULL_SHIM" "$work/bin/containerd-shim-null-v2"
 # BASE_SHIM: another build of hull's shim, run as io.containerd.hullbase.v2
 # in the same loop (before/after comparisons).
 [ -z "${BASE_SHIM:-}" ] || ln -s "$BASE_SHIM" "$work/bin/containerd-shim-hullbase-v2"
@@ -116,9 +123,10 @@ flags_of() {
     runc-v2+hull) echo "--runtime io.containerd.runc.v2 --runc-binary $HULL" ;;
     hull-v2) echo "--runtime io.containerd.hull.v2" ;;
     hull-base) echo "--runtime io.containerd.hullbase.v2" ;;
+    null-v2) echo "--runtime io.containerd.null.v2" ;;
   esac
 }
-KINDS="runc-v2+runc runc-v2+hull hull-v2${BASE_SHIM:+ hull-base}"
+KINDS="runc-v2+runc runc-v2+hull hull-v2 null-v2${BASE_SHIM:+ hull-base}"
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'; }
 
 # 1. ctr run --rm IMG ID true, interleaved (one warm-up each first).
@@ -188,14 +196,15 @@ m() { printf '%s' "${times[$1]}" | median | awk '{printf "%.1f", $1/1000}'; }
 rss() { awk '{s+=$1} END {printf "%.2f", s/NR/1024}' <<<"$1"; }
 pss() { awk '{s+=$2} END {printf "%.2f", s/NR/1024}' <<<"$1"; }
 echo "ctr run --rm IMG ID true, $RUNS runs each, interleaved (containerd $(containerd --version | awk '{print $3}'))"
-row() { printf '| %-40s | %12s | %12s | %12s | %12s |\n' "$@"; }
-row metric runc-v2+runc runc-v2+hull hull-v2 "no task"
-printf '|%s|%s|%s|%s|%s|\n' ------------------------------------------ -------------: -------------: -------------: -------------:
-row "median ms" "$(m runc-v2+runc)" "$(m runc-v2+hull)" "$(m hull-v2)" "$(m no-task)"
-row "failed runs" "${fails[runc-v2+runc]}" "${fails[runc-v2+hull]}" "${fails[hull-v2]}" "${fails[no-task]}"
-row "idle shim RSS MB (mean of $IDLE)" "$(rss "$runc_mem")" - "$(rss "$hull_mem")" -
-row "idle shim PSS MB (mean, $IDLE running)" "$(pss "$runc_mem")" - "$(pss "$hull_mem")" -
+row() { printf '| %-40s | %12s | %12s | %12s | %12s | %12s |\n' "$@"; }
+row metric runc-v2+runc runc-v2+hull hull-v2 "null shim" "no task"
+printf '|%s|%s|%s|%s|%s|%s|\n' ------------------------------------------ -------------: -------------: -------------: -------------: -------------:
+row "median ms" "$(m runc-v2+runc)" "$(m runc-v2+hull)" "$(m hull-v2)" "$(m null-v2)" "$(m no-task)"
+row "failed runs" "${fails[runc-v2+runc]}" "${fails[runc-v2+hull]}" "${fails[hull-v2]}" "${fails[null-v2]}" "${fails[no-task]}"
+row "idle shim RSS MB (mean of $IDLE)" "$(rss "$runc_mem")" - "$(rss "$hull_mem")" - -
+row "idle shim PSS MB (mean, $IDLE running)" "$(pss "$runc_mem")" - "$(pss "$hull_mem")" - -
 [ -z "${BASE_SHIM:-}" ] || echo "BASE_SHIM ($BASE_SHIM): $(m hull-base) ms median, ${fails[hull-base]} failed"
 echo "one ctr process (ctr version): $(m one-ctr) ms median, ${fails[one-ctr]} failed"
-awk -v a="$(m hull-v2)" -v b="$(m runc-v2+hull)" -v f="$(m no-task)" -v c="$(m one-ctr)" -v r="$(rss "$hull_mem")" -v s="$(rss "$runc_mem")" 'BEGIN {
-  printf "hull-v2 / runc-v2+hull latency = %.2f (target <= 0.5); above the no-task floor: %.2f; above a one-ctr floor (no task - one ctr): %.2f; hull-v2 / runc-v2 RSS = %.2f (target <= 0.25)\n", a/b, (a-f)/(b-f), (a-(f-c))/(b-(f-c)), r/s }'
+awk -v a="$(m hull-v2)" -v b="$(m runc-v2+hull)" -v n="$(m null-v2)" -v r="$(rss "$hull_mem")" -v s="$(rss "$runc_mem")" 'BEGIN {
+  printf "hull-v2 / runc-v2+hull latency = %.2f (target <= 0.5); hull-v2 / runc-v2 RSS = %.2f (target <= 0.25)\n", a/b, r/s
+  printf "the null shim (containerd and ctr alone) / runc-v2+hull = %.2f: no shim can be faster; above that floor hull-v2 takes %.1f ms, runc-v2+hull %.1f ms (%.2f)\n", n/b, a-n, b-n, (a-n)/(b-n) }'

@@ -24,6 +24,7 @@
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use oci_spec::runtime::{Capability, LinuxNamespaceType, Spec};
@@ -35,9 +36,8 @@ use crate::sys;
 /// is not sealed, it fails instead of re-executing again.
 const MARKER: &str = "_HULL_SEALED_EXE";
 /// The empty second layer of the overlay (overlayfs without an upper
-/// layer needs two lower ones), under the state root; `@` is not allowed
-/// in container ids, so it cannot collide with a container's directory.
-const EMPTY_LAYER: &str = "@sealed-exe-lower";
+/// layer needs two lower ones), in `state::cache_dir()`.
+const EMPTY_LAYER: &str = "sealed-exe-lower";
 /// The overlay mount fd [`seal_self`] kept open across its re-exec.
 const KEPT_MOUNT: &str = "_HULL_SEALED_MOUNT_FD";
 const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
@@ -138,7 +138,7 @@ pub fn exe_is_sealed(exe: &str) -> bool {
 /// sealed image yet, re-exec it (same argv and environment) from one.
 /// Returns Ok only when nothing had to be done; call it before anything
 /// is made (the re-executed process starts over).
-pub fn ensure(spec: &Spec, other_ptrace: bool, state_root: &Path) -> Result<()> {
+pub fn ensure(spec: &Spec, other_ptrace: bool) -> Result<()> {
     let again = reexecuted();
     // Not passed on (hooks, nested runtimes); later warnings are new.
     std::env::remove_var(MARKER);
@@ -153,7 +153,7 @@ pub fn ensure(spec: &Spec, other_ptrace: bool, state_root: &Path) -> Result<()> 
             "{why}: re-executed from a sealed copy of hull, but /proc/self/exe is still not sealed"
         )));
     }
-    let err = reexec(state_root, false);
+    let err = reexec(false);
     Err(Error::Usage(format!(
         "{why}: cannot re-execute from a sealed copy of hull: {err}"
     )))
@@ -169,7 +169,7 @@ pub fn ensure(spec: &Spec, other_ptrace: bool, state_root: &Path) -> Result<()> 
 /// exec: closing the last fd of a detached mount dissolves it, which waits
 /// for an RCU grace period (20–60 ms measured on a loaded 2-vCPU machine),
 /// and the caller can have that wait happen elsewhere.
-pub fn seal_self(state_root: &Path) -> Result<()> {
+pub fn seal_self() -> Result<()> {
     let again = reexecuted();
     std::env::remove_var(MARKER);
     if running_sealed() {
@@ -180,7 +180,7 @@ pub fn seal_self(state_root: &Path) -> Result<()> {
             "re-executed from a sealed copy, but /proc/self/exe is still not sealed".into(),
         ));
     }
-    let err = reexec(state_root, true);
+    let err = reexec(true);
     Err(Error::Usage(format!(
         "cannot re-execute from a sealed copy of the binary: {err}"
     )))
@@ -213,8 +213,8 @@ pub fn release_kept_mount() -> Option<libc::pid_t> {
 /// Re-exec from a sealed image; returns only on failure (its description).
 /// `keep_mount`: the overlay's mount fd stays open across the exec, its
 /// number in the environment (see [`seal_self`]).
-fn reexec(state_root: &Path, keep_mount: bool) -> String {
-    let (exe, mnt) = match overlay_image(state_root) {
+fn reexec(keep_mount: bool) -> String {
+    let (exe, mnt) = match overlay_image() {
         Ok((fd, mnt)) => (fd, Some(mnt)),
         Err(overlay) => match memfd_image() {
             Ok(fd) => (fd, None),
@@ -257,13 +257,17 @@ fn reexec(state_root: &Path, keep_mount: bool) -> String {
 /// (layers: its directory, then an empty one), as an O_PATH fd, and the
 /// mount's fd (dropping it dissolves the detached mount once the file is
 /// no longer used).
-fn overlay_image(state_root: &Path) -> std::result::Result<(OwnedFd, OwnedFd), String> {
+fn overlay_image() -> std::result::Result<(OwnedFd, OwnedFd), String> {
     let path = std::fs::read_link("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(format!("{}: no directory", path.display()));
     };
-    let empty = state_root.join(EMPTY_LAYER);
-    std::fs::create_dir_all(&empty).map_err(|e| format!("{}: {e}", empty.display()))?;
+    let empty = crate::state::cache_dir().join(EMPTY_LAYER);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&empty)
+        .map_err(|e| format!("{}: {e}", empty.display()))?;
     // ':' separates layers and '\' escapes; both are escaped in the paths.
     let escape = |p: &Path| {
         let mut out = Vec::new();

@@ -194,6 +194,18 @@ impl Lock {
     }
 }
 
+/// Where hull keeps what is no container's state (compiled seccomp
+/// programs, the sealed image's empty layer), so that a state root holds
+/// containers only: `$HULL_CACHE_DIR`, else `hull-cache` beside the default
+/// state root (`/run/hull-cache`, or `$XDG_RUNTIME_DIR/hull-cache`).
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("HULL_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let (root, _) = crate::rootless::default_root(|k| std::env::var(k).ok());
+    root.with_file_name("hull-cache")
+}
+
 /// The runtime root directory and the containers in it.
 #[derive(Debug, Clone)]
 pub struct StateStore {

@@ -53,8 +53,7 @@ struct Conn {
 pub fn serve(flags: &Flags) -> Result<(), String> {
     // CVE-2019-5736: the containers' processes are clones of this one
     // until they exec; run from a sealed image of the binary.
-    hull::exeseal::seal_self(Path::new(crate::bootstrap::DEFAULT_ROOT))
-        .map_err(|e| e.to_string())?;
+    hull::exeseal::seal_self().map_err(|e| e.to_string())?;
     sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
         .map_err(|e| format!("becoming a child subreaper: {e}"))?;
     let sigfd = sys::signalfd_for(&[libc::SIGCHLD, libc::SIGTERM, libc::SIGINT])

@@ -125,7 +125,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions) -> Result<Created> {
     // CVE-2019-5736: a container that could reach the init's exe gets an
     // init cloned from a sealed image of hull (this process re-execs into
     // it and starts over); every other one the plain path.
-    crate::exeseal::ensure(&input.spec, false, store.root())?;
+    crate::exeseal::ensure(&input.spec, false)?;
     create_from(store, opts, input)
 }
 

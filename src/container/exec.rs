@@ -294,7 +294,7 @@ pub fn exec_spawn(store: &StateStore, o: &ExecOptions) -> Result<(libc::pid_t, O
     crate::config::check_user(p.user())?;
     // CVE-2019-5736: the exec process is visible in the container until its
     // execve; re-exec from a sealed image first where that matters.
-    crate::exeseal::ensure(&spec, container_ptrace, store.root())?;
+    crate::exeseal::ensure(&spec, container_ptrace)?;
     // ... and one given CAP_SYS_PTRACE here must not find a waiting init
     // that still runs hull's plain image (created from a config that did
     // not need the sealed one).

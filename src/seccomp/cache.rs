@@ -69,11 +69,7 @@ fn entry(dir: &Path, key: &[u8]) -> PathBuf {
 
 /// The cache directory (see the module text).
 pub fn dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("HULL_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("seccomp");
-    }
-    let (root, _) = crate::rootless::default_root(|k| std::env::var(k).ok());
-    root.with_file_name("hull-cache").join("seccomp")
+    crate::state::cache_dir().join("seccomp")
 }
 
 /// The program for `key` from `dir`, else `compile`'s, kept for next time.

@@ -96,7 +96,7 @@ pub fn create(
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
     let net = crate::network::attach::prepare(store, &name, mode, &net_opts, &mut config)?;
-    seal_if_needed(store, &config)?;
+    seal_if_needed(&config)?;
     let (storage, note) = storage::choose(store);
     // The copy fallback's rootfs is made before the store lock is taken
     // (it may take a while), in tmp/, and renamed into place.
@@ -372,10 +372,10 @@ fn seed_volumes(
 /// hull does that by re-executing the process with the same arguments, so
 /// it must happen before hullctl has made anything (the re-executed
 /// hullctl starts over); then hull's own check passes.
-fn seal_if_needed(store: &Store, config: &Value) -> Result<()> {
+fn seal_if_needed(config: &Value) -> Result<()> {
     let text = serde_json::to_string(config).map_err(|e| Error::json("config.json", e))?;
     let spec = hull::config::parse(&text).map_err(|e| Error::Usage(format!("config.json: {e}")))?;
-    hull::exeseal::ensure(&spec, false, &store.run_dir()).map_err(|e| Error::hull("(new)", e))
+    hull::exeseal::ensure(&spec, false).map_err(|e| Error::hull("(new)", e))
 }
 
 fn bundle_config(store: &Store, name: &str) -> Result<Value> {
@@ -473,7 +473,7 @@ fn clear_old_state(store: &Store, name: &str) -> Result<()> {
 
 /// Start in the foreground (attached): returns the exit code.
 pub fn run_attached(store: &Store, rec: &ContainerRecord) -> Result<i32> {
-    seal_if_needed(store, &bundle_config(store, &rec.name)?)?;
+    seal_if_needed(&bundle_config(store, &rec.name)?)?;
     clear_old_state(store, &rec.name)?;
     mount_rootfs(store, rec)?;
     let paths = Paths::new(store, &rec.name);
@@ -559,7 +559,7 @@ fn remove_soon(store: &Store, rec: &ContainerRecord) -> Result<()> {
 
 /// Start detached, under a monitor; returns once the container runs.
 pub fn start_detached(store: &Store, rec: &ContainerRecord) -> Result<()> {
-    seal_if_needed(store, &bundle_config(store, &rec.name)?)?;
+    seal_if_needed(&bundle_config(store, &rec.name)?)?;
     clear_old_state(store, &rec.name)?;
     mount_rootfs(store, rec)?;
     let _ = std::fs::remove_file(Paths::new(store, &rec.name).exit());
