@@ -109,11 +109,21 @@ fn base() -> Vec<Value> {
 }
 
 fn rule(chain: &str, comment: &str, expr: Vec<Value>) -> Value {
-    json!({"add": {"rule": {"family": "ip", "table": TABLE, "chain": chain,
+    rule_in("ip", chain, comment, expr)
+}
+
+/// A rule of `family`'s table, tagged `comment` (what it belongs to).
+pub(super) fn rule_in(family: &str, chain: &str, comment: &str, expr: Vec<Value>) -> Value {
+    json!({"add": {"rule": {"family": family, "table": TABLE, "chain": chain,
         "comment": comment, "expr": expr}}})
 }
 
-fn m(left: Value, op: &str, right: Value) -> Value {
+/// Deleting a rule of `family`'s table by its handle.
+pub(super) fn delete_rule(family: &str, chain: &str, handle: u64) -> Value {
+    json!({"delete": {"rule": {"family": family, "table": TABLE, "chain": chain, "handle": handle}}})
+}
+
+pub(super) fn m(left: Value, op: &str, right: Value) -> Value {
     json!({"match": {"op": op, "left": left, "right": right}})
 }
 
@@ -143,14 +153,9 @@ pub fn add(
     let tag = net_tag(net);
     let iif = |op: &str, b: &str| m(json!({"meta": {"key": "iifname"}}), op, json!(b));
     let oif = |op: &str, b: &str| m(json!({"meta": {"key": "oifname"}}), op, json!(b));
-    let existing = rules()?;
+    let existing = rules("ip")?;
     let new_network = !existing.iter().any(|r| r.2 == tag);
-    for (chain, handle, _) in existing
-        .into_iter()
-        .filter(|r| !r.2.starts_with("net:") && !live(&r.2))
-    {
-        cmds.push(json!({"delete": {"rule": {"family": "ip", "table": TABLE, "chain": chain, "handle": handle}}}));
-    }
+    cmds.extend(gone_containers("ip", &existing, &live));
     if new_network {
         // Isolation: nothing from elsewhere opens a connection into the
         // network but published ports (DNAT); replies to the containers'
@@ -254,14 +259,12 @@ pub fn add(
     super::fw::ensure(&net.bridge)
 }
 
-/// The rules of the table as (chain, handle, comment).
-fn rules() -> Result<Vec<(String, u64, String)>> {
-    let out = match nft(
-        vec![json!({"list": {"table": {"family": "ip", "name": TABLE}}})],
-        "listing",
-    ) {
-        Ok(o) => o,
-        Err(_) => return Ok(Vec::new()), // no table yet
+/// The rules of `family`'s table as (chain, handle, comment); none if
+/// there is no table yet.
+pub(super) fn rules(family: &str) -> Result<Vec<(String, u64, String)>> {
+    let list = json!({"list": {"table": {"family": family, "name": TABLE}}});
+    let Ok(out) = nft(vec![list], &format!("listing the {family} table")) else {
+        return Ok(Vec::new());
     };
     let v: Value = serde_json::from_str(&out).map_err(|e| Error::json("nft -j list", e))?;
     Ok(v["nftables"]
@@ -279,20 +282,32 @@ fn rules() -> Result<Vec<(String, u64, String)>> {
         .collect())
 }
 
-/// Delete the rules `doomed` picks, and the table with them when no
-/// other rule is left in it. The caller holds the host lock.
-fn delete_where(doomed: impl Fn(&str) -> bool, what: &str) -> Result<()> {
-    let all = rules()?;
-    let (gone, kept): (Vec<_>, Vec<_>) = all.into_iter().partition(|r| doomed(&r.2));
+/// Deleting the rules in `existing` of containers that are gone (`live`
+/// says which tags still stand for one; a network's own rules stay).
+pub(super) fn gone_containers(
+    family: &str,
+    existing: &[(String, u64, String)],
+    live: impl Fn(&str) -> bool,
+) -> Vec<Value> {
+    existing
+        .iter()
+        .filter(|r| !r.2.starts_with("net:") && !live(&r.2))
+        .map(|(chain, handle, _)| delete_rule(family, chain, *handle))
+        .collect()
+}
+
+/// Delete the rules of `family`'s table that `doomed` picks, and the table
+/// with them when no other rule is left in it. The caller holds the host
+/// lock.
+pub(super) fn delete_where(family: &str, doomed: impl Fn(&str) -> bool, what: &str) -> Result<()> {
+    let (gone, kept): (Vec<_>, Vec<_>) = rules(family)?.into_iter().partition(|r| doomed(&r.2));
     let cmds: Vec<Value> = if gone.is_empty() {
         return Ok(());
     } else if kept.is_empty() {
-        vec![json!({"delete": {"table": {"family": "ip", "name": TABLE}}})]
+        vec![json!({"delete": {"table": {"family": family, "name": TABLE}}})]
     } else {
-        gone.into_iter()
-            .map(|(chain, handle, _)| {
-                json!({"delete": {"rule": {"family": "ip", "table": TABLE, "chain": chain, "handle": handle}}})
-            })
+        gone.iter()
+            .map(|(chain, handle, _)| delete_rule(family, chain, *handle))
             .collect()
     };
     nft(cmds, what).map(drop)
@@ -302,7 +317,11 @@ fn delete_where(doomed: impl Fn(&str) -> bool, what: &str) -> Result<()> {
 /// attach::rule_tag).
 pub fn remove(comment: &str) -> Result<()> {
     let _l = host_lock()?;
-    delete_where(|c| c == comment, &format!("removing {comment}'s rules"))
+    delete_where(
+        "ip",
+        |c| c == comment,
+        &format!("removing {comment}'s rules"),
+    )
 }
 
 /// Remove a network's own rules (forward, masquerade) and its accepts in
@@ -311,6 +330,7 @@ pub fn remove_network(net: &Network) -> Result<()> {
     let _l = host_lock()?;
     let tag = net_tag(net);
     delete_where(
+        "ip",
         |c| c == tag,
         &format!("removing network {}'s rules", net.name),
     )?;

@@ -17,9 +17,9 @@ use std::net::Ipv6Addr;
 
 use serde_json::{json, Value};
 
-use super::nft::{host_lock, net_tag, nft};
+use super::nft::{delete_where, gone_containers, host_lock, m, net_tag, nft, rule_in, rules};
 use super::Network;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const TABLE: &str = "hullctl";
 
@@ -34,12 +34,7 @@ fn base() -> Vec<Value> {
 }
 
 fn rule(chain: &str, comment: &str, expr: Vec<Value>) -> Value {
-    json!({"add": {"rule": {"family": "ip6", "table": TABLE, "chain": chain,
-        "comment": comment, "expr": expr}}})
-}
-
-fn m(left: Value, op: &str, right: Value) -> Value {
-    json!({"match": {"op": op, "left": left, "right": right}})
+    rule_in("ip6", chain, comment, expr)
 }
 
 /// The network's forward rules (once) and the container's masquerade;
@@ -59,14 +54,9 @@ pub fn add(
     let tag = net_tag(net);
     let iif = |op: &str| m(json!({"meta": {"key": "iifname"}}), op, json!(net.bridge));
     let oif = |op: &str| m(json!({"meta": {"key": "oifname"}}), op, json!(net.bridge));
-    let existing = rules()?;
+    let existing = rules("ip6")?;
     let new_network = !existing.iter().any(|r| r.2 == tag);
-    for (chain, handle, _) in existing
-        .into_iter()
-        .filter(|r| !r.2.starts_with("net:") && !live(&r.2))
-    {
-        cmds.push(delete_rule(&chain, handle));
-    }
+    cmds.extend(gone_containers("ip6", &existing, &live));
     if new_network {
         cmds.push(rule(
             "forward",
@@ -116,50 +106,11 @@ pub fn add(
     .map(drop)
 }
 
-/// The rules of the ip6 table as (chain, handle, comment).
-pub fn rules() -> Result<Vec<(String, u64, String)>> {
-    let Ok(out) = nft(
-        vec![json!({"list": {"table": {"family": "ip6", "name": TABLE}}})],
-        "listing ip6",
-    ) else {
-        return Ok(Vec::new()); // no table yet
-    };
-    let v: Value = serde_json::from_str(&out).map_err(|e| Error::json("nft -j list", e))?;
-    Ok(v["nftables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|o| {
-            let r = &o["rule"];
-            Some((
-                r["chain"].as_str()?.to_string(),
-                r["handle"].as_u64()?,
-                r["comment"].as_str()?.to_string(),
-            ))
-        })
-        .collect())
-}
-
-fn delete_rule(chain: &str, handle: u64) -> Value {
-    json!({"delete": {"rule": {"family": "ip6", "table": TABLE, "chain": chain, "handle": handle}}})
-}
-
 /// Remove the ip6 rules whose tag `gone` says to remove, and the table
 /// with them when no other rule is left in it.
 pub fn remove_where(gone: impl Fn(&str) -> bool) -> Result<()> {
     let _l = host_lock()?;
-    let (doomed, kept): (Vec<_>, Vec<_>) = rules()?.into_iter().partition(|r| gone(&r.2));
-    let cmds: Vec<Value> = if doomed.is_empty() {
-        return Ok(());
-    } else if kept.is_empty() {
-        vec![json!({"delete": {"table": {"family": "ip6", "name": TABLE}}})]
-    } else {
-        doomed
-            .iter()
-            .map(|(chain, handle, _)| delete_rule(chain, *handle))
-            .collect()
-    };
-    nft(cmds, "removing ip6 rules").map(drop)
+    delete_where("ip6", gone, "removing ip6 rules")
 }
 
 /// Remove every ip6 rule tagged `comment`.
