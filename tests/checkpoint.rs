@@ -26,8 +26,11 @@ fn counter(b: &mut Bundle) -> std::path::PathBuf {
     b.bind(&dir, "/count");
     // stdio on the container's own /dev/null: CRIU cannot dump an fd on a
     // file outside the container's mounts (the runtime's, i.e. the test's,
-    // /dev/null); containerd hands runtimes pipes for this reason.
-    b.sh("exec </dev/null >/dev/null 2>&1; i=0; while :; do i=$((i+1)); echo $i > /count/n; sleep 0.05; done");
+    // /dev/null); containerd hands runtimes pipes for this reason. The
+    // count is renamed into place: the checkpoint kills the shell wherever
+    // it is, and `echo > n` killed after its truncation left n empty (read
+    // as 0: "frozen >= before" failed once in the guest).
+    b.sh("exec </dev/null >/dev/null 2>&1; i=0; while :; do i=$((i+1)); echo $i > /count/t; mv /count/t /count/n; sleep 0.05; done");
     dir
 }
 
