@@ -22,7 +22,9 @@
 # Environment: RUNS (10), IDLE (10), HULL, SHIM (binaries; default: the
 # release builds of this tree), RUNC (/usr/sbin/runc), BASE_SHIM (another
 # build of the shim, timed in the same loop); DEMO=1: run one
-# container with the shim and stop (scripts/shim-demo.sh).
+# container with the shim and stop (scripts/shim-demo.sh); PHASES=1: run
+# RUNS containers with hull's shim and print the median time the shim took
+# for each request (its HULL_SHIM_DEBUG log lines), then stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-10}
@@ -88,6 +90,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [ttrpc]
   address = "$work/c.sock.ttrpc"
 CONF
+[ -z "${PHASES:-}" ] || export HULL_SHIM_DEBUG=1
 PATH="$work/bin:$PATH" containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
 cpid=$!
 for _ in $(seq 150); do ctr_ version >/dev/null 2>&1 && break; sleep 0.2; done
@@ -117,6 +120,21 @@ if [ -n "${DEMO:-}" ]; then
   exit 0
 fi
 
+median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'; }
+
+if [ -n "${PHASES:-}" ]; then
+  for i in $(seq "$RUNS"); do
+    ctr_ run --rm --runtime io.containerd.hull.v2 "$IMG" "phase$i" true >/dev/null
+  done
+  echo "hull's shim, $RUNS x ctr run --rm true: median ms per request (in the shim)"
+  sed -n 's/.*containerd-shim-hull-v2\[[0-9]*\]: \([A-Za-z]*\): ok in \([0-9.]*\) ms.*/\1 \2/p' "$work/containerd.log" |
+    awk '{t[$1]=t[$1] " " $2; n[$1]++} END {for (m in t) print m, n[m], t[m]}' |
+    while read -r m n ts; do
+      printf '%-10s %3d requests, median %s ms\n' "$m" "$n" "$(tr ' ' '\n' <<<"$ts" | median)"
+    done
+  exit 0
+fi
+
 flags_of() {
   case $1 in
     runc-v2+runc) echo "--runtime io.containerd.runc.v2 --runc-binary $RUNC" ;;
@@ -127,7 +145,6 @@ flags_of() {
   esac
 }
 KINDS="runc-v2+runc runc-v2+hull hull-v2 null-v2${BASE_SHIM:+ hull-base}"
-median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'; }
 
 # 1. ctr run --rm IMG ID true, interleaved (one warm-up each first).
 declare -A times fails

@@ -245,6 +245,7 @@ fn serve_conn(c: &mut Conn, service: &mut Service) -> bool {
         let Some(req) = wire::request(&f) else {
             continue;
         };
+        let t0 = std::time::Instant::now();
         let res = if SERVICES.contains(&req.service.as_str()) {
             match service.handle(&req.method, &req.payload, c.token, f.stream) {
                 Some(r) => r,
@@ -259,7 +260,8 @@ fn serve_conn(c: &mut Conn, service: &mut Service) -> bool {
         if res.status.code.value() != 0 {
             log(&format!("{}: {}", req.method, res.status.message));
         } else if std::env::var_os("HULL_SHIM_DEBUG").is_some() {
-            log(&format!("{}: ok", req.method));
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            log(&format!("{}: ok in {ms:.2} ms", req.method));
         }
         if wire::send_response(&mut c.sock, f.stream, &res).is_err() {
             return false;
