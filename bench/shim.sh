@@ -127,10 +127,10 @@ if [ -n "${PHASES:-}" ]; then
     ctr_ run --rm --runtime io.containerd.hull.v2 "$IMG" "phase$i" true >/dev/null
   done
   echo "hull's shim, $RUNS x ctr run --rm true: median ms per request (in the shim)"
-  sed -n 's/.*containerd-shim-hull-v2\[[0-9]*\]: \([A-Za-z]*\): ok in \([0-9.]*\) ms.*/\1 \2/p' "$work/containerd.log" |
+  sed -n 's/.*containerd-shim-hull-v2\[[0-9]*\]: \([A-Za-z]*\( [a-z/-]*\)\{0,1\}\): ok in \([0-9.]*\) ms.*/\1 \3/p' "$work/containerd.log" | tr ' ' '_' | sed 's/_\([0-9.]*\)$/ \1/' |
     awk '{t[$1]=t[$1] " " $2; n[$1]++} END {for (m in t) print m, n[m], t[m]}' |
     while read -r m n ts; do
-      printf '%-10s %3d requests, median %s ms\n' "$m" "$n" "$(tr ' ' '\n' <<<"$ts" | median)"
+      printf '%-22s %3d, median %s ms\n' "$m" "$n" "$(tr ' ' '\n' <<<"$ts" | median)"
     done
   exit 0
 fi

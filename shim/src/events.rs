@@ -114,8 +114,14 @@ impl Publisher {
         let queued = std::mem::take(&mut *self.queue.borrow_mut());
         let service = "containerd.services.events.ttrpc.v1.Events";
         for (topic, payload) in queued {
-            if let Err(e) = crate::wire::call(&self.address, service, "Forward", payload) {
-                crate::server::log(&format!("publishing {topic}: {e}"));
+            let t0 = std::time::Instant::now();
+            match crate::wire::call(&self.address, service, "Forward", payload) {
+                Err(e) => crate::server::log(&format!("publishing {topic}: {e}")),
+                Ok(()) if crate::server::debug() => {
+                    let ms = t0.elapsed().as_secs_f64() * 1e3;
+                    crate::server::log(&format!("Forward {topic}: ok in {ms:.2} ms"));
+                }
+                Ok(()) => {}
             }
         }
     }

@@ -31,6 +31,11 @@ pub fn log(msg: &str) {
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
+/// HULL_SHIM_DEBUG is set: log each request and event with its time.
+pub fn debug() -> bool {
+    std::env::var_os("HULL_SHIM_DEBUG").is_some()
+}
+
 /// Point stderr at the bundle's `log` FIFO if containerd reads it
 /// (non-blocking: a stalled reader must not stall the shim).
 fn log_to_fifo() {
@@ -259,7 +264,7 @@ fn serve_conn(c: &mut Conn, service: &mut Service) -> bool {
         };
         if res.status.code.value() != 0 {
             log(&format!("{}: {}", req.method, res.status.message));
-        } else if std::env::var_os("HULL_SHIM_DEBUG").is_some() {
+        } else if debug() {
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             log(&format!("{}: ok in {ms:.2} ms", req.method));
         }
