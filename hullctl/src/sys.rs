@@ -119,7 +119,12 @@ pub fn fsetxattr(fd: RawFd, name: &CStr, value: &[u8]) -> io::Result<()> {
 /// An extended attribute of `path` (not following a final symlink); at
 /// most 256 bytes are read (enough for overlayfs' markers).
 pub fn lgetxattr(path: &CStr, name: &CStr) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; 256];
+    lgetxattr_max(path, name, 256)
+}
+
+/// An extended attribute of at most `max` bytes (ERANGE if longer).
+fn lgetxattr_max(path: &CStr, name: &CStr, max: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; max];
     // SAFETY: path and name are C strings; buf is valid for its length.
     let n = unsafe {
         libc::lgetxattr(
@@ -144,6 +149,18 @@ pub fn flock(fd: RawFd, op: libc::c_int) -> io::Result<()> {
             r => return r.map(drop),
         }
     }
+}
+
+/// Open (creating) the lock file `path` and flock it with `op`; the lock
+/// lasts as long as the returned file.
+pub fn lock_file(path: &std::path::Path, op: libc::c_int) -> io::Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    flock(f.as_raw_fd(), op)?;
+    Ok(f)
 }
 
 pub fn makedev(major: u32, minor: u32) -> libc::dev_t {
@@ -362,21 +379,7 @@ pub fn lgetxattr_all(path: &CStr, name: &CStr) -> io::Result<Vec<u8>> {
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut buf = vec![0u8; n as usize];
-    // SAFETY: buf is valid for its length.
-    let n = unsafe {
-        libc::lgetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(buf)
+    lgetxattr_max(path, name, n as usize)
 }
 
 pub fn lsetxattr(path: &CStr, name: &CStr, value: &[u8]) -> io::Result<()> {

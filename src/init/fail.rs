@@ -4,11 +4,27 @@
 
 use crate::sys::Errno;
 
-/// One step of building the container. The index (`Fail::idx`) says which
-/// item of a list (mount, device, path, rlimit...) the step was working on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Step {
+/// Declares [`Step`] and its decoder from one list, so a new step cannot be
+/// left out of `from_u32` (the parent would report it as a protocol error).
+macro_rules! steps {
+    ($($(#[$doc:meta])* $name:ident $(= $val:literal)?,)+) => {
+        /// One step of building the container. The index (`Fail::idx`) says which
+        /// item of a list (mount, device, path, rlimit...) the step was working on.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u32)]
+        pub enum Step {
+            $($(#[$doc])* $name $(= $val)?,)+
+        }
+
+        impl Step {
+            pub fn from_u32(v: u32) -> Option<Step> {
+                [$(Step::$name),+].into_iter().find(|s| *s as u32 == v)
+            }
+        }
+    };
+}
+
+steps! {
     Protocol = 1,
     JoinUserns,
     UnshareUserns,
@@ -68,70 +84,6 @@ pub enum Step {
     TimeOffsets,
     /// Copying the image's files into a `tmpcopyup` tmpfs.
     TmpCopyUp,
-}
-
-impl Step {
-    pub fn from_u32(v: u32) -> Option<Step> {
-        use Step::*;
-        const ALL: [Step; 55] = [
-            Protocol,
-            JoinUserns,
-            UnshareUserns,
-            BecomeNsRoot,
-            JoinNamespace,
-            Unshare,
-            ForkInit,
-            RootPropagation,
-            ParentPrivate,
-            BindRootfs,
-            OpenRootfs,
-            Mountpoint,
-            Mount,
-            Remount,
-            MountPropagation,
-            Device,
-            DevSymlink,
-            CwdCreate,
-            PivotRoot,
-            MoveRoot,
-            Pty,
-            Console,
-            MaskPath,
-            ReadonlyPath,
-            ReadonlyRoot,
-            RootfsPropagation,
-            Hostname,
-            Domainname,
-            Sysctl,
-            OomScoreAdj,
-            Rlimit,
-            Keyring,
-            Bounding,
-            KeepCaps,
-            Setgroups,
-            Setgid,
-            Setuid,
-            Capset,
-            Ambient,
-            NoNewPrivs,
-            Chdir,
-            FindExecutable,
-            PreserveFds,
-            Setsid,
-            Seccomp,
-            IoPriority,
-            Scheduler,
-            Personality,
-            CwdOutsideRoot,
-            Lsm,
-            CgroupJoin,
-            FdRoom,
-            MountAttr,
-            TimeOffsets,
-            TmpCopyUp,
-        ];
-        ALL.iter().copied().find(|s| *s as u32 == v)
-    }
 }
 
 /// A failed step in a child.

@@ -22,7 +22,6 @@ pub mod nft6;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -80,14 +79,7 @@ pub fn lock(store: &Store) -> Result<NetLock> {
     let d = dir(store);
     std::fs::create_dir_all(&d).at(&d)?;
     let p = d.join("lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .at(&p)?;
-    crate::sys::flock(f.as_raw_fd(), libc::LOCK_EX).at(&p)?;
-    Ok(NetLock(f))
+    Ok(NetLock(crate::sys::lock_file(&p, libc::LOCK_EX).at(&p)?))
 }
 
 fn usage(name: &str, msg: impl std::fmt::Display) -> Error {

@@ -22,7 +22,6 @@
 use std::fs::File;
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
@@ -49,13 +48,7 @@ pub fn host_lock() -> Result<HostLock> {
     let d = std::path::Path::new("/run/hullctl");
     std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     let p = d.join("host.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .map_err(|e| Error::io(&p, e))?;
-    crate::sys::flock(f.as_raw_fd(), libc::LOCK_EX).map_err(|e| Error::io(&p, e))?;
+    let f = crate::sys::lock_file(&p, libc::LOCK_EX).map_err(|e| Error::io(&p, e))?;
     Ok(HostLock(f))
 }
 

@@ -154,14 +154,7 @@ impl Store {
     /// Take the store lock (exclusive).
     pub fn lock(&self) -> Result<StoreLock> {
         let p = self.root.join("lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .at(&p)?;
-        crate::sys::flock(f.as_raw_fd(), libc::LOCK_EX).at(&p)?;
-        Ok(StoreLock(f))
+        Ok(StoreLock(crate::sys::lock_file(&p, libc::LOCK_EX).at(&p)?))
     }
 
     pub fn has_blob(&self, d: &Digest) -> bool {
@@ -482,14 +475,7 @@ pub struct GcGuard(#[allow(dead_code)] File);
 impl Store {
     fn gc_lock(&self, op: libc::c_int) -> Result<GcGuard> {
         let p = self.root.join("gc.lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .at(&p)?;
-        crate::sys::flock(f.as_raw_fd(), op).at(&p)?;
-        Ok(GcGuard(f))
+        Ok(GcGuard(crate::sys::lock_file(&p, op).at(&p)?))
     }
     /// Taken by load, import, pull.
     pub fn ingest_guard(&self) -> Result<GcGuard> {
