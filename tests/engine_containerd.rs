@@ -17,12 +17,12 @@
 
 mod common;
 
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use common::daemons::Containerd;
 use common::engine::{
     build_image, compare_steps, run_timeout, runtime_invoked, wrapper, Run, Steps,
 };
@@ -59,61 +59,20 @@ fn ensure_containerd() -> Result<(), String> {
 
 /// A containerd daemon with everything under a temp dir.
 struct Daemon {
-    child: Child,
-    sock: PathBuf,
+    c: Containerd,
     _tmp: TempDir,
 }
 
 impl Daemon {
     fn start(tmp: TempDir) -> Daemon {
-        let d = tmp.path();
-        let sock = d.join("c.sock");
-        let config = format!(
-            "version = 2\n\
-             root = \"{root}\"\n\
-             state = \"{state}\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{sock}\"\n\
-             [ttrpc]\n  address = \"{sock}.ttrpc\"\n",
-            root = d.join("root").display(),
-            state = d.join("state").display(),
-            sock = sock.display()
-        );
-        fs::write(d.join("config.toml"), config).unwrap();
-        let log = fs::File::create(d.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
-        let daemon = Daemon {
-            child,
-            sock,
+        Daemon {
+            c: Containerd::start(tmp.path(), None),
             _tmp: tmp,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if daemon.ctr(&["version"]).code == 0 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not come up; log:\n{}",
-                fs::read_to_string(daemon._tmp.path().join("containerd.log")).unwrap_or_default()
-            );
-            sleep(Duration::from_millis(200));
         }
-        daemon
     }
 
     fn ctr_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ctr");
-        c.arg("--address").arg(&self.sock).args(["--namespace", NS]);
-        c.args(args);
-        c
+        self.c.ctr_cmd(NS, args)
     }
 
     fn ctr(&self, args: &[&str]) -> Run {
@@ -130,24 +89,9 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         // Shims outlive the daemon; their tasks were removed per step, and
         // a shim exits when its last task is deleted.
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self._tmp.path().join("root"))
-            .stderr(Stdio::null())
-            .status();
+        self.c.stop();
         // containerd puts tasks under /<namespace>/<id> and never removes
         // the namespace's parent cgroup; remove it once empty (a daemon of
         // the other runtime may still be using it: then rmdir just fails).
@@ -318,7 +262,7 @@ fn scenario(d: &Daemon, name: &str, wrapper: &Path, calls: &Path) -> Steps {
     // 4. a terminal session, with `script` giving ctr a pty
     let id = format!("{name}-tty");
     let v = run_args(&["-t"], &id, &["sh", "-c", "tty; echo tty-ok"]);
-    let mut line = format!("ctr --address {} --namespace {NS}", d.sock.display());
+    let mut line = format!("ctr --address {} --namespace {NS}", d.c.sock.display());
     for a in &v {
         line.push_str(&format!(" '{a}'"));
     }

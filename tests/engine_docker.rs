@@ -27,17 +27,16 @@ mod common;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use common::daemons::{Dockerd, DOCKER, DOCKERD};
 use common::engine::{compare_steps, run_timeout, runtime_invoked, wrapper, Run, Steps};
 use common::{Bundle, TempDir};
 
 const IMAGE: &str = "hullbox:latest";
 const STEP_TIMEOUT: Duration = Duration::from_secs(90);
-const DOCKER: &str = "/usr/bin/docker";
-const DOCKERD: &str = "/usr/sbin/dockerd";
 
 fn ensure_docker() -> Result<(), String> {
     if Path::new(DOCKERD).exists() && Path::new(DOCKER).exists() {
@@ -55,16 +54,15 @@ fn ensure_docker() -> Result<(), String> {
     Ok(())
 }
 
-/// A dockerd with everything under a temp dir.
+/// A dockerd with everything under a temp dir and the given runtimes.
 struct Daemon {
-    child: Child,
-    sock: String,
-    tmp: TempDir,
+    /// Taken on drop: the daemon stops before its cgroup parent goes.
+    d: Option<Dockerd>,
+    _tmp: TempDir,
 }
 
 impl Daemon {
     fn start(tmp: TempDir, runtimes: &[(&str, &Path)]) -> Daemon {
-        let d = tmp.path();
         let mut rts = serde_json::Map::new();
         for (name, path) in runtimes {
             rts.insert(
@@ -72,74 +70,31 @@ impl Daemon {
                 serde_json::json!({ "path": path.to_str().unwrap() }),
             );
         }
-        let config = serde_json::json!({ "runtimes": rts });
-        fs::write(d.join("daemon.json"), config.to_string()).unwrap();
-        let sock = format!("unix://{}", d.join("docker.sock").display());
-        let log = fs::File::create(d.join("dockerd.log")).unwrap();
-        let child = Command::new(DOCKERD)
-            .arg("--config-file")
-            .arg(d.join("daemon.json"))
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("exec"))
-            .arg("--pidfile")
-            .arg(d.join("docker.pid"))
-            .args(["-H", &sock])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
-        let daemon = Daemon { child, sock, tmp };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while daemon.docker(&["version"]).code != 0 {
-            assert!(
-                Instant::now() < deadline,
-                "dockerd did not come up; log:\n{}",
-                fs::read_to_string(daemon.tmp.path().join("dockerd.log")).unwrap_or_default()
-            );
-            sleep(Duration::from_millis(300));
+        let config = tmp.path().join("daemon.json");
+        fs::write(&config, serde_json::json!({ "runtimes": rts }).to_string()).unwrap();
+        let d = Dockerd::start(tmp.path(), &["--config-file", config.to_str().unwrap()]);
+        Daemon {
+            d: Some(d),
+            _tmp: tmp,
         }
-        daemon
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(DOCKER);
-        c.args(["-H", &self.sock]).args(args);
-        c
+        self.d.as_ref().expect("daemon running").cmd(args)
     }
 
     fn docker(&self, args: &[&str]) -> Run {
         run_timeout(&mut self.cmd(args), STEP_TIMEOUT)
     }
+
+    fn sock(&self) -> &str {
+        &self.d.as_ref().expect("daemon running").sock
+    }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let ids = self.docker(&["ps", "-aq"]);
-        for id in ids.stdout.split_whitespace() {
-            let _ = self.docker(&["rm", "-f", id]);
-        }
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for sub in ["exec", "data"] {
-            let _ = Command::new("umount")
-                .arg("-R")
-                .arg("-l")
-                .arg(self.tmp.path().join(sub))
-                .stderr(Stdio::null())
-                .status();
-        }
+        drop(self.d.take());
         common::engine::remove_empty_cgroup_parent("docker");
     }
 }
@@ -480,7 +435,7 @@ fn scenario(d: &Daemon, rt: &str, calls: &Path, work: &Path) -> Steps {
     // -it through script(1), which gives docker a pty
     let line = format!(
         "{DOCKER} -H {} run -it --rm --runtime {rt} {IMAGE} sh -c 'tty; echo tty-ok'",
-        d.sock
+        d.sock()
     );
     let r = run_timeout(
         Command::new("script").args(["-qec", &line, "/dev/null"]),

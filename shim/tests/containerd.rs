@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use common::daemons::Containerd;
 use common::engine::{build_image, run_timeout, Run};
 use common::TempDir;
 
@@ -33,7 +34,7 @@ fn shim_bin() -> PathBuf {
 }
 
 struct Daemon {
-    child: Option<Child>,
+    c: Containerd,
     dir: PathBuf,
     sock: PathBuf,
     ns: String,
@@ -47,87 +48,31 @@ impl Daemon {
         let bin = d.join("bin");
         fs::create_dir_all(&bin).unwrap();
         std::os::unix::fs::symlink(shim_bin(), bin.join("containerd-shim-hull-v2")).unwrap();
-        let sock = d.join("c.sock");
-        let config = format!(
-            "version = 2\nroot = \"{r}\"\nstate = \"{s}\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{k}\"\n[ttrpc]\n  address = \"{k}.ttrpc\"\n",
-            r = d.join("root").display(),
-            s = d.join("state").display(),
-            k = sock.display()
-        );
-        fs::write(d.join("config.toml"), config).unwrap();
-        let mut daemon = Daemon {
-            child: None,
-            dir: d.clone(),
-            sock,
+        let c = Containerd::start(&d, Some(&bin));
+        Daemon {
+            sock: c.sock.clone(),
+            c,
+            dir: d,
             ns: common::unique_id("shim"),
             _tmp: tmp,
-        };
-        daemon.launch();
-        daemon
+        }
     }
 
+    /// containerd again after [`Daemon::stop`] (a restart).
     fn launch(&mut self) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("containerd.log"))
-            .unwrap();
-        let path = format!(
-            "{}:{}",
-            self.dir.join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(self.dir.join("config.toml"))
-            .env("PATH", path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.ctr(&["version"]).code != 0 {
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not come up:\n{}",
-                self.log()
-            );
-            sleep(Duration::from_millis(100));
-        }
+        self.c.launch();
     }
 
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: kill on our own child's pid.
-            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.c.stop();
     }
 
     fn log(&self) -> String {
-        common::engine::tail(
-            &fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default(),
-        )
+        common::engine::tail(&fs::read_to_string(self.c.log_path()).unwrap_or_default())
     }
 
     fn ctr(&self, args: &[&str]) -> Run {
-        let mut c = Command::new("ctr");
-        c.arg("--address")
-            .arg(&self.sock)
-            .args(["--namespace", &self.ns]);
-        run_timeout(c.args(args), STEP)
+        run_timeout(&mut self.c.ctr_cmd(&self.ns, args), STEP)
     }
 
     /// `ctr run --runtime hull ... IMAGE id cmd...`
@@ -170,11 +115,6 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self.dir.join("root"))
-            .stderr(Stdio::null())
-            .status();
         common::engine::remove_empty_cgroup_parent(&self.ns);
         // The shim's state root for this namespace (empty by now).
         let _ = fs::remove_dir(Path::new(STATE_ROOT).join(&self.ns));

@@ -17,6 +17,7 @@
 //! separately and uses only part of it.
 #![allow(dead_code)]
 
+pub mod daemons;
 pub mod engine;
 
 use std::ffi::CString;

@@ -1,20 +1,19 @@
 //! A private dockerd per test: data-root, exec-root and socket under a
 //! temp dir, no docker0 (`--bridge none`); containers removed and the
-//! daemon stopped on drop.
+//! daemon stopped on drop (the shared `tests/common/daemons.rs`).
 
-use std::fs;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
+use super::daemons;
 use super::TempDir;
 
-pub const DOCKERD: &str = "/usr/sbin/dockerd";
-pub const DOCKER: &str = "/usr/bin/docker";
+pub const DOCKERD: &str = daemons::DOCKERD;
+pub const DOCKER: &str = daemons::DOCKER;
 
 pub struct Dockerd {
-    child: Child,
+    d: daemons::Dockerd,
     pub sock: String,
-    dir: TempDir,
+    _dir: TempDir,
 }
 
 impl Dockerd {
@@ -31,42 +30,18 @@ impl Dockerd {
 
     fn start_with(name: &str, extra: &[&str]) -> Dockerd {
         let dir = TempDir::new(name);
-        let d = dir.path();
-        let sock = format!("unix://{}", d.join("docker.sock").display());
-        let log = fs::File::create(d.join("dockerd.log")).unwrap();
-        let child = Command::new(DOCKERD)
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("exec"))
-            .arg("--pidfile")
-            .arg(d.join("docker.pid"))
-            .args(["-H", &sock, "--bridge", "none"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
-        let dd = Dockerd { child, sock, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !dd.docker(&["version"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "dockerd did not come up: {}",
-                fs::read_to_string(dd.dir.path().join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(300));
+        let mut args = vec!["--bridge", "none"];
+        args.extend_from_slice(extra);
+        let d = daemons::Dockerd::start(dir.path(), &args);
+        Dockerd {
+            sock: d.sock.clone(),
+            d,
+            _dir: dir,
         }
-        dd
     }
 
     pub fn docker(&self, args: &[&str]) -> Output {
-        Command::new(DOCKER)
-            .args(["-H", &self.sock])
-            .args(args)
-            .output()
-            .unwrap()
+        self.d.cmd(args).output().unwrap()
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
@@ -77,31 +52,5 @@ impl Dockerd {
             String::from_utf8_lossy(&o.stderr)
         );
         String::from_utf8_lossy(&o.stdout).to_string()
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let ps = self.docker(&["ps", "-aq"]);
-        for id in String::from_utf8_lossy(&ps.stdout).split_whitespace() {
-            let _ = self.docker(&["rm", "-f", id]);
-        }
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for sub in ["exec", "data"] {
-            let _ = Command::new("umount")
-                .arg("-R")
-                .arg("-l")
-                .arg(self.dir.path().join(sub))
-                .stderr(Stdio::null())
-                .status();
-        }
     }
 }

@@ -2,6 +2,8 @@
 //! busybox rootfs tarballs and OCI layouts built here (no registry needed).
 #![allow(dead_code)]
 
+#[path = "../../../tests/common/daemons.rs"]
+pub mod daemons;
 pub mod docker;
 pub mod net;
 
