@@ -301,6 +301,9 @@ enum NetworkCmd {
         /// Its IPv4 address there.
         #[arg(long)]
         ip: Option<String>,
+        /// Its IPv6 address there (a dual-stack network).
+        #[arg(long)]
+        ip6: Option<String>,
         /// More names it has there.
         #[arg(long)]
         alias: Vec<String>,
@@ -431,6 +434,9 @@ struct CreateArgs {
     /// The container's address on its network.
     #[arg(long)]
     ip: Option<String>,
+    /// The container's IPv6 address on its (dual-stack) network.
+    #[arg(long)]
+    ip6: Option<String>,
     /// HOST:IP lines for /etc/hosts.
     #[arg(long)]
     add_host: Vec<String>,
@@ -481,6 +487,7 @@ impl CreateArgs {
             entrypoint: self.entrypoint.clone(),
             net: hullctl::network::attach::NetOptions {
                 ip: self.ip.clone(),
+                ip6: self.ip6.clone(),
                 add_hosts: self.add_host.clone(),
                 dns: self.dns.clone(),
                 aliases: self.network_alias.clone(),
@@ -632,8 +639,16 @@ fn network_cmd(store: &Store, cmd: NetworkCmd) -> Result<i32> {
             network,
             container,
             ip,
+            ip6,
             alias,
-        } => network::attach::connect(store, &network, &container, ip.as_deref(), &alias)?,
+        } => network::attach::connect(
+            store,
+            &network,
+            &container,
+            ip.as_deref(),
+            ip6.as_deref(),
+            &alias,
+        )?,
         NetworkCmd::Disconnect {
             network,
             container,

@@ -286,6 +286,7 @@ fn dual_stack_containers_ping_each_other_over_ipv6() {
     let s6 = subnet6(2);
     n.network("dual", &subnet(2), &["--ipv6", "--subnet", &s6]);
     n.network("dual2", &subnet(8), &["--ipv6", "--subnet", &subnet6(8)]);
+    n.network("v4only", &subnet(9), &[]);
     let ctl = &n.ctl;
     let v: Value = serde_json::from_str(&ctl.ok(&["network", "inspect", "dual"])).unwrap();
     assert_eq!(v[0]["EnableIPv6"], true);
@@ -343,6 +344,54 @@ fn dual_stack_containers_ping_each_other_over_ipv6() {
     assert!(v[0]["Containers"]["v1"].is_null());
     ctl.ok(&["rm", "-f", "v2"]);
     assert_eq!(nft_rules("ip6", &tag("v2")), 0);
+    // --ip6: the address asked for, on run and on network connect.
+    let want = format!("{prefix}::42");
+    n.run("v3", &["--network", "dual", "--ip6", &want]);
+    assert_eq!(ip_of(ctl, "v3", "eth0", "-6"), want);
+    let want8 = subnet6(8).replace("::/64", "::7");
+    ctl.ok(&["network", "connect", "--ip6", &want8, "dual2", "v3"]);
+    assert_eq!(ip_of(ctl, "v3", "eth1", "-6"), want8);
+    // Taken, outside the subnet, the gateway, malformed, or on a network
+    // without IPv6: refused naming why, and nothing made.
+    let leases6 = ctl.root().join("networks/dual.leases6");
+    let before = std::fs::read(&leases6).unwrap();
+    let gw6 = gateway6(2);
+    for (net, ip, why) in [
+        ("dual", want.as_str(), "is already leased to container v3"),
+        (
+            "dual",
+            "fd00:1::5",
+            "is not a free host address of network dual",
+        ),
+        (
+            "dual",
+            gw6.as_str(),
+            "is not a free host address of network dual",
+        ),
+        ("dual", "fd00::zz", "--ip6 \"fd00::zz\""),
+        ("v4only", want.as_str(), "network v4only has no IPv6 subnet"),
+    ] {
+        let a = [
+            "run",
+            "-d",
+            "--name",
+            "v4",
+            "--network",
+            net,
+            "--ip6",
+            ip,
+            "bb:1",
+            "sleep",
+            "1000",
+        ];
+        let err = ctl.fails(&a);
+        assert!(err.contains(why), "{a:?}: {err}");
+        ctl.fails(&["inspect", "v4"]);
+        assert_eq!(std::fs::read(&leases6).unwrap(), before, "{a:?}: no lease");
+    }
+    let err = ctl.fails(&["network", "connect", "--ip6", &want, "v4only", "v3"]);
+    assert!(err.contains("network v4only has no IPv6 subnet"), "{err}");
+    ctl.ok(&["rm", "-f", "v3"]);
     // Bad IPv6 input: a clear error, nothing made.
     for (args, why) in [
         (vec!["--subnet", "fd00:235::/64"], "add --ipv6"),

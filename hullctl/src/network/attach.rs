@@ -20,6 +20,7 @@ use crate::store::Store;
 #[derive(Debug, Default, Clone)]
 pub struct NetOptions {
     pub ip: Option<String>,
+    pub ip6: Option<String>,
     pub add_hosts: Vec<String>,
     pub dns: Vec<String>,
     pub aliases: Vec<String>,
@@ -35,6 +36,9 @@ pub struct NetOptions {
 pub struct Settings {
     pub network: String,
     pub ip: Option<Ipv4Addr>,
+    /// `--ip6` (on a dual-stack network).
+    #[serde(default)]
+    pub ip6: Option<Ipv6Addr>,
     pub aliases: Vec<String>,
     pub add_hosts: Vec<(String, String)>,
     pub dns: Vec<String>,
@@ -53,6 +57,8 @@ pub struct Connected {
     /// The container's interface for it (eth1, eth2, ...).
     pub ifname: String,
     pub ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub ip6: Option<Ipv6Addr>,
     pub aliases: Vec<String>,
 }
 
@@ -147,6 +153,10 @@ pub fn prepare(
         }
         None => None,
     };
+    let ip6 = match &o.ip6 {
+        Some(s) => Some(want_ip6(&net, s).map_err(bad)?),
+        None => None,
+    };
     let mut add_hosts = Vec::new();
     for h in &o.add_hosts {
         let (host, addr) = h
@@ -179,6 +189,7 @@ pub fn prepare(
     Ok(Some(Settings {
         network: net.name,
         ip,
+        ip6,
         aliases: o.aliases.clone(),
         add_hosts,
         dns: o.dns.clone(),
@@ -186,6 +197,23 @@ pub fn prepare(
         ports,
         connected: Vec::new(),
     }))
+}
+
+/// `--ip6 ADDR`: a host address of `net`'s IPv6 subnet (whether another
+/// container holds it is the lease's question, at start).
+fn want_ip6(net: &Network, s: &str) -> std::result::Result<Ipv6Addr, String> {
+    let ip: Ipv6Addr = s.parse().map_err(|e| format!("--ip6 {s:?}: {e}"))?;
+    match (net.subnet6, net.gateway6) {
+        (Some(sub), Some(g)) if ipam::usable6(&sub, ip) && ip != g => Ok(ip),
+        (Some(sub), _) => Err(format!(
+            "--ip6 {ip} is not a free host address of network {} ({sub})",
+            net.name
+        )),
+        (None, _) => Err(format!(
+            "--ip6 {ip}: network {} has no IPv6 subnet (network create --ipv6 --subnet CIDR6)",
+            net.name
+        )),
+    }
 }
 
 /// Parse `-p [hostip:]hostport:containerport[/tcp|udp]` and `-P`; refuse a
@@ -402,7 +430,7 @@ pub fn hook(store: &Store) -> Result<()> {
 fn setup(store: &Store, name: &str, id: &str, pid: i32, s: &Settings) -> Result<()> {
     let net = super::load(store, &s.network)?;
     note_init(store, name, pid)?;
-    join(store, name, id, pid, &net, "eth0", s.ip, &s.ports)?;
+    join(store, name, id, pid, &net, "eth0", (s.ip, s.ip6), &s.ports)?;
     if let Err(e) = refresh_hosts(store, &net).and_then(|()| dns::sync(store, Some(name))) {
         let _ = teardown(store, name, id);
         return Err(e);
@@ -473,13 +501,13 @@ fn join(
     pid: i32,
     net: &Network,
     ifname: &str,
-    want: Option<Ipv4Addr>,
+    (want, want6): (Option<Ipv4Addr>, Option<Ipv6Addr>),
     ports: &[Publish],
 ) -> Result<()> {
     let leased = (|| -> Result<(Ipv4Addr, Option<Ipv6Addr>)> {
         let ip = ipam::allocate(store, net, name, want)?;
         let ip6 = match (net.subnet6, net.gateway6) {
-            (Some(s), Some(g)) => Some(ipam::allocate6(store, net, &s, g, name, None)?),
+            (Some(s), Some(g)) => Some(ipam::allocate6(store, net, &s, g, name, want6)?),
             _ => None,
         };
         Ok((ip, ip6))
@@ -534,6 +562,7 @@ pub fn connect(
     network: &str,
     container: &str,
     ip: Option<&str>,
+    ip6: Option<&str>,
     aliases: &[String],
 ) -> Result<()> {
     let rec = crate::container::record::find(store, container)?;
@@ -558,6 +587,10 @@ pub fn connect(
         ),
         None => None,
     };
+    let want6 = match ip6 {
+        Some(t) => Some(want_ip6(&net, t).map_err(bad)?),
+        None => None,
+    };
     let used: Vec<String> = s.networks().into_iter().map(|(_, i)| i).collect();
     let ifname = (1..)
         .map(|i| format!("eth{i}"))
@@ -568,12 +601,22 @@ pub fn connect(
         network: net.name.clone(),
         ifname: ifname.clone(),
         ip: want,
+        ip6: want6,
         aliases: aliases.to_vec(),
     });
     save_settings(store, &name, &s)?;
-    let joined = join(store, &name, &rec.id, pid, &net, &ifname, want, &[])
-        .and_then(|()| refresh_hosts(store, &net))
-        .and_then(|()| dns::sync(store, None));
+    let joined = join(
+        store,
+        &name,
+        &rec.id,
+        pid,
+        &net,
+        &ifname,
+        (want, want6),
+        &[],
+    )
+    .and_then(|()| refresh_hosts(store, &net))
+    .and_then(|()| dns::sync(store, None));
     if let Err(e) = joined {
         link::detach_on(&rec.id, &ifname);
         let _ = nft6::remove(&tag6(store, &name, &ifname));
@@ -646,6 +689,7 @@ pub fn attach_pid(
     let s = Settings {
         network: net.name,
         ip: None,
+        ip6: None,
         aliases: Vec::new(),
         add_hosts: Vec::new(),
         dns: Vec::new(),
