@@ -17,6 +17,7 @@ use common::net::*;
 use common::*;
 
 const BR_NF: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+const BR_NF6: &str = "/proc/sys/net/bridge/bridge-nf-call-ip6tables";
 
 fn sh(cmd: &str, args: &[&str]) -> Output {
     Command::new(cmd).args(args).output().unwrap()
@@ -36,20 +37,32 @@ fn iptables_s() -> String {
     String::from_utf8_lossy(&sh("iptables", &["-w", "-S"]).stdout).to_string()
 }
 
+fn ip6tables_s() -> String {
+    String::from_utf8_lossy(&sh("ip6tables", &["-w", "-S"]).stdout).to_string()
+}
+
+fn ipv6_enabled() -> bool {
+    fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6").is_ok_and(|s| s.trim() == "0")
+}
+
 /// What the test changes on the host, put back on drop (after dockerd is
 /// stopped): the FORWARD policy docker sets to DROP and leaves so, the
 /// br_netfilter switch. docker's own (empty) chains stay as docker leaves
 /// them; with the policy back they pass everything.
 struct HostState {
     forward_accept: bool,
+    forward_accept6: bool,
     br_nf: Option<String>,
+    br_nf6: Option<String>,
 }
 
 impl HostState {
     fn save() -> HostState {
         HostState {
             forward_accept: iptables_s().lines().any(|l| l == "-P FORWARD ACCEPT"),
+            forward_accept6: ip6tables_s().lines().any(|l| l == "-P FORWARD ACCEPT"),
             br_nf: fs::read_to_string(BR_NF).ok(),
+            br_nf6: fs::read_to_string(BR_NF6).ok(),
         }
     }
 }
@@ -59,8 +72,13 @@ impl Drop for HostState {
         if self.forward_accept {
             let _ = sh("iptables", &["-w", "-P", "FORWARD", "ACCEPT"]);
         }
-        if let Some(v) = &self.br_nf {
-            let _ = fs::write(BR_NF, v.trim());
+        if self.forward_accept6 {
+            let _ = sh("ip6tables", &["-w", "-P", "FORWARD", "ACCEPT"]);
+        }
+        for (path, v) in [(BR_NF, &self.br_nf), (BR_NF6, &self.br_nf6)] {
+            if let Some(v) = v {
+                let _ = fs::write(path, v.trim());
+            }
         }
     }
 }
@@ -183,17 +201,40 @@ fn works_alongside_dockers_iptables_rules_and_leaves_none_in_its_chains() {
     let _host = HostState::save();
     let dd = Dockerd::start_with_iptables();
     // docker's rules are in force: FORWARD drops by policy, bridged
-    // traffic goes through it.
+    // traffic goes through it; with --ip6tables, for IPv6 too (docker
+    // 20.10 makes no DOCKER-USER there: hullctl's accepts go in FORWARD).
     let rules = iptables_s();
     assert!(rules.contains("-P FORWARD DROP"), "{rules}");
     assert!(rules.contains("-N DOCKER-USER"), "{rules}");
-    if Path::new(BR_NF).exists() {
-        fs::write(BR_NF, "1").unwrap();
+    let rules6 = ip6tables_s();
+    assert!(rules6.contains("-P FORWARD DROP"), "{rules6}");
+    let chain6 = if rules6.contains("-N DOCKER-USER") {
+        "DOCKER-USER"
+    } else {
+        "FORWARD"
+    };
+    for br_nf in [BR_NF, BR_NF6] {
+        if Path::new(br_nf).exists() {
+            fs::write(br_nf, "1").unwrap();
+        }
     }
 
     let subnet = "10.233.251.0/24".to_string();
     let mut s = Net::new("net-docker", "hd");
     let bridge = s.network("net", &subnet, &[]);
+    let v6 = ipv6_enabled();
+    if !v6 {
+        eprintln!(
+            "SKIP the IPv6 part: IPv6 is disabled on this host (net.ipv6.conf.all.disable_ipv6)"
+        );
+    }
+    let bridge6 = v6.then(|| {
+        s.network(
+            "net6",
+            "10.233.252.0/24",
+            &["--ipv6", "--subnet", "fd00:233:252::/64"],
+        )
+    });
     let ctl = &s.ctl;
     let gw = subnet.replace(".0/24", ".1");
     let other = OtherHost::new(0);
@@ -258,6 +299,47 @@ fn works_alongside_dockers_iptables_rules_and_leaves_none_in_its_chains() {
     );
     assert_eq!(page.trim(), "hull-web");
 
+    // Two containers of a dual-stack network over IPv6 (bridged:
+    // br_netfilter hands it to ip6tables' FORWARD): hullctl's accepts are
+    // in ip6tables too; they go with the network.
+    if let Some(bridge6) = &bridge6 {
+        for c in ["e1", "e2"] {
+            ctl.ok(&[
+                "run",
+                "-d",
+                "--name",
+                c,
+                "--network",
+                "net6",
+                "bb:1",
+                "sleep",
+                "1000",
+            ]);
+        }
+        let out = ctl.ok(&[
+            "exec", "e2", "ip", "-6", "-o", "addr", "show", "eth0", "scope", "global",
+        ]);
+        let e2 = out
+            .split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .unwrap_or_else(|| panic!("no IPv6 address: {out}"))
+            .to_string();
+        ctl.ok(&["exec", "e1", "ping", "-6", "-c1", "-W2", &e2]);
+        let tag6 = format!("hullctl:{bridge6}");
+        let user6 = sh_ok("ip6tables", &["-w", "-S", chain6]);
+        assert_eq!(user6.matches(&tag6).count(), 2, "{user6}");
+        ctl.ok(&["rm", "-f", "e1", "e2"]);
+        ctl.ok(&["network", "rm", "net6"]);
+        let rules6 = ip6tables_s();
+        assert!(!rules6.contains(&tag6), "{rules6}");
+        assert!(
+            !iptables_s().contains(&tag6),
+            "net6's IPv4 accepts went too"
+        );
+    }
+
     // Everything removed: no hullctl rule in docker's chains.
     // (The accepts live as long as the bridge.)
     ctl.ok(&["rm", "-f", "da", "db", "web"]);
@@ -266,6 +348,8 @@ fn works_alongside_dockers_iptables_rules_and_leaves_none_in_its_chains() {
     ctl.ok(&["network", "rm", "net"]);
     let rules = iptables_s();
     assert!(!rules.contains("hullctl:"), "{rules}");
+    let rules6 = ip6tables_s();
+    assert!(!rules6.contains("hullctl:"), "{rules6}");
     drop(dd);
 }
 

@@ -20,6 +20,9 @@
 //! hullctl's own forward chain still drops new connections into a bridge
 //! and everything out of an `--internal` one, and its drop is final too.
 //!
+//! IPv6 is the same with `ip6tables` (docker's `--ip6tables` makes the
+//! same chains and policy there), for dual-stack networks.
+//!
 //! The `iptables` command is used (not nft on `ip filter`) so the rules
 //! land in whichever backend docker used (iptables-nft or legacy). The
 //! rules are made when a network's first container is set up (and checked
@@ -31,10 +34,25 @@ use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
 
-fn iptables_path() -> Option<&'static str> {
-    ["/usr/sbin/iptables", "/sbin/iptables", "/usr/bin/iptables"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
+/// The iptables command of one address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn path(self) -> Option<&'static str> {
+        let paths = match self {
+            Family::V4 => ["/usr/sbin/iptables", "/sbin/iptables", "/usr/bin/iptables"],
+            Family::V6 => [
+                "/usr/sbin/ip6tables",
+                "/sbin/ip6tables",
+                "/usr/bin/ip6tables",
+            ],
+        };
+        paths.into_iter().find(|p| std::path::Path::new(p).exists())
+    }
 }
 
 /// `iptables -S` of the filter table; None where there is no iptables or
@@ -93,6 +111,7 @@ fn line(chain: &str, spec: &[String]) -> String {
 }
 
 fn run(ipt: &str, args: &[String], what: &str) -> Result<()> {
+    let tool = ipt.rsplit('/').next().unwrap_or(ipt);
     let o = Command::new(ipt)
         .arg("-w")
         .args(args)
@@ -101,16 +120,21 @@ fn run(ipt: &str, args: &[String], what: &str) -> Result<()> {
         .map_err(|e| Error::io(ipt, e))?;
     if !o.status.success() {
         return Err(Error::Image(format!(
-            "iptables: {what}: {}",
+            "{tool}: {what}: {}",
             String::from_utf8_lossy(&o.stderr).trim()
         )));
     }
     Ok(())
 }
 
-/// Make sure `bridge`'s accepts are in the chain that needs them.
-pub fn ensure(bridge: &str) -> Result<()> {
-    let Some(ipt) = iptables_path() else {
+/// Make sure `bridge`'s accepts are in the chain that needs them, in
+/// `families`' tables.
+pub fn ensure(bridge: &str, families: &[Family]) -> Result<()> {
+    families.iter().try_for_each(|f| ensure_in(*f, bridge))
+}
+
+fn ensure_in(family: Family, bridge: &str) -> Result<()> {
+    let Some(ipt) = family.path() else {
         return Ok(());
     };
     let Some(l) = listing(ipt) else {
@@ -130,9 +154,16 @@ pub fn ensure(bridge: &str) -> Result<()> {
     Ok(())
 }
 
-/// Remove `bridge`'s accepts from wherever they are (absent is fine).
+/// Remove `bridge`'s accepts from wherever they are, in both families'
+/// tables (absent is fine).
 pub fn remove(bridge: &str) -> Result<()> {
-    let Some(ipt) = iptables_path() else {
+    [Family::V4, Family::V6]
+        .into_iter()
+        .try_for_each(|f| remove_in(f, bridge))
+}
+
+fn remove_in(family: Family, bridge: &str) -> Result<()> {
+    let Some(ipt) = family.path() else {
         return Ok(());
     };
     let Some(l) = listing(ipt) else {

@@ -26,6 +26,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
+use super::fw::Family;
 use super::Network;
 use crate::error::{Error, Result};
 
@@ -249,7 +250,12 @@ pub fn add(
         cmds,
         &format!("container {container} on network {}", net.name),
     )?;
-    super::fw::ensure(&net.bridge)
+    // Bridged IPv6 meets ip6tables' FORWARD the same way (br_netfilter).
+    let families: &[Family] = match net.subnet6 {
+        Some(_) => &[Family::V4, Family::V6],
+        None => &[Family::V4],
+    };
+    super::fw::ensure(&net.bridge, families)
 }
 
 /// The rules of `family`'s table as (chain, handle, comment); none if

@@ -23,9 +23,10 @@ impl Dockerd {
     }
 
     /// With docker's own iptables rules (FORWARD policy DROP, DOCKER-USER,
-    /// br_netfilter), as a host running docker has them.
+    /// br_netfilter), as a host running docker has them; ip6tables' too
+    /// (`--ip6tables`, experimental in 20.10).
     pub fn start_with_iptables() -> Dockerd {
-        Dockerd::start_with("dockerd-net", &[])
+        Dockerd::start_with("dockerd-net", &["--experimental", "--ip6tables"])
     }
 
     fn start_with(name: &str, extra: &[&str]) -> Dockerd {
