@@ -45,37 +45,21 @@ fn ipv6_enabled() -> bool {
     fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6").is_ok_and(|s| s.trim() == "0")
 }
 
-/// What the test changes on the host, put back on drop (after dockerd is
-/// stopped): the FORWARD policy docker sets to DROP and leaves so, the
-/// br_netfilter switch. docker's own (empty) chains stay as docker leaves
-/// them; with the policy back they pass everything.
-struct HostState {
-    forward_accept: bool,
-    forward_accept6: bool,
-    br_nf: Option<String>,
-    br_nf6: Option<String>,
-}
+/// The br_netfilter switches the test turns on, put back on drop (the
+/// FORWARD policies dockerd turns to DROP are put back by `Dockerd`;
+/// docker's own empty chains stay as docker leaves them, and with the
+/// policy back they pass everything).
+struct BrNetfilter([(&'static str, Option<String>); 2]);
 
-impl HostState {
-    fn save() -> HostState {
-        HostState {
-            forward_accept: iptables_s().lines().any(|l| l == "-P FORWARD ACCEPT"),
-            forward_accept6: ip6tables_s().lines().any(|l| l == "-P FORWARD ACCEPT"),
-            br_nf: fs::read_to_string(BR_NF).ok(),
-            br_nf6: fs::read_to_string(BR_NF6).ok(),
-        }
+impl BrNetfilter {
+    fn save() -> BrNetfilter {
+        BrNetfilter([BR_NF, BR_NF6].map(|p| (p, fs::read_to_string(p).ok())))
     }
 }
 
-impl Drop for HostState {
+impl Drop for BrNetfilter {
     fn drop(&mut self) {
-        if self.forward_accept {
-            let _ = sh("iptables", &["-w", "-P", "FORWARD", "ACCEPT"]);
-        }
-        if self.forward_accept6 {
-            let _ = sh("ip6tables", &["-w", "-P", "FORWARD", "ACCEPT"]);
-        }
-        for (path, v) in [(BR_NF, &self.br_nf), (BR_NF6, &self.br_nf6)] {
+        for (path, v) in &self.0 {
             if let Some(v) = v {
                 let _ = fs::write(path, v.trim());
             }
@@ -198,11 +182,18 @@ fn works_alongside_dockers_iptables_rules_and_leaves_none_in_its_chains() {
             return;
         }
     }
-    let _host = HostState::save();
+    let _br_nf = BrNetfilter::save();
     let dd = Dockerd::start_with_iptables();
     // docker's rules are in force: FORWARD drops by policy, bridged
     // traffic goes through it; with --ip6tables, for IPv6 too (docker
     // 20.10 makes no DOCKER-USER there: hullctl's accepts go in FORWARD).
+    // docker sets the IPv4 DROP policy only when it turns ip_forward on
+    // itself, as at boot on a docker host; here forwarding may be on
+    // already (other tests, tools), so the test sets what such a host
+    // has, for IPv6 as well. (`Dockerd` puts ACCEPT back when it stops.)
+    for tool in ["iptables", "ip6tables"] {
+        sh_ok(tool, &["-w", "-P", "FORWARD", "DROP"]);
+    }
     let rules = iptables_s();
     assert!(rules.contains("-P FORWARD DROP"), "{rules}");
     assert!(rules.contains("-N DOCKER-USER"), "{rules}");

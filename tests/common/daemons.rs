@@ -84,20 +84,39 @@ fn wait_up(what: &str, limit: Duration, log: &Path, mut up: impl FnMut() -> bool
     }
 }
 
+/// The FORWARD chains whose policy was ACCEPT (iptables, ip6tables):
+/// dockerd sets DROP and leaves it so when it stops.
+fn forward_accepting() -> Vec<&'static str> {
+    ["iptables", "ip6tables"]
+        .into_iter()
+        .filter(|t| {
+            output_within(
+                Command::new(t).args(["-w", "-S", "FORWARD"]),
+                Duration::from_secs(30),
+            )
+            .is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains("-P FORWARD ACCEPT"))
+        })
+        .collect()
+}
+
 /// A dockerd with data-root, exec-root, pidfile, socket and log
 /// (`dockerd.log`) under `dir`. Dropping it removes every container,
-/// stops the daemon and unmounts what it left under `dir`.
+/// stops the daemon, unmounts what it left under `dir` and puts back a
+/// FORWARD policy of ACCEPT that it turned to DROP (its own chains stay,
+/// as docker leaves them).
 pub struct Dockerd {
     child: Child,
     /// `unix://DIR/docker.sock`, for `docker -H`.
     pub sock: String,
     pub dir: PathBuf,
+    forward_accepting: Vec<&'static str>,
 }
 
 impl Dockerd {
     /// Start one with `extra` flags (e.g. `--config-file`, `--bridge
     /// none`, `--iptables=false`) and wait until it answers.
     pub fn start(dir: &Path, extra: &[&str]) -> Dockerd {
+        let forward_accepting = forward_accepting();
         let sock = format!("unix://{}", dir.join("docker.sock").display());
         let (out, err) = log_to(&dir.join("dockerd.log"));
         let child = Command::new(DOCKERD)
@@ -118,6 +137,7 @@ impl Dockerd {
             child,
             sock,
             dir: dir.to_path_buf(),
+            forward_accepting,
         };
         wait_up("dockerd", Duration::from_secs(60), &d.log_path(), || {
             output_within(&mut d.cmd(&["version"]), Duration::from_secs(10))
@@ -149,6 +169,12 @@ impl Drop for Dockerd {
         stop_child(&mut self.child, Duration::from_secs(20));
         for sub in ["exec", "data"] {
             umount_tree(&self.dir.join(sub));
+        }
+        for tool in &self.forward_accepting {
+            let _ = output_within(
+                Command::new(tool).args(["-w", "-P", "FORWARD", "ACCEPT"]),
+                Duration::from_secs(30),
+            );
         }
     }
 }
