@@ -9,6 +9,9 @@
 //! - [`host`]: temp dirs, commands, and what a pod may leave on the host
 
 pub mod cri;
+/// The test suites' shared daemon helpers (only `stop_child` is used here).
+#[path = "../../tests/common/daemons.rs"]
+pub mod daemons;
 pub mod host;
 pub mod image;
 pub mod node;
