@@ -35,8 +35,6 @@ fn shim_bin() -> PathBuf {
 
 struct Daemon {
     c: Containerd,
-    dir: PathBuf,
-    sock: PathBuf,
     ns: String,
     _tmp: TempDir,
 }
@@ -50,9 +48,7 @@ impl Daemon {
         std::os::unix::fs::symlink(shim_bin(), bin.join("containerd-shim-hull-v2")).unwrap();
         let c = Containerd::start(&d, Some(&bin));
         Daemon {
-            sock: c.sock.clone(),
             c,
-            dir: d,
             ns: common::unique_id("shim"),
             _tmp: tmp,
         }
@@ -143,11 +139,11 @@ fn update_memory(d: &Daemon, id: &str, limit: i64) -> Result<(), String> {
     use containerd_shim_protos::api::UpdateTaskRequest;
     use containerd_shim_protos::protobuf::well_known_types::any::Any;
     use containerd_shim_protos::{Client, TaskClient};
-    let bundle = d
-        .dir
-        .join("state/io.containerd.runtime.v2.task")
-        .join(&d.ns)
-        .join(id);
+    let bundle =
+        d.c.dir
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&d.ns)
+            .join(id);
     let address = fs::read_to_string(bundle.join("address")).map_err(|e| e.to_string())?;
     let client = TaskClient::new(Client::connect(&address).map_err(|e| e.to_string())?);
     let req = UpdateTaskRequest {
@@ -190,7 +186,7 @@ fn processes_with(what: &str) -> bool {
 fn subscribe(d: &Daemon) -> Child {
     let mut c = Command::new("ctr");
     c.arg("--address")
-        .arg(&d.sock)
+        .arg(&d.c.sock)
         .args(["--namespace", &d.ns, "events"]);
     c.stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -281,7 +277,7 @@ fn ctr_run_with_the_hull_shim() {
     let id = common::unique_id("stdin");
     let line = format!(
         "printf 'from-stdin\\n' | ctr --address {} --namespace {ns} run --rm --runtime {RUNTIME} {IMAGE} {id} sh -c 'cat; echo eof-seen'",
-        d.sock.display()
+        d.c.sock.display()
     );
     let r = run_timeout(Command::new("sh").args(["-c", &line]), STEP);
     check(
@@ -297,7 +293,7 @@ fn ctr_run_with_the_hull_shim() {
 
     // Log URIs: file:// (appended to) and binary:// (a logging process
     // gets the output on fds 3 and 4, signals ready by closing fd 5).
-    let logs = d.dir.join("logs");
+    let logs = d.c.dir.join("logs");
     fs::create_dir_all(&logs).unwrap();
     let id = common::unique_id("filelog");
     let uri = format!("file://{}", logs.join("file.log").display());
@@ -404,7 +400,7 @@ fn ctr_run_with_the_hull_shim() {
     );
     let line = format!(
         "ctr --address {} --namespace {ns} task exec -t --exec-id e2 {id} sh -c 'tty; stty size; echo tty-ok'",
-        d.sock.display()
+        d.c.sock.display()
     );
     let r = run_timeout(
         Command::new("script").args(["-qec", &line, "/dev/null"]),
@@ -451,7 +447,7 @@ fn ctr_run_with_the_hull_shim() {
     );
     let line = format!(
         "stty rows 33 cols 101; ctr --address {} --namespace {ns} task exec -t --exec-id e4 {id} sh -c 'sleep 1; stty size'",
-        d.sock.display()
+        d.c.sock.display()
     );
     let r = run_timeout(
         Command::new("script").args(["-qec", &line, "/dev/null"]),
@@ -568,7 +564,7 @@ fn ctr_run_with_the_hull_shim() {
         let _ = d.ctr(&["task", "rm", "-f", &id]);
         d.task_status(&id).is_empty()
     });
-    let left = common::host_mounts_under(&d.dir.join("state"));
+    let left = common::host_mounts_under(&d.c.dir.join("state"));
     check(
         &mut steps,
         "killed shim: cleaned by delete",
@@ -662,7 +658,7 @@ fn ctr_run_with_the_hull_shim() {
     }
     sleep(Duration::from_millis(300));
     let shims = shims_of(&ns);
-    let mounts = common::host_mounts_under(&d.dir.join("state"));
+    let mounts = common::host_mounts_under(&d.c.dir.join("state"));
     let cg = Path::new("/sys/fs/cgroup/memory").join(&ns);
     let states: Vec<_> = fs::read_dir(Path::new(STATE_ROOT).join(&ns))
         .map(|r| r.flatten().map(|e| e.file_name()).collect())
@@ -776,12 +772,12 @@ fn checkpoint_and_restore_through_containerd() {
     // reader goes away when it returns).
     let marker = format!("# {id}");
     let script = format!("i=0; while :; do i=$((i+1)); echo $i > /count; sleep 0.1; done {marker}");
-    let rootfs = d
-        .dir
-        .join("state/io.containerd.runtime.v2.task")
-        .join(&d.ns)
-        .join(&id)
-        .join("rootfs");
+    let rootfs =
+        d.c.dir
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&d.ns)
+            .join(&id)
+            .join("rootfs");
     let r = d.run(&["-d"], &id, &["sh", "-c", &script]);
     check(&mut steps, "run -d: the counter", expect(r.code == 0, &r));
     let before = count_until(&rootfs, |n| n >= 30);
