@@ -401,11 +401,7 @@ fn containers_behave_as_docker() {
     wait_log("stubborn", "up");
     for (who, o) in [
         ("hullctl", ctl.cmd(&["stop", "-t", "1", "stubborn"])),
-        ("docker", {
-            let mut c = Command::new(DOCKER);
-            c.args(["-H", &dd.sock, "stop", "-t", "1", "stubborn"]);
-            c
-        }),
+        ("docker", dd.cmd(&["stop", "-t", "1", "stubborn"])),
     ] {
         let mut o = o;
         let start = Instant::now();

@@ -2,7 +2,7 @@
 //! temp dir, no docker0 (`--bridge none`); containers removed and the
 //! daemon stopped on drop (the shared `tests/common/daemons.rs`).
 
-use std::process::Output;
+use std::process::{Command, Output};
 
 use super::daemons;
 use super::TempDir;
@@ -12,7 +12,6 @@ pub const DOCKER: &str = daemons::DOCKER;
 
 pub struct Dockerd {
     d: daemons::Dockerd,
-    pub sock: String,
     _dir: TempDir,
 }
 
@@ -34,15 +33,16 @@ impl Dockerd {
         let mut args = vec!["--bridge", "none"];
         args.extend_from_slice(extra);
         let d = daemons::Dockerd::start(dir.path(), &args);
-        Dockerd {
-            sock: d.sock.clone(),
-            d,
-            _dir: dir,
-        }
+        Dockerd { d, _dir: dir }
+    }
+
+    /// `docker -H SOCK args...`, not run yet.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        self.d.cmd(args)
     }
 
     pub fn docker(&self, args: &[&str]) -> Output {
-        self.d.cmd(args).output().unwrap()
+        self.cmd(args).output().unwrap()
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
