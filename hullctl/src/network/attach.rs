@@ -140,23 +140,17 @@ pub fn prepare(
     };
     let net = super::get_or_default(store, net_name)?;
     let bad = |m: String| Error::Usage(format!("container {name}: {m}"));
-    let ip = match &o.ip {
-        Some(s) => {
-            let ip: Ipv4Addr = s.parse().map_err(|e| bad(format!("--ip {s:?}: {e}")))?;
-            if !ipam::usable(&net.subnet, ip) || ip == net.gateway {
-                return Err(bad(format!(
-                    "--ip {ip} is not a free host address of network {} ({})",
-                    net.name, net.subnet
-                )));
-            }
-            Some(ip)
-        }
-        None => None,
-    };
-    let ip6 = match &o.ip6 {
-        Some(s) => Some(want_ip6(&net, s).map_err(bad)?),
-        None => None,
-    };
+    let ip =
+        o.ip.as_deref()
+            .map(|s| want_ip(&net, s))
+            .transpose()
+            .map_err(bad)?;
+    let ip6 = o
+        .ip6
+        .as_deref()
+        .map(|s| want_ip6(&net, s))
+        .transpose()
+        .map_err(bad)?;
     let mut add_hosts = Vec::new();
     for h in &o.add_hosts {
         let (host, addr) = h
@@ -199,8 +193,20 @@ pub fn prepare(
     }))
 }
 
-/// `--ip6 ADDR`: a host address of `net`'s IPv6 subnet (whether another
+/// `--ip ADDR`: a host address of `net`'s subnet (whether another
 /// container holds it is the lease's question, at start).
+fn want_ip(net: &Network, s: &str) -> std::result::Result<Ipv4Addr, String> {
+    let ip: Ipv4Addr = s.parse().map_err(|e| format!("--ip {s:?}: {e}"))?;
+    if !ipam::usable(&net.subnet, ip) || ip == net.gateway {
+        return Err(format!(
+            "--ip {ip} is not a free host address of network {} ({})",
+            net.name, net.subnet
+        ));
+    }
+    Ok(ip)
+}
+
+/// `--ip6 ADDR`: the same for `net`'s IPv6 subnet.
 fn want_ip6(net: &Network, s: &str) -> std::result::Result<Ipv6Addr, String> {
     let ip: Ipv6Addr = s.parse().map_err(|e| format!("--ip6 {s:?}: {e}"))?;
     match (net.subnet6, net.gateway6) {
@@ -580,17 +586,8 @@ pub fn connect(
     for a in aliases {
         check_name(&name, "--alias", a)?;
     }
-    let want = match ip {
-        Some(t) => Some(
-            t.parse::<Ipv4Addr>()
-                .map_err(|e| bad(format!("--ip {t:?}: {e}")))?,
-        ),
-        None => None,
-    };
-    let want6 = match ip6 {
-        Some(t) => Some(want_ip6(&net, t).map_err(bad)?),
-        None => None,
-    };
+    let want = ip.map(|t| want_ip(&net, t)).transpose().map_err(bad)?;
+    let want6 = ip6.map(|t| want_ip6(&net, t)).transpose().map_err(bad)?;
     let used: Vec<String> = s.networks().into_iter().map(|(_, i)| i).collect();
     let ifname = (1..)
         .map(|i| format!("eth{i}"))
