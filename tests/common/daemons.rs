@@ -6,9 +6,10 @@
 #![allow(dead_code)]
 
 use std::fs;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::thread::sleep;
+use std::thread::{sleep, JoinHandle};
 use std::time::{Duration, Instant};
 
 pub const DOCKERD: &str = "/usr/sbin/dockerd";
@@ -17,24 +18,48 @@ pub const CONTAINERD: &str = "containerd";
 pub const CTR: &str = "ctr";
 
 /// `cmd`'s output, or None if it did not finish within `limit` (it is
-/// killed then): a wedged daemon must not hang a test's cleanup.
-pub fn output_within(cmd: &mut Command, limit: Duration) -> Option<Output> {
+/// killed then): a wedged daemon must not hang a test. The pipes are read
+/// while it runs, so any amount of output fits.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> io::Result<Option<Output>> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
+        .spawn()?;
+    let (out, err) = (reader(child.stdout.take()), reader(child.stderr.take()));
     let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return child.wait_with_output().ok();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(Output {
+                status,
+                stdout: out.join().unwrap_or_default(),
+                stderr: err.join().unwrap_or_default(),
+            }));
+        }
+        if Instant::now() >= deadline {
+            // A grandchild may still hold the pipes: the readers are left
+            // to end with it.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
         }
         sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
+}
+
+fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut v);
+        }
+        v
+    })
+}
+
+/// Whether `cmd` succeeded within `limit`.
+fn succeeds_within(cmd: &mut Command, limit: Duration) -> bool {
+    matches!(output_within(cmd, limit), Ok(Some(o)) if o.status.success())
 }
 
 /// SIGTERM, then SIGKILL if `child` has not exited within `grace`; reaped.
@@ -90,11 +115,11 @@ fn forward_accepting() -> Vec<&'static str> {
     ["iptables", "ip6tables"]
         .into_iter()
         .filter(|t| {
-            output_within(
+            let o = output_within(
                 Command::new(t).args(["-w", "-S", "FORWARD"]),
                 Duration::from_secs(30),
-            )
-            .is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains("-P FORWARD ACCEPT"))
+            );
+            matches!(o, Ok(Some(o)) if String::from_utf8_lossy(&o.stdout).contains("-P FORWARD ACCEPT"))
         })
         .collect()
 }
@@ -140,8 +165,7 @@ impl Dockerd {
             forward_accepting,
         };
         wait_up("dockerd", Duration::from_secs(60), &d.log_path(), || {
-            output_within(&mut d.cmd(&["version"]), Duration::from_secs(10))
-                .is_some_and(|o| o.status.success())
+            succeeds_within(&mut d.cmd(&["version"]), Duration::from_secs(10))
         });
         d
     }
@@ -161,7 +185,7 @@ impl Dockerd {
 impl Drop for Dockerd {
     fn drop(&mut self) {
         let limit = Duration::from_secs(60);
-        if let Some(ps) = output_within(&mut self.cmd(&["ps", "-aq"]), limit) {
+        if let Ok(Some(ps)) = output_within(&mut self.cmd(&["ps", "-aq"]), limit) {
             for id in String::from_utf8_lossy(&ps.stdout).split_whitespace() {
                 let _ = output_within(&mut self.cmd(&["rm", "-f", id]), limit);
             }
@@ -231,11 +255,10 @@ impl Containerd {
         self.child = Some(child);
         let log = self.log_path();
         wait_up("containerd", Duration::from_secs(30), &log, || {
-            output_within(
+            succeeds_within(
                 &mut self.ctr_cmd("default", &["version"]),
                 Duration::from_secs(10),
             )
-            .is_some_and(|o| o.status.success())
         });
     }
 

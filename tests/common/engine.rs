@@ -3,12 +3,10 @@
 //! (its log proves which runtime an engine really invoked).
 
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -42,51 +40,18 @@ pub fn tail(s: &str) -> String {
 
 /// Run `cmd` to completion (killed after `timeout`), capturing its output.
 pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> Run {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break -999;
-        }
-        sleep(Duration::from_millis(50));
-    };
-    // A timed-out command may leave a grandchild holding the pipes.
-    let stdout = if code == -999 {
-        String::from("(timed out)")
-    } else {
-        t_out.join().unwrap()
-    };
-    let stderr = if code == -999 {
-        String::new()
-    } else {
-        t_err.join().unwrap()
-    };
-    Run {
-        code,
-        stdout,
-        stderr,
+    match super::daemons::output_within(cmd, timeout) {
+        Ok(Some(o)) => Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        },
+        Ok(None) => Run {
+            code: -999,
+            stdout: String::from("(timed out)"),
+            stderr: String::new(),
+        },
+        Err(e) => panic!("spawn {cmd:?}: {e}"),
     }
 }
 
